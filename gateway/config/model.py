@@ -1,0 +1,448 @@
+"""The configuration schema: every key, its type and its default.
+
+The YAML file is validated into these models at start-up; `gateway config schema`
+prints their JSON Schema and `docs/configuration.md` is generated from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from gateway.secret import Secret
+
+DEFAULT_PREFIX = "/_gateway"
+DEFAULT_SCOPES = ("openid", "email", "profile")
+DEFAULT_IDENTITY_HEADERS: dict[str, str] = {
+    "X-Auth-Request-User": "sub",
+    "X-Auth-Request-Email": "email",
+    "X-Auth-Request-Preferred-Username": "preferred_username",
+    "X-Auth-Request-Groups": "groups",
+}
+DEFAULT_STRIP_PREFIXES = ("X-Auth-Request-", "X-Gateway-", "X-Forwarded-User", "X-Remote-User")
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not a URL (expected http:// or https:// with a host)")
+    return value.rstrip("/") if parts.path not in ("", "/") else value
+
+
+def _path_prefix(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError("must start with '/'")
+    return value
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("not an IP address or CIDR network") from None
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+PathPrefix = Annotated[str, AfterValidator(_path_prefix)]
+Network = Annotated[str, AfterValidator(_network)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsServer(Section):
+    cert_file: str = Field(description="PEM certificate chain served to clients.")
+    key_file: str = Field(description="PEM private key of the certificate.")
+
+
+class Listen(Section):
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=256, description="Worker processes sharing the socket.")
+    tls: TlsServer | None = Field(None, description="Terminate TLS here (no ingress in front).")
+    shutdown_timeout: Seconds = Field(
+        30, description="On SIGTERM, seconds to let in-flight requests finish."
+    )
+
+
+class Logging(Section):
+    format: Literal["json", "text"] = Field("json", description="Log line format.")
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    access_log: bool = Field(True, description="One line per proxied request.")
+
+
+class Limits(Section):
+    max_header_size: int = Field(
+        16384, ge=1024, description="Largest request line / header field accepted, in bytes."
+    )
+    max_body_size: int = Field(
+        0, ge=0, description="Largest request body forwarded, in bytes; 0 means no limit."
+    )
+
+
+class UpstreamTls(Section):
+    ca_file: str | None = Field(None, description="PEM CA bundle to verify the upstream.")
+    verify: bool = Field(
+        True, description="Verify the upstream certificate. Turn off only on purpose."
+    )
+
+
+class Timeouts(Section):
+    connect: Seconds = Field(5, description="Seconds to open a connection to the upstream.")
+    read: Seconds = Field(60, description="Seconds to wait for the upstream's response head.")
+
+
+class ClaimRule(Section):
+    """One claim requirement: exactly one of equals, one_of, contains."""
+
+    claim: str = Field(description="Claim name (dots reach into nested objects).")
+    equals: str | int | bool | None = Field(None, description="Claim must equal this value.")
+    one_of: list[str] | None = Field(None, description="Claim must be one of these values.")
+    contains: str | None = Field(None, description="List claim must contain this value.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClaimRule:
+        given = [x for x in (self.equals, self.one_of, self.contains) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of equals, one_of, contains")
+        return self
+
+
+class Policy(Section):
+    """Who may pass: every listed requirement must hold (empty means any authenticated)."""
+
+    methods: list[str] | None = Field(None, description="Allowed HTTP methods (default: all).")
+    scopes_all: list[str] = Field(default_factory=list, description="Every scope is required.")
+    scopes_any: list[str] = Field(default_factory=list, description="At least one is required.")
+    claims: list[ClaimRule] = Field(default_factory=list, description="Claim requirements.")
+    groups: list[str] = Field(
+        default_factory=list, description="Caller must be in at least one of these groups."
+    )
+    emails: list[str] = Field(default_factory=list, description="Allowed e-mail addresses.")
+    email_domains: list[str] = Field(default_factory=list, description="Allowed e-mail domains.")
+    client_ids: list[str] = Field(
+        default_factory=list, description="Allowed OAuth client ids (bearer callers)."
+    )
+
+    @field_validator("methods")
+    @classmethod
+    def _upper(cls, value: list[str] | None) -> list[str] | None:
+        return [m.upper() for m in value] if value is not None else None
+
+
+class IdentityTokenConfig(Section):
+    """A JWT minted per caller and passed to the upstream (see docs/identity-tokens.md)."""
+
+    header: str = Field("X-Gateway-Identity", description="Header carrying the token.")
+    algorithm: Literal["RS256", "ES256", "EdDSA", "HS256"] = Field(
+        "RS256", description="Signing algorithm; HS256 needs `secret`."
+    )
+    secret: Secret | None = Field(None, description="Shared secret for HS256.")
+    audience: str | None = Field(None, description="`aud` claim (default: the upstream URL).")
+    issuer: str | None = Field(None, description="`iss` claim (default: the gateway's URL).")
+    ttl: Seconds = Field(300, description="Token lifetime in seconds.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Extra JOSE header fields, e.g. cty."
+    )
+    claims: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Claim template; strings like '{sub}' or '{claims.email}' are filled in.",
+    )
+    include_standard_claims: bool = Field(
+        True, description="Add aud, iat, jti besides iss, sub, exp."
+    )
+
+
+class Route(Section):
+    name: str | None = Field(None, description="Label used in logs and metrics.")
+    host: str | None = Field(
+        None, description="Host to match: exact, or '*.example.com'. Absent: any host."
+    )
+    path: PathPrefix = Field("/", description="Path prefix; the longest matching prefix wins.")
+    upstream: HttpUrl = Field(description="Where matching requests go (http:// or https://).")
+    auth: Literal["public", "login", "bearer", "login_or_bearer"] = Field(
+        "login", description="How callers authenticate on this route."
+    )
+    provider: str | None = Field(None, description="Pin the login to this provider's name.")
+    preserve_host: bool = Field(False, description="Send the client's Host header upstream.")
+    strip_prefix: bool = Field(False, description="Remove the matched path prefix upstream.")
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+    tls: UpstreamTls = Field(default_factory=UpstreamTls)
+    policy: Policy = Field(default_factory=Policy)
+    identity_headers: dict[str, str] | None = Field(
+        None, description="Header -> claim mapping for this route (default: the global one)."
+    )
+    pass_access_token: bool = Field(
+        False, description="Send the session's access token as Authorization: Bearer."
+    )
+    pass_id_token_header: str | None = Field(
+        None, description="Send the session's id_token in this header."
+    )
+    forward_authorization: bool = Field(
+        True, description="On bearer routes, forward the caller's Authorization header."
+    )
+    identity_token: IdentityTokenConfig | None = Field(
+        None, description="Mint a signed identity token for the upstream."
+    )
+    logout_notify_url: HttpUrl | None = Field(
+        None, description="POST a logout notice here when a session of this route's app dies."
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.lower()
+        bare = value[2:] if value.startswith("*.") else value
+        if not bare or "*" in bare or "/" in bare:
+            raise ValueError("expected a host name like 'app.example.com' or '*.example.com'")
+        return value
+
+
+class Endpoints(Section):
+    """Hand-configured provider endpoints (for providers without discovery)."""
+
+    authorization: HttpUrl | None = None
+    token: HttpUrl | None = None
+    userinfo: str | None = Field(
+        None, description="May contain {field} placeholders filled from the token response."
+    )
+    jwks: HttpUrl | None = None
+    end_session: HttpUrl | None = None
+    introspection: HttpUrl | None = None
+    revocation: HttpUrl | None = None
+
+
+class Provider(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Short id used in URLs.")
+    label: str | None = Field(None, description="Text on the sign-in button.")
+    issuer: str = Field(description="The provider's issuer URL, exactly as it publishes it.")
+    discovery: bool = Field(True, description="Read endpoints from the discovery document.")
+    endpoints: Endpoints = Field(default_factory=Endpoints)
+    client_id: str
+    client_secret: Secret | None = None
+    token_endpoint_auth_method: Literal[
+        "client_secret_basic", "client_secret_post", "none", "private_key_jwt"
+    ] = Field("client_secret_basic", description="How the gateway authenticates to the IdP.")
+    private_key_file: str | None = Field(None, description="PEM key for private_key_jwt.")
+    private_key_id: str | None = Field(None, description="`kid` for private_key_jwt.")
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+    extra_auth_params: dict[str, str] = Field(
+        default_factory=dict, description="Extra authorization parameters (prompt, acr_values)."
+    )
+    pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
+    fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")
+    id_token_algorithms: list[str] | None = Field(
+        None, description="Accepted id_token algorithms (default: what the IdP advertises)."
+    )
+    allow_insecure_http: bool = Field(
+        False, description="Allow a plain-http issuer on a loopback address (development)."
+    )
+    allow_private_network: bool = Field(
+        False, description="Allow endpoints on private or internal addresses (SSRF guard)."
+    )
+    leeway: float = Field(60, ge=0, le=600, description="Clock skew allowed, seconds.")
+    post_logout_redirect_uri: str | None = Field(
+        None, description="Where the IdP sends the browser after logout (default: gateway '/')."
+    )
+    backchannel_logout: bool = Field(True, description="Accept back-channel logout tokens.")
+    timeout: Seconds = Field(10, description="Seconds for each call to the provider.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Provider:
+        needs_secret = self.token_endpoint_auth_method in (
+            "client_secret_basic",
+            "client_secret_post",
+        )
+        if needs_secret and not self.client_secret:
+            raise ValueError(f"{self.token_endpoint_auth_method} needs client_secret")
+        if self.token_endpoint_auth_method == "private_key_jwt" and not self.private_key_file:
+            raise ValueError("private_key_jwt needs private_key_file")
+        if self.token_endpoint_auth_method == "none" and not self.pkce:
+            raise ValueError("a public client (auth method none) must use PKCE")
+        if not self.discovery:
+            missing = [
+                n for n in ("authorization", "token", "jwks") if getattr(self.endpoints, n) is None
+            ]
+            if missing:
+                raise ValueError("discovery is off, so endpoints must name " + ", ".join(missing))
+        return self
+
+
+class RedisConfig(Section):
+    url: str = Field(
+        "redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL (password allowed)."
+    )
+    password: Secret | None = Field(None, description="Password, if not in the URL.")
+    sentinel: list[str] | None = Field(
+        None, description="Sentinel addresses host:port; then `master_name` is used."
+    )
+    master_name: str | None = Field(None, description="Sentinel master name.")
+    cluster: bool = Field(False, description="Connect to a Redis Cluster.")
+    key_prefix: str = Field("gw:", description="Prefix of every key the gateway writes.")
+    ca_file: str | None = Field(None, description="CA bundle for rediss://.")
+    timeout: Seconds = Field(2, description="Seconds per Redis command.")
+
+
+class Sessions(Section):
+    store: Literal["memory", "redis"] = Field("memory", description="Where sessions live.")
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    secrets: list[Secret] = Field(
+        default_factory=list,
+        description="Server-side keys (>= 32 chars); the first is used, all are accepted.",
+    )
+    cookie_name: str = Field("gateway_session", description="Session cookie name.")
+    cookie_secure: bool = Field(True, description="Mark cookies Secure. Off only for plain http.")
+    cookie_domain: str | None = Field(None, description="Cookie Domain (default: host only).")
+    idle_timeout: Seconds = Field(3600, description="Session ends after this long unused.")
+    absolute_timeout: Seconds = Field(28800, description="Session ends this long after login.")
+    refresh_before: Seconds = Field(
+        60, description="Refresh the access token this long before it expires."
+    )
+    refresh_lock_wait: Seconds = Field(
+        5, description="Seconds a request waits for another refresh of its session."
+    )
+    refresh_grace: float = Field(
+        300, ge=0, description="Keep a session this long when refresh fails for network reasons."
+    )
+    cache_ttl: float = Field(
+        2, ge=0, description="Per-instance cache of sessions, seconds (0: off)."
+    )
+    login_state_ttl: Seconds = Field(600, description="Seconds a login may take.")
+
+    @field_validator("secrets")
+    @classmethod
+    def _long_enough(cls, value: list[Secret]) -> list[Secret]:
+        for i, secret in enumerate(value):
+            if len(secret.reveal()) < 32:
+                raise ValueError(f"secret {i} is shorter than 32 characters")
+        return value
+
+
+class Introspection(Section):
+    endpoint: HttpUrl | None = Field(None, description="Default: from discovery.")
+    client_id: str
+    client_secret: Secret | None = None
+    auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt"] = (
+        "client_secret_basic"
+    )
+    private_key_file: str | None = None
+    mode: Literal["opaque", "all"] = Field(
+        "opaque", description="Introspect only non-JWT tokens, or every token of this issuer."
+    )
+
+
+class TrustedIssuer(Section):
+    issuer: str = Field(description="`iss` of accepted access tokens.")
+    discovery: bool = Field(True, description="Find jwks_uri / introspection by discovery.")
+    jwks_uri: HttpUrl | None = None
+    audiences: list[str] = Field(description="Accepted `aud` values (at least one must match).")
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"],
+        description="Accepted signing algorithms (never 'none').",
+    )
+    introspection: Introspection | None = None
+    allow_insecure_http: bool = False
+    allow_private_network: bool = False
+    leeway: float = Field(30, ge=0, le=600)
+
+    @field_validator("algorithms")
+    @classmethod
+    def _no_none(cls, value: list[str]) -> list[str]:
+        if any(a.lower() == "none" for a in value) or not value:
+            raise ValueError("'none' is never accepted and the list cannot be empty")
+        return value
+
+
+class Bearer(Section):
+    issuers: list[TrustedIssuer] = Field(default_factory=list)
+    realm: str = Field("gateway", description="realm in WWW-Authenticate.")
+    cache_ttl: Seconds = Field(300, description="Longest a positive introspection is cached.")
+    negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")
+    cache_max_entries: int = Field(100_000, ge=100, description="Bound of the in-memory caches.")
+    shared_cache: bool = Field(True, description="With Redis sessions, share the cache in Redis.")
+
+
+class IdentityHeaders(Section):
+    headers: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_IDENTITY_HEADERS),
+        description="Header -> claim mapping sent to upstreams.",
+    )
+    strip_prefixes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_STRIP_PREFIXES),
+        description="Client headers starting with these are always removed.",
+    )
+
+
+class SigningKey(Section):
+    file: str = Field(description="PEM private key (RSA, EC P-256 or Ed25519).")
+    kid: str | None = Field(None, description="Key id (default: the JWK thumbprint).")
+
+
+class Admin(Section):
+    token: Secret | None = Field(None, description="Bearer credential for /_gateway/admin/*.")
+
+
+class RateLimit(Section):
+    enabled: bool = True
+    per_minute: int = Field(120, ge=1, description="Requests per client address per minute.")
+
+
+class Metrics(Section):
+    enabled: bool = True
+    listen: str | None = Field(None, description="Separate host:port for metrics.")
+
+
+class Config(Section):
+    """Top level of the configuration file."""
+
+    public_url: HttpUrl | None = Field(
+        None, description="External base URL of the gateway (default: from the request)."
+    )
+    prefix: PathPrefix = Field(DEFAULT_PREFIX, description="Reserved path for gateway endpoints.")
+    listen: Listen = Field(default_factory=Listen)
+    logging: Logging = Field(default_factory=Logging)
+    limits: Limits = Field(default_factory=Limits)
+    trusted_proxies: list[Network] = Field(
+        default_factory=list, description="Peers whose X-Forwarded-* headers are believed."
+    )
+    allowed_redirect_hosts: list[str] = Field(
+        default_factory=list, description="Other hosts a login may return to."
+    )
+    routes: list[Route] = Field(min_length=1)
+    providers: list[Provider] = Field(default_factory=list)
+    sessions: Sessions = Field(default_factory=Sessions)
+    bearer: Bearer = Field(default_factory=Bearer)
+    identity: IdentityHeaders = Field(default_factory=IdentityHeaders)
+    signing_keys: list[SigningKey] = Field(
+        default_factory=list, description="Keys for identity tokens; the last one signs."
+    )
+    admin: Admin = Field(default_factory=Admin)
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    metrics: Metrics = Field(default_factory=Metrics)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        names = [p.name for p in self.providers]
+        if len(set(names)) != len(names):
+            raise ValueError("providers: names must be unique")
+        for i, route in enumerate(self.routes):
+            if route.provider is not None and route.provider not in names:
+                raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")
+        return self

@@ -1,0 +1,116 @@
+"""The gateway's exception tree; one middleware turns each branch into a response.
+
+GatewayError                      (status 500, never shows details to the client)
+├── ConfigError                   configuration invalid (start-up / reload / check)
+├── BadRequest                    400: malformed input from the client
+├── Unauthorized                  401: no or invalid credentials
+│   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
+├── Forbidden                     403: authenticated but not allowed
+│   └── InsufficientScope         403 with RFC 6750 error="insufficient_scope"
+├── NotFound                      404: no route
+├── LoginError                    400: the login flow failed (state, provider error, token)
+├── ProviderUnavailable           503: the IdP cannot be reached or answered badly
+├── StoreUnavailable              503: the session store cannot be reached
+└── UpstreamError                 502: the upstream refused or broke the connection
+    └── UpstreamTimeout           504: the upstream did not answer in time
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+    status = 500
+    code = "internal_error"
+    public_message = "The gateway could not handle this request."
+
+    def __init__(self, message: str = "", *, public: str | None = None) -> None:
+        super().__init__(message or self.public_message)
+        if public is not None:
+            self.public_message = public
+
+
+class ConfigError(GatewayError):
+    """The configuration is invalid; ``problems`` lists each one with its key path."""
+
+    code = "config_error"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+    public_message = "The request was malformed."
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "unauthorized"
+    public_message = "Authentication is required."
+
+
+class InvalidToken(Unauthorized):
+    """A bearer token is missing, malformed, expired or unknown (RFC 6750 3.1)."""
+
+    code = "invalid_token"
+    public_message = "The access token is missing or invalid."
+
+
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+    public_message = "You are not allowed to access this resource."
+
+
+class InsufficientScope(Forbidden):
+    code = "insufficient_scope"
+
+    def __init__(self, message: str, *, scope: str) -> None:
+        super().__init__(message, public=message)
+        self.scope = scope
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+    public_message = "No application is configured at this address."
+
+
+class LoginError(GatewayError):
+    status = 400
+    code = "login_failed"
+    public_message = "Sign-in could not be completed. Please try again."
+
+
+class ProviderUnavailable(GatewayError):
+    status = 503
+    code = "provider_unavailable"
+    public_message = "The sign-in provider is not reachable right now. Please try again shortly."
+
+
+class StoreUnavailable(GatewayError):
+    status = 503
+    code = "store_unavailable"
+    public_message = "The session store is not reachable right now. Please try again shortly."
+
+
+class UpstreamError(GatewayError):
+    status = 502
+    code = "bad_gateway"
+    public_message = "The application behind the gateway could not be reached."
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "gateway_timeout"
+    public_message = "The application behind the gateway did not answer in time."
+
+
+class RateLimited(GatewayError):
+    status = 429
+    code = "rate_limited"
+    public_message = "Too many requests; slow down."

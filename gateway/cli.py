@@ -1,0 +1,115 @@
+"""Command line: run, check, config schema, sessions; clear messages, no tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__
+from gateway.config import load_config
+from gateway.config.model import Config
+from gateway.errors import ConfigError, GatewayError
+from gateway.log import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Authenticating reverse proxy (OpenID Connect)."
+    )
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="serve with the given config")
+    run.add_argument("-c", "--config", required=True, type=Path, help="YAML config file")
+    run.add_argument("--host", help="listen address (overrides listen.host)")
+    run.add_argument("--port", type=int, help="listen port (overrides listen.port)")
+    run.add_argument("--workers", type=int, help="worker processes (overrides listen.workers)")
+    run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+
+    check = sub.add_parser("check", help="validate the config, then check providers live")
+    check.add_argument("-c", "--config", required=True, type=Path, help="YAML config file")
+    check.add_argument("--offline", action="store_true", help="skip the live provider checks")
+
+    cfg = sub.add_parser("config", help="configuration helpers")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    cfg_sub.add_parser("schema", help="print the JSON Schema of the config file")
+
+    sessions = sub.add_parser("sessions", help="list or revoke sessions in the configured store")
+    s_sub = sessions.add_subparsers(dest="sessions_command", required=True, metavar="SUBCOMMAND")
+    for name in ("list", "revoke"):
+        p = s_sub.add_parser(name, help=f"{name} sessions of a user or provider session")
+        p.add_argument("-c", "--config", required=True, type=Path, help="YAML config file")
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--sub", help="the user's subject (sub claim)")
+        who.add_argument("--sid", help="the provider's session id (sid claim)")
+        p.add_argument("--provider", help="provider name (default: every provider)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "config":
+            print(json.dumps(Config.model_json_schema(), indent=2))
+            return 0
+        config = load_config(args.config)
+        if args.command == "run":
+            return _run(args, config)
+        if args.command == "check":
+            return _check(args, config)
+        if args.command == "sessions":
+            from gateway.web.admin_cli import sessions_command
+
+            return asyncio.run(sessions_command(args, config))
+    except ConfigError as exc:
+        print(f"gateway: configuration {args_config(args)} is invalid:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 1
+
+
+def args_config(args: Any) -> str:
+    return str(getattr(args, "config", ""))
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    from gateway.web.server import serve, serve_workers
+
+    listen = config.listen.model_copy(
+        update={
+            k: v
+            for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
+            if v is not None
+        }
+    )
+    config = config.model_copy(update={"listen": listen})
+    setup_logging(config.logging.format, config.logging.level)
+    if listen.workers > 1:
+        return serve_workers(args.config, listen.workers, _override_args(args))
+    return serve(config, args.config, reuse_port=args.reuse_port)
+
+
+def _override_args(args: argparse.Namespace) -> list[str]:
+    out: list[str] = []
+    if args.host:
+        out += ["--host", args.host]
+    if args.port:
+        out += ["--port", str(args.port)]
+    return out
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from gateway.web.checks import run_checks
+
+    setup_logging("text", "warning")
+    return asyncio.run(run_checks(config, offline=args.offline))

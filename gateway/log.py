@@ -1,0 +1,85 @@
+"""Logging: JSON lines (or text), a request id on every line, secrets never written."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+subject_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("subject", default=None)
+
+# Last line of defence: anything shaped like a JWT, a bearer credential or a code parameter.
+_SECRET_SHAPES = [
+    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "[jwt]"),
+    (re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 [redacted]"),
+    (
+        re.compile(
+            r"(?i)\b(code|state|token|access_token|refresh_token|id_token|logout_token|"
+            r"client_secret|password|code_verifier)=[^&\s\"']+"
+        ),
+        r"\1=[redacted]",
+    ),
+]
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRET_SHAPES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in out and not key.startswith("_"):
+                out[key] = redact(value) if isinstance(value, str) else value
+        if record.exc_info and record.levelno >= logging.ERROR:
+            out["error"] = redact(self.formatException(record.exc_info).splitlines()[-1])
+        return json.dumps(out, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and k != "request_id"
+        )
+        line = (
+            f"{time.strftime('%H:%M:%S', time.localtime(record.created))} "
+            f"{record.levelname:<7} [{getattr(record, 'request_id', '-')}] "
+            f"{record.getMessage()} {extras}"
+        )
+        return redact(line.rstrip())
+
+
+def setup_logging(fmt: str = "json", level: str = "info") -> None:
+    """Route every logger through one stderr handler in the chosen format."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiohttp's own access log is replaced by ours.
+    logging.getLogger("aiohttp.access").disabled = True

@@ -1,0 +1,206 @@
+"""Stream a request to its upstream and the response back, without buffering bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from gateway.config.model import Route
+from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.proxy.headers import response_headers
+
+CHUNK = 64 * 1024
+
+
+class BodyTooLarge(GatewayError):
+    status = 413
+    code = "body_too_large"
+    public_message = "The request body is larger than this gateway accepts."
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One route's upstream, compiled once: base URL, TLS context and timeouts."""
+
+    base: URL
+    host_header: str
+    ssl: ssl.SSLContext | bool
+    timeout: aiohttp.ClientTimeout
+
+    @classmethod
+    def from_route(cls, route: Route) -> Upstream:
+        base = URL(route.upstream)
+        port = base.port
+        default = 443 if base.scheme == "https" else 80
+        host = base.raw_host or ""
+        return cls(
+            base=base,
+            host_header=host if port in (None, default) else f"{host}:{port}",
+            ssl=_ssl_context(route),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=route.timeouts.connect, sock_read=route.timeouts.read
+            ),
+        )
+
+    def url_for(self, path: str, query_string: str) -> URL:
+        """The upstream URL for a request path, keeping the client's raw encoding."""
+        return URL.build(
+            scheme=self.base.scheme,
+            authority=self.base.raw_authority,
+            path=self.base.raw_path.rstrip("/") + path,
+            query_string=query_string,
+            encoded=True,
+        )
+
+
+def _ssl_context(route: Route) -> ssl.SSLContext | bool:
+    if not route.upstream.startswith("https"):
+        return True
+    if not route.tls.verify:
+        return False
+    if route.tls.ca_file:
+        return ssl.create_default_context(cafile=route.tls.ca_file)
+    return True
+
+
+async def _limited(body: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in body.iter_any():
+        seen += len(chunk)
+        if limit and seen > limit:
+            raise BodyTooLarge(f"request body exceeded {limit} bytes")
+        yield chunk
+
+
+async def forward(
+    request: web.Request,
+    client: aiohttp.ClientSession,
+    upstream: Upstream,
+    path: str,
+    headers: CIMultiDict[str],
+    *,
+    max_body: int,
+) -> web.StreamResponse:
+    """Send ``request`` to ``upstream`` and stream the answer back to the client."""
+    length = request.content_length
+    if max_body and length is not None and length > max_body:
+        raise BodyTooLarge(f"Content-Length {length} exceeds {max_body}")
+    body = None
+    if request.body_exists:
+        body = _limited(request.content, max_body)
+        if length is not None:
+            headers["Content-Length"] = str(length)
+    url = upstream.url_for(path, request.query_string)
+    try:
+        upstream_response = await client.request(
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            ssl=upstream.ssl,
+            timeout=upstream.timeout,
+            allow_redirects=False,
+            chunked=None if length is not None or body is None else True,
+        )
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(f"upstream {upstream.base} timed out: {type(exc).__name__}") from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamError(f"cannot connect to upstream {upstream.base}: {exc.os_error}") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
+    async with upstream_response:
+        return await _stream_back(request, upstream_response)
+
+
+async def _stream_back(
+    request: web.Request, upstream_response: aiohttp.ClientResponse
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        status=upstream_response.status,
+        reason=upstream_response.reason,
+        headers=response_headers(upstream_response.headers),
+    )
+    length = upstream_response.content_length
+    if length is not None:
+        response.content_length = length
+    elif request.version >= aiohttp.HttpVersion11 and upstream_response.status not in (204, 304):
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        async for chunk in upstream_response.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+    except (TimeoutError, aiohttp.ClientError, ConnectionResetError):
+        # Headers are gone already: the only honest signal left is to cut the connection.
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+def is_websocket_upgrade(request: web.Request) -> bool:
+    connection = request.headers.get("Connection", "").lower()
+    return "upgrade" in connection and request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def forward_websocket(
+    request: web.Request,
+    client: aiohttp.ClientSession,
+    upstream: Upstream,
+    path: str,
+    headers: CIMultiDict[str],
+) -> web.WebSocketResponse:
+    """Open the upstream WebSocket first, then accept the client's and pump both ways."""
+    url = upstream.url_for(path, request.query_string)
+    url = url.with_scheme("wss" if url.scheme == "https" else "ws")
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+    for name in (
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+    ):
+        headers.popall(name, None)
+    try:
+        upstream_ws = await client.ws_connect(
+            url,
+            headers=headers,
+            protocols=[p for p in protocols if p],
+            ssl=upstream.ssl,
+            timeout=aiohttp.ClientWSTimeout(ws_close=10),
+            autoclose=False,
+            autoping=True,
+        )
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        raise UpstreamTimeout(f"upstream websocket {url} timed out") from None
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(f"upstream websocket {url} failed: {exc}") from None
+    client_ws = web.WebSocketResponse(
+        protocols=[upstream_ws.protocol] if upstream_ws.protocol else (), autoclose=False
+    )
+    await client_ws.prepare(request)
+    async with upstream_ws:
+        await asyncio.gather(_pump(client_ws, upstream_ws), _pump(upstream_ws, client_ws))
+    return client_ws
+
+
+async def _pump(
+    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+) -> None:
+    async for message in source:
+        if message.type == aiohttp.WSMsgType.TEXT:
+            await sink.send_str(message.data)
+        elif message.type == aiohttp.WSMsgType.BINARY:
+            await sink.send_bytes(message.data)
+        else:
+            break
+    if not sink.closed:
+        await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)

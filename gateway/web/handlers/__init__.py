@@ -1,0 +1,1 @@
+"""Request handlers: one module per gateway endpoint, plus the proxy catch-all."""

@@ -1,0 +1,59 @@
+"""The catch-all handler: match a route, establish identity, decide, shape headers, forward."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.errors import BadRequest, NotFound
+from gateway.log import request_id_var, subject_var
+from gateway.proxy.forward import forward, forward_websocket, is_websocket_upgrade
+from gateway.proxy.headers import upstream_request_headers
+from gateway.web.identity import authorize, establish_identity, identity_headers
+from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
+
+
+def _check_path(path: str) -> None:
+    # A dot segment could make a prefix match one route and the upstream serve another.
+    segments = path.split("/")
+    if ".." in segments or "." in segments or "\\" in path or "\x00" in path:
+        raise BadRequest(f"path with dot segments or backslashes refused: {path!r}")
+
+
+async def proxy_handler(request: web.Request) -> web.StreamResponse:
+    """Forward a request for an app behind the gateway."""
+    services = request.app[SERVICES]
+    _check_path(request.path)
+    view = request[VIEW]
+    route = services.routes.match(view.host, request.path)
+    if route is None:
+        raise NotFound(f"no route for host {view.host!r} path {request.path!r}")
+    request[ROUTE_NAME] = route.name
+    principal = None
+    if route.config.auth != "public":
+        outcome = await establish_identity(request, services, route)
+        if isinstance(outcome, web.StreamResponse):
+            return outcome
+        principal = outcome
+        subject_var.set(principal.subject)
+        authorize(route, principal, request.method)
+    upstream = services.upstreams[route.index]
+    headers = upstream_request_headers(
+        request.headers,
+        view,
+        drop=services.request_drop,
+        upstream_host=upstream.host_header,
+        preserve_host=route.config.preserve_host,
+        request_id=request_id_var.get(),
+    )
+    await identity_headers(request, services, route, principal, headers)
+    path = route.upstream_path(request.rel_url.raw_path)
+    if is_websocket_upgrade(request):
+        return await forward_websocket(request, services.http, upstream, path, headers)
+    return await forward(
+        request,
+        services.http,
+        upstream,
+        path,
+        headers,
+        max_body=services.config.limits.max_body_size,
+    )

@@ -1,0 +1,90 @@
+"""Middlewares: request context (id, client view), error mapping, access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import GatewayError, InsufficientScope, InvalidToken, Unauthorized
+from gateway.log import request_id_var, subject_var
+from gateway.policy.routes import split_host
+from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
+from gateway.web.responses import error_response
+
+log = logging.getLogger("gateway.request")
+access_log = logging.getLogger("gateway.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _request_id(request: web.Request) -> str:
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id and a trusted view of the client; map errors; log access."""
+    services = request.app[SERVICES]
+    started = time.perf_counter()
+    request_id = _request_id(request)
+    token = request_id_var.set(request_id)
+    subject_var.set(None)
+    request[VIEW] = services.trusted.client_view(
+        request.remote or "", request.headers, request.scheme, split_host(request.host)
+    )
+    response: web.StreamResponse | None = None
+    try:
+        response = await handler(request)
+    except GatewayError as exc:
+        response = _error_to_response(request, exc, services.config.bearer.realm)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            response = error_response(request, exc.status, "http_error", exc.reason)
+        else:
+            exc.headers["X-Request-ID"] = request_id
+            raise
+    finally:
+        if services.config.logging.access_log:
+            _log_access(request, response, started)
+        request_id_var.reset(token)
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request_id
+    return response
+
+
+def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> web.Response:
+    level = logging.WARNING if exc.status < 500 else logging.ERROR
+    log.log(level, "%s: %s", exc.code, exc, extra={"status": exc.status, "path": request.path})
+    headers: dict[str, str] = {}
+    if isinstance(exc, InvalidToken | InsufficientScope):
+        from gateway.tokens.authenticator import www_authenticate
+
+        headers["WWW-Authenticate"] = www_authenticate(exc, realm)
+    elif isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+    return error_response(request, exc.status, exc.code, exc.public_message, headers=headers)
+
+
+def _log_access(request: web.Request, response: web.StreamResponse | None, started: float) -> None:
+    route = request.get(ROUTE_NAME, "-")
+    access_log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status if response is not None else 500,
+        extra={
+            "method": request.method,
+            "path": request.path,
+            "status": response.status if response is not None else 500,
+            "route": route,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "client": request[VIEW].client_ip if VIEW in request else request.remote,
+            "sub": subject_var.get(),
+            "bytes_sent": getattr(response, "body_length", 0) if response is not None else 0,
+        },
+    )

@@ -1,0 +1,116 @@
+"""Serving: one process or N workers on one port, graceful SIGTERM, SIGHUP reload."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.config import load_config
+from gateway.config.model import Config
+from gateway.errors import ConfigError
+from gateway.web.app import build_app
+from gateway.web.keys import SERVICES
+
+log = logging.getLogger("gateway.server")
+
+
+def install_fast_loop() -> bool:
+    """Use uvloop when it is installed; it roughly halves the event loop's overhead."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def serve(config: Config, config_path: Path, *, reuse_port: bool = False) -> int:
+    """Run one serving process until SIGTERM/SIGINT; return the exit code."""
+    install_fast_loop()
+    return asyncio.run(_serve(config, config_path, reuse_port))
+
+
+async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.listen.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(
+        runner,
+        config.listen.host,
+        config.listen.port,
+        ssl_context=_server_tls(config),
+        reuse_port=reuse_port or None,
+        backlog=1024,
+    )
+    await site.start()
+    log.info("listening", extra={"host": config.listen.host, "port": config.listen.port})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app, config_path))
+    await stop.wait()
+    log.info("draining: no new connections, finishing in-flight requests")
+    app[SERVICES].draining = True
+    # runner.cleanup() stops listening, waits up to shutdown_timeout for handlers, then closes.
+    await runner.cleanup()
+    log.info("stopped")
+    return 0
+
+
+def _reload(app: web.Application, config_path: Path) -> None:
+    try:
+        new = load_config(config_path)
+    except ConfigError as exc:
+        log.error(
+            "reload refused, keeping the running config: %s",
+            "; ".join(exc.problems),
+            extra={"problems": exc.problems},
+        )
+        return
+    app[SERVICES].reload(new)
+    log.info("configuration reloaded", extra={"routes": len(new.routes)})
+
+
+def _server_tls(config: Config) -> ssl.SSLContext | None:
+    tls = config.listen.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
+
+
+def serve_workers(config_path: Path, workers: int, extra_args: list[str]) -> int:
+    """Start ``workers`` processes sharing the port (SO_REUSEPORT) and relay signals to them."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "run",
+        "-c",
+        str(config_path),
+        *extra_args,
+        "--workers",
+        "1",
+        "--reuse-port",
+    ]
+    children = [subprocess.Popen(cmd) for _ in range(workers)]  # noqa: S603 - our own argv
+
+    def relay(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                os.kill(child.pid, signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, relay)
+    codes = [child.wait() for child in children]
+    return max(codes, default=0)

@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="configuration helpers")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
     cfg_sub.add_parser("schema", help="print the JSON Schema of the config file")
+    cfg_sub.add_parser("example", help="print the annotated example config (every key)")
+    cfg_sub.add_parser("reference", help="print the Markdown configuration reference")
 
     sessions = sub.add_parser("sessions", help="list or revoke sessions in the configured store")
     s_sub = sessions.add_subparsers(dest="sessions_command", required=True, metavar="SUBCOMMAND")
@@ -54,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "config":
-            print(json.dumps(Config.model_json_schema(), indent=2))
-            return 0
+            return _config_command(args.config_command)
         config = load_config(args.config)
         if args.command == "run":
             return _run(args, config)
@@ -64,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sessions":
             from gateway.web.admin_cli import sessions_command
 
-            return asyncio.run(sessions_command(args, config))
+            code: int = asyncio.run(sessions_command(args, config))
+            return code
     except ConfigError as exc:
         print(f"gateway: configuration {args_config(args)} is invalid:", file=sys.stderr)
         for problem in exc.problems:
@@ -76,6 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 1
+
+
+def _config_command(command: str) -> int:
+    from gateway.config.reference import example_yaml, markdown_reference
+
+    if command == "schema":
+        print(json.dumps(Config.model_json_schema(), indent=2))
+    elif command == "example":
+        print(example_yaml(), end="")
+    else:
+        print(markdown_reference(), end="")
+    return 0
 
 
 def args_config(args: Any) -> str:

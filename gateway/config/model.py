@@ -299,6 +299,19 @@ class RedisConfig(Section):
     ca_file: str | None = Field(None, description="CA bundle for rediss://.")
     timeout: Seconds = Field(2, description="Seconds per Redis command.")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> RedisConfig:
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("redis", "rediss"):
+            raise ValueError("url must start with redis:// or rediss://")
+        if self.ca_file is not None and scheme != "rediss":
+            raise ValueError("ca_file needs a rediss:// url")
+        if self.sentinel and not self.master_name:
+            raise ValueError("sentinel needs master_name")
+        if self.sentinel and self.cluster:
+            raise ValueError("give sentinel or cluster, not both")
+        return self
+
 
 class Sessions(Section):
     store: Literal["memory", "redis"] = Field("memory", description="Where sessions live.")

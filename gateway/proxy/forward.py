@@ -14,6 +14,7 @@ from yarl import URL
 
 from gateway.config.model import Route
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
 
 CHUNK = 64 * 1024
@@ -97,7 +98,7 @@ async def forward(
         body = _limited(request.content, max_body)
         if length is not None:
             headers["Content-Length"] = str(length)
-    url = upstream.url_for(path, request.query_string)
+    url = upstream.url_for(path, request.rel_url.raw_query_string)
     try:
         upstream_response = await client.request(
             request.method,
@@ -127,6 +128,7 @@ async def _stream_back(
         reason=upstream_response.reason,
         headers=response_headers(upstream_response.headers),
     )
+    response.headers["X-Request-ID"] = request_id_var.get()
     length = upstream_response.content_length
     if length is not None:
         response.content_length = length
@@ -158,7 +160,7 @@ async def forward_websocket(
     headers: CIMultiDict[str],
 ) -> web.WebSocketResponse:
     """Open the upstream WebSocket first, then accept the client's and pump both ways."""
-    url = upstream.url_for(path, request.query_string)
+    url = upstream.url_for(path, request.rel_url.raw_query_string)
     url = url.with_scheme("wss" if url.scheme == "https" else "ws")
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
     for name in (

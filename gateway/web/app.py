@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
+from gateway import __version__
 from gateway.config.model import Config
-from gateway.web.handlers import health
+from gateway.crypto import KeyRing
+from gateway.login.provider import ProviderClient
+from gateway.sessions.manager import SessionManager
+from gateway.sessions.memory import MemoryStore
+from gateway.sessions.redis import RedisStore
+from gateway.sessions.store import SessionStore
+from gateway.tokens.authenticator import BearerAuthenticator
+from gateway.web.cookies import CookiePolicy
+from gateway.web.handlers import health, login, logout, userinfo
 from gateway.web.handlers.proxy import proxy_handler
 from gateway.web.keys import SERVICES
+from gateway.web.login_services import LoginServices
 from gateway.web.middlewares import context_middleware
 from gateway.web.services import Services
+
+log = logging.getLogger("gateway.app")
 
 
 def build_app(config: Config) -> web.Application:
@@ -27,22 +41,72 @@ def build_app(config: Config) -> web.Application:
         },
     )
     app[SERVICES] = services
-    app.cleanup_ctx.append(_upstream_client)
-    prefix = config.prefix.rstrip("/")
-    app.router.add_get(f"{prefix}/healthz", health.healthz, allow_head=True)
-    app.router.add_get(f"{prefix}/readyz", health.readyz, allow_head=True)
-    app.router.add_route("*", "/{tail:.*}", proxy_handler)
+    app.cleanup_ctx.append(_clients)
+    _add_routes(app, config.prefix.rstrip("/"))
     return app
 
 
-async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+def _add_routes(app: web.Application, prefix: str) -> None:
+    router = app.router
+    router.add_get(f"{prefix}/healthz", health.healthz, allow_head=True)
+    router.add_get(f"{prefix}/readyz", health.readyz, allow_head=True)
+    router.add_get(f"{prefix}/login", login.login)
+    router.add_get(f"{prefix}/callback", login.callback)
+    router.add_get(f"{prefix}/logout", logout.logout_page)
+    router.add_post(f"{prefix}/logout", logout.logout)
+    router.add_get(f"{prefix}/logged-out", logout.logged_out)
+    router.add_get(f"{prefix}/userinfo", userinfo.userinfo)
+    router.add_route("*", "/{tail:.*}", proxy_handler)
+
+
+def _store(config: Config) -> SessionStore:
+    if config.sessions.store == "redis":
+        return RedisStore.from_config(config.sessions.redis)
+    return MemoryStore()
+
+
+def _keyring(config: Config) -> KeyRing:
+    if config.sessions.secrets:
+        return KeyRing(config.sessions.secrets)
+    if not config.providers:
+        return KeyRing.ephemeral()
+    log.warning(
+        "sessions.secrets is not set: using a random key, so sessions end when the process "
+        "restarts and cannot be shared between instances"
+    )
+    return KeyRing.ephemeral()
+
+
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    """Open the upstream pool, the provider client, the session store; close them at exit."""
     services = app[SERVICES]
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60)
+    config = services.config
     services.upstream_http = aiohttp.ClientSession(
-        connector=connector,
+        connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60),
         auto_decompress=False,
         cookie_jar=aiohttp.DummyCookieJar(),
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
+    idp_http = aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"oidc-gateway/{__version__}"}
+    )
+    store = _store(config)
+    keyring = _keyring(config)
+    manager = SessionManager(store, keyring, config.sessions, time.time)
+    await manager.start()
+    services.readiness_checks["session_store"] = manager.ping
+    if config.providers:
+        services.login = LoginServices(
+            config=config,
+            providers={p.name: ProviderClient(p, idp_http) for p in config.providers},
+            manager=manager,
+            keyring=keyring,
+            cookies=CookiePolicy.from_config(config.sessions),
+        )
+    if config.bearer.issuers:
+        shared = store if config.sessions.store == "redis" and config.bearer.shared_cache else None
+        services.bearer = BearerAuthenticator(config.bearer, idp_http, shared_cache=shared)
     yield
+    await manager.close()
+    await idp_http.close()
     await services.upstream_http.close()

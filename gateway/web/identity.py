@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.errors import Forbidden, GatewayError
+from gateway.errors import Forbidden, GatewayError, InsufficientScope, Unauthorized
+from gateway.policy.authz import decide
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
+from gateway.web.responses import wants_html
 from gateway.web.services import Services
 
 
@@ -17,23 +21,99 @@ class NoAuthenticator(GatewayError):
     public_message = "This application requires sign-in, but the gateway has no way to do it."
 
 
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+    public_message = "This method is not allowed here."
+
+
+def is_navigation(request: web.Request) -> bool:
+    """A top-level browser navigation, which may be redirected to sign in."""
+    mode = request.headers.get("Sec-Fetch-Mode")
+    if mode is not None:
+        return mode == "navigate" and request.method in ("GET", "HEAD")
+    return request.method in ("GET", "HEAD") and wants_html(request)
+
+
 async def establish_identity(
     request: web.Request, services: Services, route: CompiledRoute
 ) -> Principal | web.StreamResponse:
-    """The caller's principal, or a response (redirect to login / 401) to send instead."""
-    raise NoAuthenticator(f"route {route.name} needs {route.config.auth} but none is configured")
+    """The caller's principal, or a response (redirect to sign in) to send instead."""
+    mode = route.config.auth
+    has_authorization = "Authorization" in request.headers
+    if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
+        if services.bearer is None:
+            raise NoAuthenticator(f"route {route.name} needs bearer tokens; none configured")
+        return await services.bearer.authenticate(
+            request.headers.getall("Authorization", []), request.query_string
+        )
+    login = services.login
+    if login is None:
+        raise NoAuthenticator(f"route {route.name} needs login; no provider configured")
+    principal = await login.session_principal(request)
+    if principal is not None:
+        if route.config.provider and login.providers[route.config.provider].config.issuer != (
+            principal.issuer
+        ):
+            principal = None
+        else:
+            return principal
+    if not is_navigation(request):
+        raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
+    return_to = login.origin(request) + request.path_qs
+    if route.config.provider or len(login.providers) == 1:
+        name = route.config.provider or next(iter(login.providers))
+        return await login.start_login(request, login.providers[name], return_to)
+    prefix = services.config.prefix.rstrip("/")
+    raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
 
 
 def authorize(route: CompiledRoute, principal: Principal, method: str) -> None:
-    raise Forbidden("no policy engine configured")
+    """Apply the route's policy; raise the matching 403/405."""
+    decision = decide(route.config.policy, principal, method)
+    if decision.allowed:
+        return
+    if decision.status == 405:
+        raise MethodNotAllowed(decision.reason)
+    if decision.missing_scope:
+        raise InsufficientScope(decision.reason, scope=decision.missing_scope)
+    raise Forbidden(decision.reason)
 
 
-async def identity_headers(
-    request: web.Request,
-    services: Services,
-    route: CompiledRoute,
-    principal: Principal | None,
-    headers: CIMultiDict[str],
+def strip_identity_headers(
+    services: Services, route: CompiledRoute, headers: CIMultiDict[str]
 ) -> None:
-    """Remove client-sent identity headers always; add the principal's when there is one."""
-    return None
+    """Remove every client header that looks like an identity header, whatever its case."""
+    for name in services.injectors[route.index].strip(headers):
+        headers.popall(name, None)
+
+
+def add_identity_headers(
+    services: Services, route: CompiledRoute, principal: Principal, headers: CIMultiDict[str]
+) -> None:
+    for name, value in services.injectors[route.index].build(principal):
+        headers[name] = value
+    config = route.config
+    if principal.kind == "session":
+        if config.pass_access_token and principal.access_token:
+            headers["Authorization"] = f"Bearer {principal.access_token}"
+        if config.pass_id_token_header and principal.id_token:
+            headers[config.pass_id_token_header] = principal.id_token
+    elif not config.forward_authorization:
+        headers.popall("Authorization", None)
+
+
+def strip_gateway_cookies(names: frozenset[str], headers: CIMultiDict[str]) -> None:
+    """Drop the gateway's own cookies: the upstream must never see a session ticket."""
+    values = headers.getall("Cookie", [])
+    if not values:
+        return
+    kept = [
+        part.strip()
+        for value in values
+        for part in value.split(";")
+        if part.strip() and part.split("=", 1)[0].strip() not in names
+    ]
+    headers.popall("Cookie")
+    if kept:
+        headers["Cookie"] = "; ".join(kept)

@@ -12,7 +12,6 @@ from aiohttp.typedefs import Handler
 
 from gateway.errors import GatewayError, InsufficientScope, InvalidToken, Unauthorized
 from gateway.log import request_id_var, subject_var
-from gateway.policy.routes import split_host
 from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
 from gateway.web.responses import error_response
 
@@ -35,7 +34,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     token = request_id_var.set(request_id)
     subject_var.set(None)
     request[VIEW] = services.trusted.client_view(
-        request.remote or "", request.headers, request.scheme, split_host(request.host)
+        request.remote or "", request.headers, request.scheme, request.host
     )
     response: web.StreamResponse | None = None
     try:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from gateway.config.model import Config
+from gateway.policy.identity_headers import IdentityHeaderInjector
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import REQUEST_DROP, TrustedProxies
+
+if TYPE_CHECKING:
+    from gateway.tokens.authenticator import BearerAuthenticator
+    from gateway.web.login_services import LoginServices
 
 
 @dataclass
@@ -20,9 +26,12 @@ class Services:
     config: Config
     routes: RouteTable
     upstreams: dict[int, Upstream]
+    injectors: dict[int, IdentityHeaderInjector]
     trusted: TrustedProxies
     request_drop: frozenset[str]
     upstream_http: aiohttp.ClientSession | None = None
+    login: LoginServices | None = None
+    bearer: BearerAuthenticator | None = None
     draining: bool = False
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
 
@@ -33,6 +42,10 @@ class Services:
             config=config,
             routes=routes,
             upstreams={r.index: Upstream.from_route(r.config) for r in routes},
+            injectors={
+                r.index: IdentityHeaderInjector(config.identity, r.config.identity_headers)
+                for r in routes
+            },
             trusted=TrustedProxies(config.trusted_proxies),
             request_drop=REQUEST_DROP,
         )
@@ -44,7 +57,7 @@ class Services:
         return self.upstream_http
 
     def reload(self, config: Config) -> None:
-        """Swap in a new config's routes and upstreams; open clients and sessions stay."""
+        """Swap in a new config's routes, upstreams and headers; clients and sessions stay."""
         fresh = Services.compile(config)
         self.config, self.routes, self.upstreams = fresh.config, fresh.routes, fresh.upstreams
-        self.trusted = fresh.trusted
+        self.injectors, self.trusted = fresh.injectors, fresh.trusted

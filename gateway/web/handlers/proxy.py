@@ -6,9 +6,16 @@ from aiohttp import web
 
 from gateway.errors import BadRequest, NotFound
 from gateway.log import request_id_var, subject_var
+from gateway.policy.routes import split_host
 from gateway.proxy.forward import forward, forward_websocket, is_websocket_upgrade
 from gateway.proxy.headers import upstream_request_headers
-from gateway.web.identity import authorize, establish_identity, identity_headers
+from gateway.web.identity import (
+    add_identity_headers,
+    authorize,
+    establish_identity,
+    strip_gateway_cookies,
+    strip_identity_headers,
+)
 from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
 
 
@@ -24,7 +31,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
     _check_path(request.path)
     view = request[VIEW]
-    route = services.routes.match(view.host, request.path)
+    route = services.routes.match(split_host(view.host), request.path)
     if route is None:
         raise NotFound(f"no route for host {view.host!r} path {request.path!r}")
     request[ROUTE_NAME] = route.name
@@ -45,7 +52,11 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         preserve_host=route.config.preserve_host,
         request_id=request_id_var.get(),
     )
-    await identity_headers(request, services, route, principal, headers)
+    strip_identity_headers(services, route, headers)
+    if services.login is not None:
+        strip_gateway_cookies(services.login.cookie_names, headers)
+    if principal is not None:
+        add_identity_headers(services, route, principal, headers)
     path = route.upstream_path(request.rel_url.raw_path)
     if is_websocket_upgrade(request):
         return await forward_websocket(request, services.http, upstream, path, headers)

@@ -1,0 +1,120 @@
+"""The code exchange and the refresh grant (RFC 6749 4.1.3, 6; RFC 7636 4.5)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import aiohttp
+
+from gateway.errors import LoginError, ProviderUnavailable
+from gateway.idp.addresses import AddressGuard
+from gateway.idp.http import fetch_json
+from gateway.login.client_auth import ClientAuthenticator
+from gateway.types import TokenSet
+
+log = logging.getLogger("gateway.login")
+_STANDARD = {"access_token", "token_type", "id_token", "refresh_token", "expires_in", "scope"}
+# What a token-endpoint error most often means, in words an operator can act on.
+_HINTS = {
+    "invalid_client": "the provider did not accept the client credentials: check client_id, "
+    "client_secret and token_endpoint_auth_method",
+    "invalid_grant": "the code or refresh token was refused (expired, reused, or the "
+    "redirect_uri / code_verifier does not match)",
+    "unauthorized_client": "this client may not use this grant type at the provider",
+    "invalid_request": "the provider rejected the request as malformed",
+}
+
+
+class RefreshRefused(LoginError):
+    """The provider says the refresh token is no good (invalid_grant): the session ends."""
+
+    code = "refresh_refused"
+
+
+class TokenEndpoint:
+    """Calls one provider's token endpoint with its client authentication."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        guard: AddressGuard,
+        auth: ClientAuthenticator,
+        timeout: float,
+    ) -> None:
+        self._session = session
+        self._guard = guard
+        self._auth = auth
+        self._timeout = timeout
+
+    async def exchange_code(
+        self, url: str, code: str, redirect_uri: str, verifier: str | None
+    ) -> TokenSet:
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+        if verifier:
+            form["code_verifier"] = verifier
+        status, body = await self._post(url, form)
+        if status != 200:
+            raise LoginError(_describe("code exchange", status, body))
+        return parse_token_response(body, time.time())
+
+    async def refresh(self, url: str, refresh_token: str) -> TokenSet:
+        status, body = await self._post(
+            url, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+        if status == 400 and body.get("error") == "invalid_grant":
+            raise RefreshRefused(_describe("refresh", status, body))
+        if status != 200:
+            raise ProviderUnavailable(_describe("refresh", status, body))
+        return parse_token_response(body, time.time())
+
+    async def _post(self, url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        headers: dict[str, str] = {}
+        self._auth.apply(form, headers, audience=url)
+        return await fetch_json(
+            self._session,
+            url,
+            guard=self._guard,
+            timeout=self._timeout,
+            method="POST",
+            data=form,
+            headers=headers,
+        )
+
+
+def _describe(step: str, status: int, body: dict[str, Any]) -> str:
+    error = str(body.get("error", f"HTTP {status}"))[:100]
+    detail = str(body.get("error_description", ""))[:200]
+    hint = _HINTS.get(error, "")
+    return (
+        f"{step} failed: {error}"
+        + (f" ({detail})" if detail else "")
+        + (f": {hint}" if hint else "")
+    )
+
+
+def parse_token_response(body: dict[str, Any], now: float) -> TokenSet:
+    """A TokenSet from a token response, keeping non-standard fields (PiPA's user id)."""
+    access = body.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise LoginError("the token response has no access_token")
+    return TokenSet(
+        access_token=access,
+        token_type=str(body.get("token_type", "Bearer")),
+        id_token=body.get("id_token") if isinstance(body.get("id_token"), str) else None,
+        refresh_token=body.get("refresh_token")
+        if isinstance(body.get("refresh_token"), str)
+        else None,
+        expires_at=_expires_at(body.get("expires_in"), now),
+        scope=body.get("scope") if isinstance(body.get("scope"), str) else None,
+        extra={k: v for k, v in body.items() if k not in _STANDARD},
+    )
+
+
+def _expires_at(expires_in: Any, now: float) -> float | None:
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return None
+    return now + seconds if seconds > 0 else None

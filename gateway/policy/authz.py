@@ -1,0 +1,202 @@
+"""Authorization: may this principal call this route with this method? (pure decisions)"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config.model import ClaimRule, Policy
+from gateway.types import Principal
+
+METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+MISSING: Any = object()  # what claim_value returns for an absent claim
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome: allowed (200), or refused with 403 / 405 and a plain reason."""
+
+    allowed: bool
+    status: int
+    reason: str
+    missing_scope: str | None = None
+
+
+ALLOW = Decision(True, 200, "allowed")
+
+
+def deny(reason: str, *, status: int = 403, missing_scope: str | None = None) -> Decision:
+    return Decision(False, status, reason, missing_scope)
+
+
+def claim_value(claims: dict[str, Any], name: str) -> Any:
+    """The claim `name`; dots reach into nested objects unless the full name is a claim."""
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def _same(claim: Any, expected: Any) -> bool:
+    return type(claim) is type(expected) and claim == expected
+
+
+def _items(value: Any) -> list[Any]:
+    """A claim as a list: lists as they are, strings split on spaces and commas."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return [value]
+
+
+def claim_rule_holds(rule: ClaimRule, claims: dict[str, Any]) -> bool:
+    """Whether one claim rule holds: equals (exact, typed), one_of, contains."""
+    value = claim_value(claims, rule.claim)
+    if value is MISSING or value is None:
+        return False
+    if rule.equals is not None:
+        return _same(value, rule.equals)
+    if rule.one_of is not None:
+        candidates = value if isinstance(value, list) else [value]
+        return any(isinstance(c, str) and c in rule.one_of for c in candidates)
+    return rule.contains is not None and rule.contains in _items(value)
+
+
+def verified_email(principal: Principal) -> str | None:
+    """The principal's e-mail in lower case, unless the provider says it is unverified."""
+    if principal.claims.get("email_verified") is False or principal.email is None:
+        return None
+    return principal.email.strip().lower()
+
+
+def email_domain(email: str) -> str:
+    return email.rsplit("@", 1)[-1] if "@" in email else ""
+
+
+def _check_scopes(policy: Policy, principal: Principal) -> Decision | None:
+    missing = [s for s in policy.scopes_all if s not in principal.scopes]
+    if missing:
+        return deny(f"missing scope {' '.join(missing)}", missing_scope=" ".join(missing))
+    if policy.scopes_any and not set(policy.scopes_any) & principal.scopes:
+        wanted = " ".join(policy.scopes_any)
+        return deny(f"needs one of the scopes {wanted}", missing_scope=wanted)
+    return None
+
+
+def _check_claims(policy: Policy, principal: Principal) -> Decision | None:
+    for rule in policy.claims:
+        if not claim_rule_holds(rule, principal.claims):
+            return deny(f"claim {rule.claim} does not meet the route's rule")
+    if policy.groups and not set(policy.groups) & principal.groups:
+        return deny("not in any of the route's groups")
+    return None
+
+
+def _check_identity(policy: Policy, principal: Principal) -> Decision | None:
+    email = verified_email(principal)
+    if policy.emails and (email is None or email not in {e.lower() for e in policy.emails}):
+        return deny("e-mail address not allowed")
+    domains = {d.lower().lstrip("@") for d in policy.email_domains}
+    if domains and (email is None or email_domain(email) not in domains):
+        return deny("e-mail domain not allowed")
+    bearer = principal.kind == "bearer"  # client_ids restrict bearer callers only
+    if policy.client_ids and bearer and principal.client_id not in policy.client_ids:
+        return deny("client not allowed")
+    return None
+
+
+CHECKS: tuple[Callable[[Policy, Principal], Decision | None], ...] = (
+    _check_scopes,
+    _check_claims,
+    _check_identity,
+)
+
+
+def method_allowed(methods: list[str] | None, method: str) -> bool:
+    """None allows every method; HEAD is allowed wherever GET is."""
+    if methods is None:
+        return True
+    method = method.upper()
+    return method in methods or (method == "HEAD" and "GET" in methods)
+
+
+def decide(policy: Policy, principal: Principal, method: str) -> Decision:
+    """Apply every requirement of the policy; the first that fails decides the refusal."""
+    if not method_allowed(policy.methods, method):
+        return deny(f"method {method.upper()[:20]} not allowed", status=405)
+    for check in CHECKS:
+        refusal = check(policy, principal)
+        if refusal is not None:
+            return refusal
+    return ALLOW
+
+
+def _method_problems(policy: Policy) -> list[str]:
+    if policy.methods is None:
+        return []
+    if not policy.methods:
+        return ["methods is an empty list, so no request can pass"]
+    return [f"methods: {m!r} is not an HTTP method name" for m in policy.methods
+            if not METHOD_TOKEN.fullmatch(m)]  # fmt: skip
+
+
+def _list_problems(policy: Policy) -> list[str]:
+    problems: list[str] = []
+    for name in ("scopes_all", "scopes_any", "groups", "emails", "email_domains", "client_ids"):
+        for value in getattr(policy, name):
+            if not value.strip():
+                problems.append(f"{name} contains an empty value")
+            elif name.startswith("scopes") and " " in value.strip():
+                problems.append(f"{name}: {value!r} holds a space; list each scope separately")
+    for domain in policy.email_domains:
+        if "@" in domain.lstrip("@"):
+            problems.append(f"email_domains: {domain!r} is an address, not a domain")
+    return problems
+
+
+def _email_problems(policy: Policy) -> list[str]:
+    domains = {d.lower().lstrip("@") for d in policy.email_domains}
+    if not domains:
+        return []
+    return [
+        f"emails: {email} is outside email_domains, so it can never pass"
+        for email in policy.emails
+        if email_domain(email.lower()) not in domains
+    ]
+
+
+def _claim_rule_problems(policy: Policy) -> list[str]:
+    problems: list[str] = []
+    allowed: dict[str, set[tuple[str, Any]]] = {}  # the values each claim could still take
+    for rule in policy.claims:
+        if rule.one_of is not None and not rule.one_of:
+            problems.append(f"claims: {rule.claim} one_of is empty, so no value can pass")
+            continue
+        wanted = [rule.equals] if rule.equals is not None else rule.one_of or []
+        values = {(type(v).__name__, v) for v in wanted}  # typed: True is not 1
+        if not values:
+            continue
+        before = allowed.get(rule.claim)
+        allowed[rule.claim] = values if before is None else before & values
+        if before is not None and not allowed[rule.claim]:
+            problems.append(
+                f"claims: the rules on {rule.claim} (equals / one_of) cannot all hold at once"
+            )
+    return problems
+
+
+def policy_problems(policy: Policy) -> list[str]:
+    """Self-contradictions and mistakes in a policy, each a plain sentence."""
+    return [
+        *_method_problems(policy),
+        *_list_problems(policy),
+        *_email_problems(policy),
+        *_claim_rule_problems(policy),
+    ]

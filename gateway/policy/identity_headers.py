@@ -1,0 +1,126 @@
+"""Identity headers for the upstream: strip what clients sent, build what the gateway vouches for.
+
+Encoding of claim values (so no claim can inject a header or break a parser):
+- strings are sent as they are, except that every character outside printable ASCII
+  (controls such as CR/LF/TAB, DEL, non-ASCII) and '%' itself are percent-encoded as
+  UTF-8 bytes (RFC 3986 style): `urllib.parse.unquote` gives back the exact claim;
+- lists are joined by ',' with each item encoded as above and its own ',' as %2C;
+- other JSON values (numbers, booleans, objects) are sent as compact JSON, then encoded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gateway.config.model import IdentityHeaders
+from gateway.errors import ConfigError
+from gateway.policy.authz import MISSING, claim_value
+from gateway.types import Principal
+
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+FORBIDDEN_NAMES = frozenset(
+    {
+        "authorization", "connection", "content-length", "content-type", "cookie", "host",
+        "keep-alive", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    }
+)  # fmt: skip
+
+
+def comparable_name(name: str) -> str:
+    """A header name as upstreams may read it: trimmed, lower case, '_' taken as '-'."""
+    return name.strip().lower().replace("_", "-")
+
+
+def percent_encode(text: str, also: str = "") -> str:
+    """Printable ASCII kept; controls, non-ASCII, '%' and `also` become %XX of UTF-8."""
+    return "".join(
+        ch
+        if " " <= ch <= "~" and ch != "%" and ch not in also
+        else "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
+        for ch in text
+    )
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def encode_claim(value: Any) -> str | None:
+    """The header value for a claim, or None when there is nothing to send."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return percent_encode(value)
+    if isinstance(value, list | tuple):
+        items = [item if isinstance(item, str) else _json_text(item) for item in value]
+        return ",".join(percent_encode(item, also=",") for item in items) if items else None
+    return percent_encode(_json_text(value))
+
+
+def principal_value(principal: Principal, claim: str) -> Any:
+    """A claim of the principal, falling back to its own fields (sub, iss, client_id, scope)."""
+    value = claim_value(principal.claims, claim)
+    if value is not None and value is not MISSING:
+        return value
+    fallbacks: dict[str, Any] = {
+        "sub": principal.subject,
+        "iss": principal.issuer,
+        "client_id": principal.client_id,
+        "scope": " ".join(sorted(principal.scopes)) or None,
+        "scopes": " ".join(sorted(principal.scopes)) or None,
+    }
+    return fallbacks.get(claim)
+
+
+def _checked_names(names: Iterable[str]) -> list[str]:
+    problems = [
+        f"identity header {name!r} is not a valid header name"
+        if not HEADER_NAME.fullmatch(name)
+        else f"identity header {name!r} would overwrite a header the gateway controls"
+        for name in names
+        if not HEADER_NAME.fullmatch(name) or name.lower() in FORBIDDEN_NAMES
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return list(names)
+
+
+class IdentityHeaderInjector:
+    """Compiled once per route from `identity` (and the route's own mapping, if any)."""
+
+    def __init__(
+        self, config: IdentityHeaders, route_headers: Mapping[str, str] | None = None
+    ) -> None:
+        mapping = dict(route_headers) if route_headers is not None else dict(config.headers)
+        _checked_names(mapping)
+        self._mapping = list(mapping.items())
+        self._names = frozenset(comparable_name(n) for n in [*config.headers, *mapping])
+        self._prefixes = tuple(
+            comparable_name(p) for p in config.strip_prefixes if comparable_name(p)
+        )
+
+    def is_identity_header(self, name: str) -> bool:
+        """True for a configured identity name or prefix, whatever the case or '_' / '-'."""
+        name = comparable_name(name)
+        return name in self._names or name.startswith(self._prefixes)
+
+    def strip(self, headers: Mapping[str, str] | Iterable[str]) -> list[str]:
+        """Names (as the client spelled them) of the client headers to drop."""
+        names = [n for n, _ in headers.items()] if isinstance(headers, Mapping) else headers
+        seen: dict[str, None] = {}  # items(), not keys(): a multidict's keys() folds case
+        for name in names:
+            if self.is_identity_header(name):
+                seen.setdefault(str(name), None)
+        return list(seen)
+
+    def build(self, principal: Principal) -> list[tuple[str, str]]:
+        """The identity headers for this principal; claims it lacks are left out."""
+        built: list[tuple[str, str]] = []
+        for header, claim in self._mapping:
+            value = encode_claim(principal_value(principal, claim))
+            if value is not None:
+                built.append((header, value))
+        return built

@@ -1,0 +1,53 @@
+"""Where a session's parts live in the store: key names and index members.
+
+Every variable part of a key is a SHA-256 in hex, so store keys never carry session ids,
+subjects, sids or login states in clear (the prefix of the store comes in front):
+
+- ``sess:<h(session id)>``  the sealed session (see codec)
+- ``lock:<h(session id)>``  its refresh lock
+- ``login:<h(state)>``      a sealed login state
+- ``idx:sub:<h(issuer, sub)>`` and ``idx:sid:<h(issuer, sid)>``: sets of members
+  ``<h(session id)>:<absolute expiry, epoch seconds>``, so stale members are found
+  without reading the sessions.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gateway.sessions.codec import digest
+
+INVALIDATE_CHANNEL = "invalidate"  # message: space-separated handles saved or destroyed
+
+
+def sess_key(handle: str) -> str:
+    return "sess:" + handle
+
+
+def lock_key(handle: str) -> str:
+    return "lock:" + handle
+
+
+def login_key(state_id: str) -> str:
+    return "login:" + digest(state_id)
+
+
+def sub_index(issuer: str, sub: str) -> str:
+    return "idx:sub:" + digest(issuer + "\x00" + sub)
+
+
+def sid_index(issuer: str, sid: str) -> str:
+    return "idx:sid:" + digest(issuer + "\x00" + sid)
+
+
+def index_member(handle: str, expires_at: float) -> str:
+    return f"{handle}:{math.ceil(expires_at)}"
+
+
+def member_handle(member: str) -> str:
+    return member.partition(":")[0]
+
+
+def member_expired(member: str, now: float) -> bool:
+    _, _, expiry = member.partition(":")
+    return expiry.isdigit() and int(expiry) <= now

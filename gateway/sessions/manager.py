@@ -1,0 +1,397 @@
+"""Sessions on top of a store: tickets, sealing, expiry, indexes, cache, locks, login state.
+
+The stored form is described in ``codec``, the key layout in ``layout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gateway.config.model import Sessions
+from gateway.crypto import KeyRing, SealError, random_token
+from gateway.errors import StoreUnavailable
+from gateway.sessions.cache import CachedSession, SessionCache
+from gateway.sessions.codec import (
+    SessionMeta,
+    Ticket,
+    digest,
+    open_meta,
+    open_record,
+    record_from_json,
+    record_to_json,
+    seal_session,
+)
+from gateway.sessions.layout import (
+    INVALIDATE_CHANNEL,
+    index_member,
+    lock_key,
+    login_key,
+    member_expired,
+    member_handle,
+    sess_key,
+    sid_index,
+    sub_index,
+)
+from gateway.sessions.store import SessionStore
+from gateway.types import SessionRecord
+
+__all__ = ["LoadedSession", "SessionManager", "SessionSummary"]
+
+TOUCH_FRACTION = 0.05  # rewrite last_seen once it is this share of idle_timeout old
+LOCK_TTL = 30.0  # a refresh lock outlives a crashed holder by at most this, seconds
+LOCK_POLL = 0.05  # seconds between looks at a lock held by someone else
+READ_BATCH = 32  # concurrent reads when walking an index
+_UNREADABLE = (SealError, ValueError, TypeError, KeyError, struct.error)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class LoadedSession:
+    """An opened session; change ``record`` (e.g. new tokens) and hand it to ``save``."""
+
+    ticket: Ticket
+    record: SessionRecord
+    meta: SessionMeta
+    raw: bytes  # the stored value as read: a touch only replaces exactly this
+
+    @property
+    def session_id(self) -> str:
+        return self.ticket.session_id
+
+    @property
+    def handle(self) -> str:
+        """SHA-256 of the session id: safe to log and show to admins."""
+        return self.ticket.handle
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """What admin tools see of a session without its ticket."""
+
+    handle: str
+    provider: str
+    issuer: str
+    subject: str
+    sid: str | None
+    created_at: float
+    expires_at: float
+
+    @property
+    def short_id(self) -> str:
+        return self.handle[:12]
+
+
+class SessionManager:
+    """Creates, opens, saves and ends sessions; the clock gives epoch seconds."""
+
+    def __init__(
+        self,
+        store: SessionStore,
+        keyring: KeyRing,
+        settings: Sessions,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self._keyring = keyring
+        self._settings = settings
+        self._clock = clock
+        self._cache = SessionCache(settings.cache_ttl)
+
+    async def start(self) -> None:
+        """Subscribe to invalidations; until this succeeds, the cache stays off."""
+        if self._settings.cache_ttl > 0:
+            await self.store.subscribe(
+                INVALIDATE_CHANNEL, self._on_invalidate, on_connection=self._cache.set_live
+            )
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers (readiness)."""
+        await self.store.ping()
+
+    async def close(self) -> None:
+        """Close the store (and with it the invalidation listener)."""
+        await self.store.close()
+
+    # -- create / load / save -------------------------------------------------------------
+
+    async def create(self, record: SessionRecord) -> str:
+        """Store a new session (new id every login) and return its ticket for the cookie.
+
+        ``created_at`` and ``last_seen`` become now; ``expires_at`` is kept only if it is
+        earlier than now + absolute_timeout.
+        """
+        now = self._clock()
+        limit = now + self._settings.absolute_timeout
+        expires = record.expires_at if now < record.expires_at < limit else limit
+        record = replace(record, created_at=now, last_seen=now, expires_at=expires)
+        ticket, meta = Ticket.new(), SessionMeta.of(record)
+        member, ttl = index_member(ticket.handle, expires), expires - now
+        # Indexes first: a crash in between leaves a stale member, never an unindexed session
+        # that a back-channel logout could not find.
+        await self.store.add_to_index(sub_index(meta.issuer, meta.subject), member, ttl)
+        if meta.sid is not None:
+            await self.store.add_to_index(sid_index(meta.issuer, meta.sid), member, ttl)
+        value = seal_session(self._keyring, ticket, record_to_json(record), meta)
+        await self.store.set(sess_key(ticket.handle), value, self._ttl(record, meta, now))
+        await self._prune_index(sub_index(meta.issuer, meta.subject), now)
+        return str(ticket)
+
+    async def load(self, ticket: str, *, cached: bool = True) -> LoadedSession | None:
+        """The session of a cookie's ticket, or None if unknown, expired, malformed or forged."""
+        parsed = Ticket.parse(ticket)
+        if parsed is None:
+            return None
+        now = self._clock()
+        entry = self._cache.get(parsed.handle, parsed.session_key, now) if cached else None
+        if entry is None:
+            entry = await self._read(parsed, now)
+        loaded = self._open_entry(parsed, entry) if entry is not None else None
+        if loaded is None or not self._alive(loaded, now):
+            return None
+        if now - loaded.record.last_seen >= self._settings.idle_timeout * TOUCH_FRACTION:
+            await self._touch(loaded, now)
+        return loaded
+
+    async def reload(self, loaded: LoadedSession) -> LoadedSession | None:
+        """Read ``loaded`` again from the store, past the cache (e.g. after a refresh lock)."""
+        return await self.load(str(loaded.ticket), cached=False)
+
+    async def save(self, loaded: LoadedSession) -> bool:
+        """Write back a changed record (after a refresh); False if it ended meanwhile."""
+        now = self._clock()
+        if not self._alive(loaded, now):
+            return False
+        loaded.record.last_seen = now
+        value = seal_session(
+            self._keyring, loaded.ticket, record_to_json(loaded.record), loaded.meta
+        )
+        ttl = self._ttl(loaded.record, loaded.meta, now)
+        # Only if it exists: a session destroyed during the refresh must stay destroyed.
+        written = await self.store.set_if_exists(sess_key(loaded.handle), value, ttl)
+        if written:
+            loaded.raw = value
+        await self._invalidate([loaded.handle])
+        return written
+
+    # -- ending sessions ------------------------------------------------------------------
+
+    async def destroy(self, session_id: str) -> bool:
+        """End one session (logout); False if it did not exist."""
+        return await self.destroy_by_handle(digest(session_id)) > 0
+
+    async def destroy_by_handle(self, handle: str) -> int:
+        """End the session with this handle (admin tools); return 1 if it existed, else 0."""
+        return await self._destroy_members(None, [index_member(handle, 0)])
+
+    async def destroy_by_sid(self, issuer: str, sid: str) -> int:
+        """End every session of a provider session (back-channel logout); return how many."""
+        index = sid_index(issuer, sid)
+        return await self._destroy_members(index, await self.store.index_members(index))
+
+    async def destroy_by_sub(self, issuer: str, sub: str) -> int:
+        """End every session of a user; return how many."""
+        index = sub_index(issuer, sub)
+        return await self._destroy_members(index, await self.store.index_members(index))
+
+    # -- admin listing --------------------------------------------------------------------
+
+    async def list_by_sub(self, issuer: str, sub: str) -> list[SessionSummary]:
+        """The live sessions of a user, oldest first."""
+        return await self._list(sub_index(issuer, sub))
+
+    async def list_by_sid(self, issuer: str, sid: str) -> list[SessionSummary]:
+        """The live sessions of a provider session, oldest first."""
+        return await self._list(sid_index(issuer, sid))
+
+    # -- login state ----------------------------------------------------------------------
+
+    async def put_login_state(self, state_id: str, data: dict[str, Any], ttl: float) -> None:
+        """Keep ``data`` until the callback presents ``state_id``, at most ``ttl`` seconds."""
+        plain = json.dumps(data, separators=(",", ":")).encode("utf-8")
+        sealed = self._keyring.seal(plain, key_material=state_id.encode(), context=b"login-state")
+        await self.store.set(login_key(state_id), sealed, ttl)
+
+    async def take_login_state(self, state_id: str) -> dict[str, Any] | None:
+        """The data stored under ``state_id``, once; None if unknown, used, expired or forged."""
+        sealed = await self.store.take(login_key(state_id))
+        if sealed is None:
+            return None
+        try:
+            plain = self._keyring.open_(
+                sealed, key_material=state_id.encode(), context=b"login-state"
+            )
+            data = json.loads(plain)
+        except (SealError, ValueError):
+            log.warning("login state did not open")
+            return None
+        return data if isinstance(data, dict) else None
+
+    # -- refresh lock ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def refresh_lock(
+        self, session_id: str, *, wait: float | None = None
+    ) -> AsyncIterator[bool]:
+        """Yield True if this caller holds the session's refresh lock.
+
+        Otherwise wait until the holder releases it (at most ``wait`` seconds, default
+        ``refresh_lock_wait``) and yield False: re-load the session and use its tokens.
+        """
+        key = lock_key(digest(session_id))
+        token = random_token(16).encode("ascii")
+        lock_ttl = max(LOCK_TTL, 2 * self._settings.refresh_lock_wait)
+        held = await self.store.set_if_absent(key, token, lock_ttl)
+        if not held:
+            await self._await_release(
+                key, self._settings.refresh_lock_wait if wait is None else wait
+            )
+        try:
+            yield held
+        finally:
+            if held:
+                await self._release(key, token)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _ttl(self, record: SessionRecord, meta: SessionMeta, now: float) -> float:
+        remaining = meta.expires_at - now
+        idle = self._settings.idle_timeout - max(0.0, now - record.last_seen)
+        return max(min(remaining, idle), 0.001)
+
+    def _alive(self, loaded: LoadedSession, now: float) -> bool:
+        idle_for = now - loaded.record.last_seen
+        return now < loaded.meta.expires_at and idle_for < self._settings.idle_timeout
+
+    async def _read(self, ticket: Ticket, now: float) -> CachedSession | None:
+        generation = self._cache.generation
+        raw = await self.store.get(sess_key(ticket.handle))
+        if raw is None:
+            return None
+        try:
+            meta = open_meta(self._keyring, ticket.handle, raw)
+            plaintext = open_record(self._keyring, ticket, raw)
+        except _UNREADABLE as exc:
+            log.info("session did not open (%s): %s", ticket.handle[:12], type(exc).__name__)
+            return None
+        entry = CachedSession(ticket.session_key, plaintext, meta, raw, now)
+        self._cache.put(ticket.handle, entry, generation)
+        return entry
+
+    def _open_entry(self, ticket: Ticket, entry: CachedSession) -> LoadedSession | None:
+        try:
+            record = record_from_json(entry.plaintext)
+        except _UNREADABLE as exc:
+            log.warning("session record unreadable (%s): %s", ticket.handle[:12], exc)
+            return None
+        return LoadedSession(ticket, record, entry.meta, entry.raw)
+
+    async def _touch(self, loaded: LoadedSession, now: float) -> None:
+        """Move last_seen (and the TTL) forward, unless someone wrote the session meanwhile."""
+        stale_raw, generation = loaded.raw, self._cache.generation
+        loaded.record.last_seen = now
+        plaintext = record_to_json(loaded.record)
+        value = seal_session(self._keyring, loaded.ticket, plaintext, loaded.meta)
+        ttl = self._ttl(loaded.record, loaded.meta, now)
+        key = sess_key(loaded.handle)
+        # Compare-and-set: a concurrent save holds newer tokens and must not be overwritten.
+        if await self.store.replace(key, stale_raw, value, ttl):
+            loaded.raw = value
+            entry = CachedSession(loaded.ticket.session_key, plaintext, loaded.meta, value, now)
+            self._cache.put(loaded.handle, entry, generation)
+        else:
+            self._cache.invalidate(loaded.handle)
+
+    async def _destroy_members(self, index: str | None, members: Iterable[str]) -> int:
+        members = list(members)
+        handles = [member_handle(m) for m in members]
+        values = await self._get_many([sess_key(h) for h in handles])
+        others: dict[str, list[str]] = {}
+        for handle, value in zip(handles, values, strict=True):
+            meta = self._meta_or_none(handle, value)
+            if meta is None:
+                continue
+            entry = index_member(handle, meta.expires_at)
+            others.setdefault(sub_index(meta.issuer, meta.subject), []).append(entry)
+            if meta.sid is not None:
+                others.setdefault(sid_index(meta.issuer, meta.sid), []).append(entry)
+        count = await self.store.delete(*(sess_key(h) for h in handles)) if handles else 0
+        if index is not None:
+            others.setdefault(index, []).extend(members)
+        for other, stale in others.items():
+            await self.store.remove_from_index(other, *stale)
+        if handles:
+            await self._invalidate(handles)
+        return count
+
+    async def _list(self, index: str) -> list[SessionSummary]:
+        now = self._clock()
+        handles = [member_handle(m) for m in await self.store.index_members(index)]
+        values = await self._get_many([sess_key(h) for h in handles])
+        summaries = []
+        for handle, value in zip(handles, values, strict=True):
+            meta = self._meta_or_none(handle, value)
+            if meta is not None and meta.expires_at > now:
+                summaries.append(
+                    SessionSummary(
+                        handle,
+                        meta.provider,
+                        meta.issuer,
+                        meta.subject,
+                        meta.sid,
+                        meta.created_at,
+                        meta.expires_at,
+                    )
+                )
+        return sorted(summaries, key=lambda s: s.created_at)
+
+    def _meta_or_none(self, handle: str, value: bytes | None) -> SessionMeta | None:
+        if value is None:
+            return None
+        try:
+            return open_meta(self._keyring, handle, value)
+        except _UNREADABLE:
+            log.warning("session meta unreadable (%s)", handle[:12])
+            return None
+
+    async def _get_many(self, keys: list[str]) -> list[bytes | None]:
+        values: list[bytes | None] = []
+        for start in range(0, len(keys), READ_BATCH):
+            batch = keys[start : start + READ_BATCH]
+            values.extend(await asyncio.gather(*(self.store.get(k) for k in batch)))
+        return values
+
+    async def _prune_index(self, index: str, now: float) -> None:
+        """Drop members past their absolute expiry, so a daily user's index stays small."""
+        stale = [m for m in await self.store.index_members(index) if member_expired(m, now)]
+        if stale:
+            await self.store.remove_from_index(index, *stale)
+
+    async def _invalidate(self, handles: list[str]) -> None:
+        self._cache.invalidate(*handles)
+        await self.store.publish(INVALIDATE_CHANNEL, " ".join(handles))
+
+    def _on_invalidate(self, message: str) -> None:
+        self._cache.invalidate(*message.split())
+
+    async def _await_release(self, key: str, wait: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while loop.time() < deadline:
+            await asyncio.sleep(LOCK_POLL)
+            if await self.store.get(key) is None:
+                return
+
+    async def _release(self, key: str, token: bytes) -> None:
+        try:
+            await self.store.release_lock(key, token)
+        except StoreUnavailable as exc:
+            # The work under the lock is done; the lock's TTL frees it in the worst case.
+            log.warning("could not release refresh lock: %s", exc)

@@ -1,0 +1,198 @@
+"""Who a bearer-token caller is: parse, route to local JWT checks or introspection (RFC 6750)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.config.model import Bearer, TrustedIssuer
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    InsufficientScope,
+    InvalidToken,
+    ProviderUnavailable,
+)
+from gateway.idp.discovery import MetadataSource
+from gateway.idp.jwks import JwksCache, invalid_token
+from gateway.tokens.bearer import (
+    MissingToken,
+    one_authorization_header,
+    parse_bearer,
+    refuse_token_in_query,
+)
+from gateway.tokens.introspection import (
+    IntrospectionCache,
+    IntrospectionClient,
+    Result,
+    SharedCache,
+    introspection_verdict,
+)
+from gateway.tokens.jwt_access import JwtAccessTokenValidator, unverified_parts
+from gateway.types import Principal
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedIssuerClients:
+    """One trusted issuer with its metadata, keys and (optional) introspection client."""
+
+    config: TrustedIssuer
+    metadata: MetadataSource
+    jwks: JwksCache
+    introspection: IntrospectionClient | None
+
+
+def build_issuer_clients(
+    config: TrustedIssuer, session: aiohttp.ClientSession, clock: Callable[[], float]
+) -> TrustedIssuerClients:
+    """Wire one issuer's metadata source, JWKS cache and introspection client."""
+    metadata = MetadataSource.for_trusted_issuer(config, session, clock=clock)
+
+    async def jwks_uri() -> str | None:
+        return (await metadata.get()).jwks_uri
+
+    async def introspection_endpoint() -> str | None:
+        return (await metadata.get()).introspection_endpoint
+
+    introspection = None
+    if config.introspection is not None:
+        introspection = IntrospectionClient(
+            config.introspection, config.issuer, introspection_endpoint, session,
+            metadata.guard, clock=clock,
+        )  # fmt: skip
+    jwks = JwksCache(config.jwks_uri or jwks_uri, session, metadata.guard, clock=clock)
+    return TrustedIssuerClients(config, metadata, jwks, introspection)
+
+
+def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
+    """Scopes from `scope` (space-separated) or `scp` (list or string)."""
+    value = claims.get("scope", claims.get("scp"))
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list):
+        return frozenset(item for item in value if isinstance(item, str))
+    return frozenset()
+
+
+def principal_from_claims(issuer: str, claims: dict[str, Any]) -> Principal:
+    """The bearer principal described by verified claims."""
+    client_id = claims.get("client_id", claims.get("azp"))
+    client_id = client_id if isinstance(client_id, str) else None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        subject = client_id  # client-credentials tokens may name only the client
+    if subject is None:
+        raise invalid_token("The token names neither a subject nor a client.")
+    return Principal(
+        kind="bearer",
+        issuer=issuer,
+        subject=subject,
+        claims=claims,
+        scopes=scopes_of(claims),
+        client_id=client_id,
+    )
+
+
+class BearerAuthenticator:
+    """Turns an Authorization header into a Principal, or raises InvalidToken / 503."""
+
+    def __init__(
+        self,
+        config: Bearer,
+        session: aiohttp.ClientSession,
+        shared_cache: SharedCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.issuers = [build_issuer_clients(i, session, clock) for i in config.issuers]
+        self._by_issuer = {clients.config.issuer: clients for clients in self.issuers}
+        self._clock = clock
+        self.jwt = JwtAccessTokenValidator(
+            [(c.config, c.jwks) for c in self.issuers],
+            clock=clock,
+            max_entries=config.cache_max_entries,
+        )
+        self.introspection_cache = IntrospectionCache(
+            max_entries=config.cache_max_entries,
+            positive_ttl=config.cache_ttl,
+            negative_ttl=config.negative_cache_ttl,
+            shared=shared_cache if config.shared_cache else None,
+            clock=clock,
+        )
+
+    async def authenticate(
+        self, authorization_header: str | Sequence[str] | None, query_string: str = ""
+    ) -> Principal:
+        """The caller's principal; the header may be given as all its values."""
+        refuse_token_in_query(query_string)
+        header = authorization_header
+        if header is not None and not isinstance(header, str):
+            header = one_authorization_header(list(header))
+        token = parse_bearer(header)
+        parts = unverified_parts(token)
+        if parts is None:
+            return await self._introspect_opaque(token)
+        iss = parts[1].get("iss")
+        clients = self._by_issuer.get(iss) if isinstance(iss, str) else None
+        if clients is None:
+            raise invalid_token("The token's issuer is not trusted.")
+        introspection = clients.config.introspection
+        if introspection is not None and introspection.mode == "all":
+            return await self._introspect_with(clients, token)
+        verified = await self.jwt.validate(token)
+        return principal_from_claims(verified.issuer.issuer, verified.claims)
+
+    async def _introspect_opaque(self, token: str) -> Principal:
+        candidates = [c for c in self.issuers if c.introspection is not None]
+        if not candidates:
+            raise invalid_token("The access token is malformed.")
+        refusal: InvalidToken | None = None
+        outage: ProviderUnavailable | None = None
+        for clients in candidates:
+            try:
+                return await self._introspect_with(clients, token)
+            except InvalidToken as exc:
+                refusal = refusal or exc
+            except ProviderUnavailable as exc:
+                outage = outage or exc  # another issuer may still know the token
+        raise outage or refusal or invalid_token("The access token is not active.")
+
+    async def _introspect_with(self, clients: TrustedIssuerClients, token: str) -> Principal:
+        client = clients.introspection
+        if client is None:
+            raise invalid_token("The access token is not active.")
+
+        async def introspect() -> Result:
+            response = await client.introspect(token)
+            return introspection_verdict(response, clients.config, self._clock())
+
+        result = await self.introspection_cache.lookup(clients.config.issuer, token, introspect)
+        if result.get("active") is not True:
+            reason = result.get("reason")
+            raise invalid_token(reason if isinstance(reason, str) else "The token is not active.")
+        claims = {k: v for k, v in result.items() if k != "active"}
+        return principal_from_claims(clients.config.issuer, claims)
+
+
+def _header_text(value: str) -> str:
+    """Characters RFC 6750 allows in a challenge's quoted values (no quote, no backslash)."""
+    return "".join(ch for ch in value if " " <= ch <= "~" and ch not in '"\\')
+
+
+def www_authenticate(error: GatewayError, realm: str) -> str:
+    """The RFC 6750 section 3 challenge for a refused bearer request."""
+    params = [("realm", realm)]
+    if isinstance(error, InsufficientScope):
+        params += [("error", "insufficient_scope"), ("error_description", error.public_message)]
+        params.append(("scope", error.scope))
+    elif isinstance(error, MissingToken):
+        pass  # no credentials at all: no error code (RFC 6750 3.1)
+    elif isinstance(error, InvalidToken):
+        params += [("error", "invalid_token"), ("error_description", error.public_message)]
+    elif isinstance(error, BadRequest):
+        params += [("error", "invalid_request"), ("error_description", error.public_message)]
+    return "Bearer " + ", ".join(f'{name}="{_header_text(value)}"' for name, value in params)

@@ -1,0 +1,165 @@
+"""What browser login needs at request time: providers, the session manager, cookies."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from gateway.config.model import Config
+from gateway.crypto import KeyRing, random_token
+from gateway.errors import ProviderUnavailable
+from gateway.login.provider import ProviderClient
+from gateway.login.token_endpoint import RefreshRefused
+from gateway.policy.redirects import safe_return_url
+from gateway.sessions.manager import LoadedSession, SessionManager
+from gateway.types import Principal, SessionRecord
+from gateway.web.cookies import CookiePolicy
+from gateway.web.keys import VIEW
+
+log = logging.getLogger("gateway.login")
+
+
+@dataclass
+class LoginServices:
+    """Providers by name, the session manager, the key ring and the cookie policy."""
+
+    config: Config
+    providers: dict[str, ProviderClient]
+    manager: SessionManager
+    keyring: KeyRing
+    cookies: CookiePolicy
+
+    @property
+    def cookie_names(self) -> frozenset[str]:
+        return frozenset({self.cookies.session_name, self.cookies.login_name})
+
+    def origin(self, request: web.Request) -> str:
+        """The browser-facing origin of this request: scheme://host[:port]."""
+        if self.config.public_url:
+            parts = urlsplit(self.config.public_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        view = request[VIEW]
+        return f"{view.scheme}://{view.host}"
+
+    def callback_url(self, request: web.Request) -> str:
+        return self.origin(request) + self.config.prefix.rstrip("/") + "/callback"
+
+    def safe_target(self, request: web.Request, candidate: str | None) -> str:
+        return safe_return_url(candidate, self.origin(request), self.config.allowed_redirect_hosts)
+
+    async def start_login(
+        self, request: web.Request, provider: ProviderClient, return_to: str
+    ) -> web.Response:
+        """Store the login state and send the browser to the provider."""
+        state, nonce = random_token(), random_token()
+        verifier = random_token(48) if provider.config.pkce else None
+        binding = request.cookies.get(self.cookies.login_name) or random_token()
+        redirect_uri = self.callback_url(request)
+        url = await provider.authorization_url(
+            redirect_uri=redirect_uri, state=state, nonce=nonce, verifier=verifier
+        )
+        await self.manager.put_login_state(
+            state,
+            {
+                "provider": provider.name,
+                "nonce": nonce,
+                "verifier": verifier,
+                "return_to": self.safe_target(request, return_to),
+                "binding": _digest(binding),
+                "redirect_uri": redirect_uri,
+                "started": time.time(),
+            },
+            self.config.sessions.login_state_ttl,
+        )
+        response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
+        self.cookies.set_login_binding(response, binding, self.config.sessions.login_state_ttl)
+        log.info("login started", extra={"provider": provider.name})
+        return response
+
+    def binding_matches(self, request: web.Request, stored: str) -> bool:
+        cookie = request.cookies.get(self.cookies.login_name)
+        return bool(cookie) and _digest(cookie or "") == stored
+
+    async def session_principal(self, request: web.Request) -> Principal | None:
+        """The principal of the request's session cookie, refreshed if needed; None if none."""
+        ticket = request.cookies.get(self.cookies.session_name)
+        if not ticket:
+            return None
+        loaded = await self.manager.load(ticket)
+        if loaded is None:
+            return None
+        loaded = await self._maybe_refresh(loaded)
+        if loaded is None:
+            return None
+        return principal_of(loaded)
+
+    async def _maybe_refresh(self, loaded: LoadedSession) -> LoadedSession | None:
+        record = loaded.record
+        tokens = record.tokens
+        now = time.time()
+        if (
+            not tokens.refresh_token
+            or tokens.expires_at is None
+            or tokens.expires_at - now > self.config.sessions.refresh_before
+        ):
+            return loaded
+        provider = self.providers.get(record.provider)
+        if provider is None:
+            return loaded
+        async with self.manager.refresh_lock(
+            loaded.session_id, wait=self.config.sessions.refresh_lock_wait
+        ) as holder:
+            if not holder:
+                # Another request (maybe on another instance) refreshed it: use its result.
+                return await self.manager.reload(loaded)
+            return await self._refresh(loaded, provider, now)
+
+    async def _refresh(
+        self, loaded: LoadedSession, provider: ProviderClient, now: float
+    ) -> LoadedSession | None:
+        tokens = loaded.record.tokens
+        if tokens.refresh_token is None:
+            return loaded
+        try:
+            fresh = await provider.refresh(tokens.refresh_token)
+        except RefreshRefused as exc:
+            log.info("session ended: %s", exc, extra={"provider": provider.name})
+            await self.manager.destroy(loaded.session_id)
+            return None
+        except ProviderUnavailable as exc:
+            expired_for = now - (tokens.expires_at or now)
+            if expired_for > self.config.sessions.refresh_grace:
+                raise
+            log.warning("refresh failed, keeping the session for now: %s", exc)
+            return loaded
+        fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
+        fresh.id_token = fresh.id_token or tokens.id_token
+        loaded.record.tokens = fresh
+        await self.manager.save(loaded)
+        log.info("session refreshed", extra={"provider": provider.name})
+        return loaded
+
+
+def principal_of(loaded: LoadedSession) -> Principal:
+    record: SessionRecord = loaded.record
+    scope = record.tokens.scope or ""
+    return Principal(
+        kind="session",
+        issuer=record.issuer,
+        subject=record.subject,
+        claims=record.claims,
+        scopes=frozenset(scope.split()),
+        client_id=None,
+        session_id=loaded.session_id,
+        access_token=record.tokens.access_token,
+        id_token=record.tokens.id_token,
+    )
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

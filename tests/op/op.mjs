@@ -1,0 +1,267 @@
+// Test OpenID Provider for the gateway's test suite.
+//
+// panva/oidc-provider v9 (ESM), pinned by package-lock.json. Listens on 127.0.0.1 only.
+// Nothing here is production-grade: devInteractions accepts ANY login/password, the
+// login name is the subject, and dynamic client registration needs no token, so each
+// test registers exactly the client it needs (tests/support/op.py does that).
+//
+// Environment:
+//   OP_PORT          listen port (required)
+//   OP_ISSUER        issuer URL                                  (default http://127.0.0.1:$OP_PORT)
+//   OP_KEYS_FILE     private JWKS, created with one RS256 key if missing
+//                    (default ./keys/jwks.json); a test rotates keys by restarting
+//                    the OP with another file
+//   OP_CLIENTS_FILE  optional JSON list of static client metadata
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import Provider from 'oidc-provider';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const HOST = '127.0.0.1';
+const PORT = Number(process.env.OP_PORT);
+if (!Number.isInteger(PORT) || PORT <= 0 || PORT > 65535) {
+  console.error('OP_PORT must be set to a TCP port');
+  process.exit(2);
+}
+const ISSUER = process.env.OP_ISSUER || `http://${HOST}:${PORT}`;
+const KEYS_FILE = process.env.OP_KEYS_FILE || path.join(here, 'keys', 'jwks.json');
+const CLIENTS_FILE = process.env.OP_CLIENTS_FILE || '';
+
+function log(...args) {
+  console.log(new Date().toISOString(), ...args);
+}
+
+// ---------------------------------------------------------------------------
+// Signing keys: one RSA key (RS256), made on first use of a keys file.
+function loadOrCreateKeys() {
+  if (fs.existsSync(KEYS_FILE)) return JSON.parse(fs.readFileSync(KEYS_FILE, 'utf8'));
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  const kid = `rs256-${crypto.randomBytes(6).toString('hex')}`;
+  const jwks = { keys: [{ ...jwk, kid, use: 'sig', alg: 'RS256' }] };
+  fs.mkdirSync(path.dirname(KEYS_FILE), { recursive: true });
+  fs.writeFileSync(KEYS_FILE, JSON.stringify(jwks, null, 2), { mode: 0o600 });
+  return jwks;
+}
+
+function loadClients() {
+  if (!CLIENTS_FILE) return [];
+  const clients = JSON.parse(fs.readFileSync(CLIENTS_FILE, 'utf8'));
+  if (!Array.isArray(clients)) throw new Error(`${CLIENTS_FILE}: expected a JSON list of clients`);
+  return clients;
+}
+
+// ---------------------------------------------------------------------------
+// Accounts: any login is accepted; the login name is the account id (= sub).
+const GROUPS = { alice: ['users', 'admins'] };
+async function findAccount(ctx, id) {
+  return {
+    accountId: id,
+    async claims() {
+      return {
+        sub: id,
+        email: `${id}@example.test`,
+        email_verified: true,
+        name: `Test User ${id}`,
+        preferred_username: id,
+        groups: GROUPS[id] || ['users'],
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Resource servers (RFC 8707 resource indicators).
+const RESOURCE_SERVERS = {
+  // JWT access tokens (RFC 9068: typ at+jwt, RS256)
+  'urn:test:api': {
+    scope: 'api:read api:write',
+    audience: 'urn:test:api',
+    accessTokenTTL: 3600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  },
+  // opaque access tokens for the same audience (checkable only by introspection)
+  'urn:test:api-opaque': {
+    scope: 'api:read api:write',
+    audience: 'urn:test:api',
+    accessTokenTTL: 3600,
+    accessTokenFormat: 'opaque',
+  },
+  // negative-test helpers: another audience, and a JWT that expires after 1 s
+  'urn:test:other': {
+    scope: 'api:read api:write',
+    audience: 'urn:test:other',
+    accessTokenTTL: 3600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  },
+  'urn:test:api-short': {
+    scope: 'api:read api:write',
+    audience: 'urn:test:api',
+    accessTokenTTL: 1,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  },
+};
+
+// ---------------------------------------------------------------------------
+// Plain HTML pages. The forms keep oidc-provider's markup (ids op.logoutForm,
+// op.deviceInputForm, op.deviceConfirmForm); the submit buttons are placed inside
+// the forms so that a form parser sees them too. Replacing the defaults also keeps
+// the log free of "you SHOULD change this" notices.
+function esc(value) {
+  return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function page(title, body) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${esc(title)}</title></head>`
+    + `<body><h1>${esc(title)}</h1>${body}</body></html>`;
+}
+function withButtons(form, buttons) {
+  return form.replace(/<\/form>\s*$/, `${buttons}</form>`);
+}
+
+async function logoutSource(ctx, form) {
+  ctx.type = 'html';
+  ctx.body = page('Sign out', withButtons(
+    form,
+    '<button type="submit" name="logout" value="yes" autofocus>Yes, sign me out</button>'
+      + '<button type="submit">No, stay signed in</button>',
+  ));
+}
+async function postLogoutSuccessSource(ctx) {
+  ctx.type = 'html';
+  ctx.body = page('Signed out', '<p id="op.loggedOut">You are signed out.</p>');
+}
+async function userCodeInputSource(ctx, form, out, err) {
+  ctx.type = 'html';
+  const msg = err ? `<p class="error">${esc(err.name || 'error')}: ${esc(err.message || '')}</p>` : '';
+  ctx.body = page('Device sign-in', msg + withButtons(form, '<button type="submit">Continue</button>'));
+}
+async function userCodeConfirmSource(ctx, form, client, deviceInfo, userCode) {
+  ctx.type = 'html';
+  ctx.body = page('Confirm device', `<p>Client <b>${esc(client.clientName || client.clientId)}</b>, `
+    + `code <code id="user_code">${esc(userCode)}</code></p>`
+    + withButtons(form, '<button type="submit" autofocus>Continue</button>'
+      + '<button type="submit" name="abort" value="yes">Abort</button>'));
+}
+async function successSource(ctx) {
+  ctx.type = 'html';
+  ctx.body = page('Device signed in', '<p id="op.deviceSuccess">Sign-in successful.</p>');
+}
+async function renderError(ctx, out) {
+  ctx.type = 'html';
+  ctx.body = page('Error', `<pre id="op.error">${esc(JSON.stringify(out, null, 2))}</pre>`);
+}
+
+// ---------------------------------------------------------------------------
+const configuration = {
+  clients: loadClients(),
+  jwks: loadOrCreateKeys(),
+  findAccount,
+
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'preferred_username'],
+    groups: ['groups'],
+  },
+  scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
+  // id_tokens carry the claims of the granted scopes (like most real providers),
+  // not only sub: the gateway must work without a userinfo call too
+  conformIdTokenClaims: false,
+
+  // PKCE S256 (the only method v9 offers) is required for public clients only
+  pkce: { required: (ctx, client) => client.clientAuthMethod === 'none' },
+
+  // a client that may use refresh_token always gets one, offline_access or not
+  issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+
+  clientBasedCORS: () => false,
+  cookies: { keys: ['gateway-test-op-cookie-key-0123456789abcdef'] },
+
+  // oidc-provider v9 refuses outgoing requests to special-use addresses (SSRF
+  // protection), which includes the back-channel logout POST to a gateway on
+  // 127.0.0.1. Every RP of the test suite is on loopback: lift it for 127.0.0.1 only.
+  fetch: (url, options) => {
+    if (new URL(url).hostname === HOST) delete options.dispatcher;
+    return globalThis.fetch(url, options);
+  },
+
+  features: {
+    devInteractions: { enabled: true }, // built-in login + consent forms, any login
+    registration: { enabled: true, initialAccessToken: false },
+    // any confidential client may introspect any token; public clients only their own
+    introspection: {
+      enabled: true,
+      allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none'
+        || token.clientId === client.clientId,
+    },
+    // a client may revoke only its own tokens
+    revocation: {
+      enabled: true,
+      allowedPolicy: async (ctx, client, token) => token.clientId === client.clientId,
+    },
+    backchannelLogout: { enabled: true },
+    rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+    clientCredentials: { enabled: true },
+    deviceFlow: {
+      enabled: true, userCodeInputSource, userCodeConfirmSource, successSource,
+    },
+    resourceIndicators: {
+      enabled: true,
+      // no resource parameter -> no resource server -> opaque token (userinfo-capable)
+      defaultResource: async (ctx, client, oneOf) => oneOf,
+      useGrantedResource: async () => false,
+      getResourceServerInfo: async (ctx, resourceIndicator) => {
+        const rs = RESOURCE_SERVERS[resourceIndicator];
+        if (!rs) throw new Provider.errors.InvalidTarget();
+        return rs;
+      },
+    },
+  },
+
+  ttl: {
+    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    AuthorizationCode: 60,
+    ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    DeviceCode: 600,
+    IdToken: 3600,
+    Grant: 14 * 24 * 3600,
+    Interaction: 3600,
+    Session: 14 * 24 * 3600,
+    RefreshToken: 14 * 24 * 3600,
+  },
+
+  renderError,
+};
+
+const provider = new Provider(ISSUER, configuration);
+provider.proxy = false;
+
+provider.on('server_error', (ctx, err) => log('server_error', err));
+provider.on('registration_create.success', (ctx, client) => log('registered client', client.clientId));
+provider.on('backchannel.success', (ctx, client, accountId, sid) => {
+  log('backchannel.success', client.clientId, accountId, sid);
+});
+provider.on('backchannel.error', (ctx, err, client, accountId, sid) => {
+  log('backchannel.error', client.clientId, accountId, sid, err.message, err.cause?.message || '');
+});
+provider.on('end_session.success', () => log('end_session.success'));
+
+const server = provider.listen(PORT, HOST, () => {
+  log(`oidc-provider listening on ${HOST}:${PORT}, issuer ${ISSUER}, keys ${KEYS_FILE}`);
+});
+
+function shutdown(signal) {
+  log(`${signal}: shutting down`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));

@@ -1,0 +1,169 @@
+"""decide() and policy_problems(): pure authorization, checked with tables of cases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.config.model import ClaimRule, Policy
+from gateway.policy.authz import claim_value, decide, policy_problems
+from gateway.types import Principal
+
+
+def person(
+    kind: str = "session", scopes: str = "", client: str | None = None, **claims: Any
+) -> Principal:
+    return Principal(
+        kind=kind,  # type: ignore[arg-type]
+        issuer="https://idp",
+        subject="u1",
+        claims={"sub": "u1", **claims},
+        scopes=frozenset(scopes.split()),
+        client_id=client,
+    )
+
+
+ADA = person(
+    email="Ada@Example.com", groups=["eng", "admins"], roles=["reader"], tier="gold",
+    level=3, staff=True, org={"unit": {"name": "R&D"}, "ids": ["7", "8"]},
+    **{"https://example.com/roles": ["editor"]},
+)  # fmt: skip
+API = person("bearer", "orders:read orders:write", "svc-1", email="ops@corp.example")
+
+
+CASES: list[tuple[str, dict[str, Any], Principal, str, tuple[bool, int, str | None]]] = [
+    # name, policy, principal, method, (allowed, status, missing_scope)
+    ("empty policy lets anyone in", {}, ADA, "DELETE", (True, 200, None)),
+    ("method listed", {"methods": ["get", "POST"]}, ADA, "post", (True, 200, None)),
+    ("method not listed", {"methods": ["GET"]}, ADA, "DELETE", (False, 405, None)),
+    ("HEAD rides on GET", {"methods": ["GET"]}, ADA, "HEAD", (True, 200, None)),
+    ("HEAD alone is not GET", {"methods": ["HEAD"]}, ADA, "GET", (False, 405, None)),
+    ("empty methods list", {"methods": []}, ADA, "GET", (False, 405, None)),
+    ("all scopes held", {"scopes_all": ["orders:read", "orders:write"]}, API, "GET",
+     (True, 200, None)),
+    ("one scope missing", {"scopes_all": ["orders:read", "orders:admin"]}, API, "GET",
+     (False, 403, "orders:admin")),
+    ("any scope held", {"scopes_any": ["x", "orders:read"]}, API, "GET", (True, 200, None)),
+    ("no scope of any", {"scopes_any": ["x", "y"]}, API, "GET", (False, 403, "x y")),
+    ("method checked before scope", {"methods": ["GET"], "scopes_all": ["z"]}, API, "PUT",
+     (False, 405, None)),
+    ("claim equals string", {"claims": [{"claim": "tier", "equals": "gold"}]}, ADA, "GET",
+     (True, 200, None)),
+    ("claim equals other", {"claims": [{"claim": "tier", "equals": "silver"}]}, ADA, "GET",
+     (False, 403, None)),
+    ("claim equals int", {"claims": [{"claim": "level", "equals": 3}]}, ADA, "GET",
+     (True, 200, None)),
+    ("int is not string", {"claims": [{"claim": "level", "equals": "3"}]}, ADA, "GET",
+     (False, 403, None)),
+    ("claim equals bool", {"claims": [{"claim": "staff", "equals": True}]}, ADA, "GET",
+     (True, 200, None)),
+    ("True is not 1", {"claims": [{"claim": "level", "equals": True}]}, ADA, "GET",
+     (False, 403, None)),
+    ("missing claim", {"claims": [{"claim": "nope", "equals": "x"}]}, ADA, "GET",
+     (False, 403, None)),
+    ("one_of string", {"claims": [{"claim": "tier", "one_of": ["gold", "platinum"]}]}, ADA, "GET",
+     (True, 200, None)),
+    ("one_of list claim", {"claims": [{"claim": "roles", "one_of": ["admin", "reader"]}]}, ADA,
+     "GET", (True, 200, None)),
+    ("one_of miss", {"claims": [{"claim": "roles", "one_of": ["admin"]}]}, ADA, "GET",
+     (False, 403, None)),
+    ("contains in list", {"claims": [{"claim": "roles", "contains": "reader"}]}, ADA, "GET",
+     (True, 200, None)),
+    ("contains in string", {"claims": [{"claim": "scope", "contains": "b"}]},
+     person(scope="a b c"), "GET", (True, 200, None)),
+    ("contains not a substring", {"claims": [{"claim": "tier", "contains": "gol"}]}, ADA, "GET",
+     (False, 403, None)),
+    ("dotted name", {"claims": [{"claim": "org.unit.name", "equals": "R&D"}]}, ADA, "GET",
+     (True, 200, None)),
+    ("dotted list", {"claims": [{"claim": "org.ids", "contains": "8"}]}, ADA, "GET",
+     (True, 200, None)),
+    ("dotted miss", {"claims": [{"claim": "org.unit.size", "equals": 1}]}, ADA, "GET",
+     (False, 403, None)),
+    ("URL claim name", {"claims": [{"claim": "https://example.com/roles", "contains": "editor"}]},
+     ADA, "GET", (True, 200, None)),
+    ("every rule must hold", {"claims": [{"claim": "tier", "equals": "gold"},
+                                         {"claim": "roles", "contains": "admin"}]}, ADA, "GET",
+     (False, 403, None)),
+    ("group member", {"groups": ["ops", "admins"]}, ADA, "GET", (True, 200, None)),
+    ("not a group member", {"groups": ["ops"]}, ADA, "GET", (False, 403, None)),
+    ("comma-string groups", {"groups": ["b"]}, person(groups="a, b"), "GET", (True, 200, None)),
+    ("email any case", {"emails": ["ada@EXAMPLE.com"]}, ADA, "GET", (True, 200, None)),
+    ("email not listed", {"emails": ["bob@example.com"]}, ADA, "GET", (False, 403, None)),
+    ("unverified email", {"emails": ["ada@example.com"]},
+     person(email="ada@example.com", email_verified=False), "GET", (False, 403, None)),
+    ("no email", {"email_domains": ["example.com"]}, person(), "GET", (False, 403, None)),
+    ("email domain", {"email_domains": ["EXAMPLE.com"]}, ADA, "GET", (True, 200, None)),
+    ("domain with @", {"email_domains": ["@example.com"]}, ADA, "GET", (True, 200, None)),
+    ("subdomain is another domain", {"email_domains": ["example.com"]},
+     person(email="a@evil.example.com"), "GET", (False, 403, None)),
+    ("suffix trick", {"email_domains": ["example.com"]}, person(email="a@badexample.com"), "GET",
+     (False, 403, None)),
+    ("client allowed", {"client_ids": ["svc-1"]}, API, "GET", (True, 200, None)),
+    ("client not allowed", {"client_ids": ["svc-2"]}, API, "GET", (False, 403, None)),
+    ("client_ids ignore sessions", {"client_ids": ["svc-2"]}, ADA, "GET", (True, 200, None)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "principal", "method", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_decide(
+    policy: dict[str, Any],
+    principal: Principal,
+    method: str,
+    expected: tuple[bool, int, str | None],
+) -> None:
+    """Each requirement alone, and their order: method (405) before scopes and claims (403)."""
+    decision = decide(Policy(**policy), principal, method)
+    assert (decision.allowed, decision.status, decision.missing_scope) == expected
+    assert decision.reason
+
+
+def test_claim_value_prefers_full_names() -> None:
+    """A claim literally named with dots wins over the nested path."""
+    claims = {"a.b": 1, "a": {"b": 2}}
+    assert claim_value(claims, "a.b") == 1
+    assert claim_value({"a": {"b": 2}}, "a.b") == 2
+
+
+def rule(claim: str, **given: Any) -> ClaimRule:
+    return ClaimRule(claim=claim, **given)
+
+
+PROBLEMS: list[tuple[str, Policy, list[str]]] = [
+    ("sound policy", Policy(methods=["GET"], scopes_all=["a"], emails=["x@corp.io"],
+                            email_domains=["corp.io"]), []),
+    ("empty methods", Policy(methods=[]), ["no request can pass"]),
+    ("junk method", Policy(methods=["GET POST"]), ["not an HTTP method"]),
+    ("equals twice", Policy(claims=[rule("tier", equals="a"), rule("tier", equals="b")]),
+     ["cannot all hold"]),
+    ("equals outside one_of", Policy(claims=[rule("tier", equals="a"), rule("tier", one_of=["b"])]),
+     ["cannot all hold"]),
+    ("equals inside one_of", Policy(claims=[rule("tier", equals="a"), rule("tier", one_of=["a"])]),
+     []),
+    ("disjoint one_of", Policy(claims=[rule("r", one_of=["a"]), rule("r", one_of=["b", "c"])]),
+     ["cannot all hold"]),
+    ("typed equals", Policy(claims=[rule("x", equals=True), rule("x", one_of=["True"])]),
+     ["cannot all hold"]),
+    ("empty one_of", Policy(claims=[rule("r", one_of=[])]), ["one_of is empty"]),
+    ("other claims independent", Policy(claims=[rule("a", equals="1"), rule("b", equals="2")]), []),
+    ("email outside domains", Policy(emails=["x@other.io"], email_domains=["corp.io"]),
+     ["outside email_domains"]),
+    ("address as domain", Policy(email_domains=["bob@corp.io"]), ["is an address"]),
+    ("scope with space", Policy(scopes_any=["a b"]), ["holds a space"]),
+    ("empty group", Policy(groups=[""]), ["empty value"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [p[1:] for p in PROBLEMS], ids=[p[0] for p in PROBLEMS]
+)
+def test_policy_problems(policy: Policy, expected: list[str]) -> None:
+    """Self-contradictions are each reported once, as a sentence."""
+    problems = policy_problems(policy)
+    assert len(problems) == len(expected), problems
+    for fragment, problem in zip(expected, problems, strict=True):
+        assert fragment in problem

@@ -1,0 +1,145 @@
+"""Identity headers: spoofed client headers are stripped; claim values cannot inject headers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from multidict import CIMultiDict
+
+from gateway.config.model import IdentityHeaders
+from gateway.errors import ConfigError
+from gateway.policy.identity_headers import IdentityHeaderInjector, encode_claim
+from gateway.types import Principal
+
+DEFAULTS = IdentityHeaders()
+
+
+def principal(**claims: Any) -> Principal:
+    return Principal(
+        kind="bearer", issuer="https://idp", subject="u1", claims=claims,
+        scopes=frozenset({"b", "a"}), client_id="svc",
+    )  # fmt: skip
+
+
+STRIPPED = [
+    ("X-Auth-Request-User", True),
+    ("x-auth-request-user", True),
+    ("X-AUTH-REQUEST-EMAIL", True),
+    ("x-AuTh-ReQuEsT-Anything", True),
+    ("X_Auth_Request_User", True),  # WSGI/CGI upstreams read '_' as '-'
+    ("X-Auth-Request-User ", True),
+    ("X-Gateway-Identity", True),
+    ("X-Forwarded-User", True),
+    ("x-remote-user", True),
+    ("X-Forwarded-For", False),
+    ("X-Auth", False),
+    ("Accept", False),
+    ("Authorization", False),
+]
+
+
+@pytest.mark.parametrize(("name", "dropped"), STRIPPED)
+def test_strip_any_spelling(name: str, dropped: bool) -> None:
+    """Configured names and prefixes match whatever the case, '_' or trailing space."""
+    injector = IdentityHeaderInjector(DEFAULTS)
+    assert injector.strip({name: "spoof"}) == ([name] if dropped else [])
+
+
+def test_strip_duplicates_from_a_multidict() -> None:
+    """Repeated and differently-cased copies are all named, each spelling once."""
+    headers = CIMultiDict(
+        [("X-Auth-Request-User", "a"), ("x-auth-request-user", "b"), ("X-AUTH-REQUEST-USER", "c"),
+         ("Accept", "*/*")]
+    )  # fmt: skip
+    names = IdentityHeaderInjector(DEFAULTS).strip(headers)
+    assert names == ["X-Auth-Request-User", "x-auth-request-user", "X-AUTH-REQUEST-USER"]
+    for name in names:
+        headers.popall(name, None)
+    assert list(headers) == ["Accept"]
+
+
+def test_route_mapping_strips_its_own_and_the_global_names() -> None:
+    """A route's own mapping is built; global names stay stripped too."""
+    config = IdentityHeaders(headers={"X-User": "sub"}, strip_prefixes=[])
+    injector = IdentityHeaderInjector(config, {"X-Team-Member": "sub"})
+    assert injector.strip(["x-user", "X-TEAM-MEMBER", "x-other"]) == ["x-user", "X-TEAM-MEMBER"]
+    assert injector.build(principal()) == [("X-Team-Member", "u1")]
+
+
+def test_build_default_mapping() -> None:
+    """sub, e-mail, username and groups go out under the default names."""
+    built = IdentityHeaderInjector(DEFAULTS).build(
+        principal(sub="u1", email="ada@example.com", preferred_username="ada",
+                  groups=["eng", "admins"])
+    )  # fmt: skip
+    assert built == [
+        ("X-Auth-Request-User", "u1"),
+        ("X-Auth-Request-Email", "ada@example.com"),
+        ("X-Auth-Request-Preferred-Username", "ada"),
+        ("X-Auth-Request-Groups", "eng,admins"),
+    ]
+
+
+def test_missing_claims_are_left_out_and_fields_fill_in() -> None:
+    """Absent claims send no header; sub, client_id and scope come from the principal."""
+    injector = IdentityHeaderInjector(
+        IdentityHeaders(headers={"X-Sub": "sub", "X-Client": "client_id", "X-Scopes": "scope",
+                                 "X-Mail": "email", "X-Team": "org.team"})
+    )  # fmt: skip
+    built = injector.build(principal(org={"team": "core"}))
+    assert built == [("X-Sub", "u1"), ("X-Client", "svc"), ("X-Scopes", "a b"), ("X-Team", "core")]
+
+
+ENCODINGS = [
+    ("plain", "plain"),
+    ("Ada Lovelace", "Ada Lovelace"),
+    ("evil\r\nX-Auth-Request-Admin: true", "evil%0D%0AX-Auth-Request-Admin: true"),
+    ("tab\there", "tab%09here"),
+    ("nul\x00", "nul%00"),
+    ("del\x7f", "del%7F"),
+    ("Zoë", "Zo%C3%AB"),
+    ("日本", "%E6%97%A5%E6%9C%AC"),
+    ("100%", "100%25"),
+    (["a", "b,c", "d\ne"], "a,b%2Cc,d%0Ae"),
+    (["x", 1, True, None], "x,1,true,null"),
+    ([], None),
+    (None, None),
+    (42, "42"),
+    (False, "false"),
+    ({"k": "v", "n": [1, 2]}, '{"k":"v","n":[1,2]}'),
+    ({"k": "é\r\n"}, '{"k":"%C3%A9\\r\\n"}'),  # JSON escapes CR/LF itself
+]
+
+
+@pytest.mark.parametrize(("value", "encoded"), ENCODINGS)
+def test_encode_claim(value: Any, encoded: str | None) -> None:
+    """Controls, non-ASCII and '%' are percent-encoded; lists joined by ','; JSON otherwise."""
+    assert encode_claim(value) == encoded
+
+
+@given(st.text())
+def test_encoded_strings_are_safe_and_reversible(text: str) -> None:
+    """Any string claim encodes to printable ASCII that decodes back to the claim."""
+    encoded = encode_claim(text)
+    assert encoded is not None
+    assert all(" " <= ch <= "~" for ch in encoded)
+    assert unquote(encoded, errors="surrogatepass") == text
+
+
+@given(st.lists(st.text(), min_size=1, max_size=5))
+def test_encoded_lists_split_back(items: list[str]) -> None:
+    """List items survive the ',' join: split, then unquote each."""
+    encoded = encode_claim(items)
+    assert encoded is not None
+    assert [unquote(i, errors="surrogatepass") for i in encoded.split(",")] == items
+
+
+@pytest.mark.parametrize("name", ["Bad Header", "X-User\r\n", "Host", "cookie", "Content-Length"])
+def test_invalid_or_dangerous_names_are_config_errors(name: str) -> None:
+    """Header names must be tokens and may not overwrite framing or credential headers."""
+    with pytest.raises(ConfigError):
+        IdentityHeaderInjector(IdentityHeaders(headers={name: "sub"}))

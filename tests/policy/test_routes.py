@@ -1,0 +1,75 @@
+"""Route matching: host first (exact, wildcard, any), then the longest path prefix."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config.model import Route
+from gateway.policy.routes import RouteTable, split_host
+
+
+def table(*specs: tuple[str | None, str, str]) -> RouteTable:
+    return RouteTable(
+        [Route(name=name, host=host, path=path, upstream="http://u") for host, path, name in specs]
+    )
+
+
+ROUTES = table(
+    (None, "/", "any-root"),
+    (None, "/api", "any-api"),
+    (None, "/api/v2/", "any-api-v2"),
+    ("app.example.com", "/", "app-root"),
+    ("app.example.com", "/admin", "app-admin"),
+    ("*.example.com", "/", "wild-root"),
+    ("*.eu.example.com", "/", "wild-eu"),
+)
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "expected"),
+    [
+        ("other.test", "/", "any-root"),
+        ("other.test", "/api", "any-api"),
+        ("other.test", "/api/x", "any-api"),
+        ("other.test", "/apix", "any-root"),  # a prefix matches whole segments only
+        ("other.test", "/api/v2/items", "any-api-v2"),
+        ("other.test", "/api/v2", "any-api"),  # "/api/v2/" needs the trailing slash
+        ("app.example.com", "/admin/users", "app-admin"),
+        ("APP.example.com", "/x", "app-root"),  # hosts compare case-insensitively
+        ("app.example.com.", "/x", "app-root"),  # a trailing dot is the same host
+        ("api.example.com", "/", "wild-root"),
+        ("x.eu.example.com", "/", "wild-eu"),  # the longer wildcard suffix wins
+        ("example.com", "/", "any-root"),  # *.example.com does not match the apex
+        ("app.example.com", "/api", "app-root"),  # host-specific beats a longer any-host prefix
+    ],
+)
+def test_route_choice(host: str, path: str, expected: str) -> None:
+    """The table picks the most specific host, then the longest prefix."""
+    route = ROUTES.match(host, path)
+    assert route is not None
+    assert expected == route.name
+
+
+def test_no_match_is_none() -> None:
+    """With no catch-all route, an unknown host gets no route (the proxy answers 404)."""
+    routes = table(("app.example.com", "/", "app"))
+    assert routes.match("other.test", "/") is None
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [("a.test:8080", "a.test"), ("a.test", "a.test"), ("[::1]:8080", "::1"), ("[::1]", "::1")],
+)
+def test_split_host(header: str, host: str) -> None:
+    """The Host header's port and IPv6 brackets are not part of the host name."""
+    assert host == split_host(header)
+
+
+def test_strip_prefix() -> None:
+    """With strip_prefix the upstream sees the path below the matched prefix."""
+    route = RouteTable([Route(path="/svc", upstream="http://u", strip_prefix=True)]).match(
+        "h", "/svc/a/b"
+    )
+    assert route is not None
+    assert route.upstream_path("/svc/a/b") == "/a/b"
+    assert route.upstream_path("/svc") == "/"

@@ -1,0 +1,119 @@
+"""What only the Redis store has: key prefix, failures as StoreUnavailable, resubscribing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from gateway.config.model import RedisConfig
+from gateway.errors import StoreUnavailable
+from gateway.sessions.redis import RedisStore
+from tests.sessions.conftest import redis_store
+from tests.support.ports import free_port
+from tests.support.redis import RedisServer
+
+CALLS: dict[str, Callable[[RedisStore], Awaitable[object]]] = {
+    "get": lambda s: s.get("k"),
+    "set": lambda s: s.set("k", b"v", 10),
+    "set_if_exists": lambda s: s.set_if_exists("k", b"v", 10),
+    "replace": lambda s: s.replace("k", b"v", b"w", 10),
+    "delete": lambda s: s.delete("k"),
+    "take": lambda s: s.take("k"),
+    "add_to_index": lambda s: s.add_to_index("i", "m", 10),
+    "remove_from_index": lambda s: s.remove_from_index("i", "m"),
+    "index_members": lambda s: s.index_members("i"),
+    "set_if_absent": lambda s: s.set_if_absent("k", b"v", 10),
+    "release_lock": lambda s: s.release_lock("k", b"v"),
+    "publish": lambda s: s.publish("c", "m"),
+    "ping": lambda s: s.ping(),
+}
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """A TCP port that accepts connections and never answers (a hung Redis)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_keys_and_channels_carry_the_prefix(redis_server: RedisServer, prefix: str) -> None:
+    """Every key lands under the configured prefix, with its TTL."""
+    store = redis_store(redis_server, prefix)
+    try:
+        await store.set("sess:x", b"v", 30)
+        await store.add_to_index("idx:y", "m", 30)
+    finally:
+        await store.close()
+    with redis_server.client() as raw:
+        assert {f"{prefix}sess:x".encode(), f"{prefix}idx:y".encode()} == set(
+            raw.keys(prefix + "*")
+        )
+        assert 0 < raw.pttl(f"{prefix}sess:x") <= 30_000
+        assert 0 < raw.pttl(f"{prefix}idx:y") <= 30_000
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+async def test_refused_connections_raise_store_unavailable(method: str) -> None:
+    """Nothing listening: every method raises StoreUnavailable at once, never returns None."""
+    store = _store_at(free_port(), timeout=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable, match="redis"):
+            await CALLS[method](store)
+    finally:
+        await store.close()
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("method", ["get", "take", "index_members"])
+async def test_a_hung_server_times_out_as_store_unavailable(
+    method: str, silent_server: int
+) -> None:
+    """A server that never answers costs at most about (retries + 1) x timeout."""
+    store = _store_at(silent_server, timeout=0.3)
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable, match="Timeout"):
+            await CALLS[method](store)
+    finally:
+        await store.close()
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.slow
+async def test_subscription_comes_back_after_a_restart(persistent_redis: RedisServer) -> None:
+    """After Redis restarts, the listener resubscribes and reports the gap (False, True)."""
+    listener, publisher = redis_store(persistent_redis, "p:"), redis_store(persistent_redis, "p:")
+    received: asyncio.Queue[str] = asyncio.Queue()
+    states: asyncio.Queue[bool] = asyncio.Queue()
+    try:
+        await listener.subscribe("chan", received.put_nowait, on_connection=states.put_nowait)
+        assert await states.get() is True
+        await publisher.publish("chan", "before")
+        assert await asyncio.wait_for(received.get(), 2) == "before"
+        await asyncio.to_thread(persistent_redis.stop)
+        assert await asyncio.wait_for(states.get(), 10) is False
+        await asyncio.to_thread(persistent_redis.start)
+        assert await asyncio.wait_for(states.get(), 10) is True
+        await publisher.publish("chan", "after")
+        assert await asyncio.wait_for(received.get(), 2) == "after"
+        assert states.empty()
+    finally:
+        await listener.close()
+        await publisher.close()
+
+
+def _store_at(port: int, *, timeout: float) -> RedisStore:
+    return RedisStore.from_config(RedisConfig(url=f"redis://127.0.0.1:{port}/0", timeout=timeout))

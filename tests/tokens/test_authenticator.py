@@ -1,0 +1,173 @@
+"""BearerAuthenticator routing (local JWT vs introspection) and RFC 6750 challenges."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.config.model import Bearer, Introspection, TrustedIssuer
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    InsufficientScope,
+    InvalidToken,
+    ProviderUnavailable,
+)
+from gateway.tokens.authenticator import (
+    BearerAuthenticator,
+    principal_from_claims,
+    www_authenticate,
+)
+from gateway.tokens.bearer import MissingToken
+from tests.idp.fake_provider import FakeProvider, ServerFactory, rsa_key, start_fake_provider
+
+
+def issuer(fake: FakeProvider, mode: str | None = None) -> TrustedIssuer:
+    introspection = (
+        Introspection(client_id="rs", client_secret="rs-secret", mode=mode) if mode else None
+    )
+    return TrustedIssuer(
+        issuer=fake.issuer, audiences=["api://orders"], allow_insecure_http=True,
+        allow_private_network=True, introspection=introspection,
+    )  # fmt: skip
+
+
+def live(**claims: Any) -> dict[str, Any]:
+    return {"active": True, "sub": "u", "exp": int(time.time()) + 60, **claims}
+
+
+async def test_jwt_of_an_all_mode_issuer_is_introspected(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """introspection.mode 'all' sends JWTs to the endpoint too; the JWKS is never read."""
+    token = rsa_key("k1").sign(fake_provider.token_claims())
+    fake_provider.introspection[token] = live(sub="from-introspection")
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "all")]), http_session)
+    principal = await auth.authenticate(f"Bearer {token}", "")
+    assert principal.subject == "from-introspection"
+    assert fake_provider.hits["/jwks"] == 0
+
+
+async def test_jwt_of_an_opaque_mode_issuer_is_checked_locally(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With mode 'opaque', JWTs are validated with the JWKS, without introspection."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    await auth.authenticate(f"Bearer {key.sign(fake_provider.token_claims())}", "")
+    assert fake_provider.hits["/introspect"] == 0
+
+
+async def test_opaque_token_without_introspection_is_refused(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """No issuer can introspect: an opaque token is simply invalid."""
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider)]), http_session)
+    with pytest.raises(InvalidToken, match="malformed"):
+        await auth.authenticate("Bearer opaque", "")
+
+
+async def test_opaque_token_tries_each_introspecting_issuer(
+    aiohttp_server: ServerFactory, http_session: aiohttp.ClientSession
+) -> None:
+    """The first issuer that knows the token wins."""
+    first, second = (
+        await start_fake_provider(aiohttp_server),
+        await start_fake_provider(aiohttp_server),
+    )
+    second.introspection["t"] = live(sub="known-by-second")
+    config = Bearer(issuers=[issuer(first, "opaque"), issuer(second, "opaque")])
+    principal = await BearerAuthenticator(config, http_session).authenticate("Bearer t", "")
+    assert (principal.issuer, principal.subject) == (second.issuer, "known-by-second")
+    assert first.hits["/introspect"] == second.hits["/introspect"] == 1
+
+
+async def test_outage_of_one_issuer_is_not_a_401(
+    aiohttp_server: ServerFactory, http_session: aiohttp.ClientSession
+) -> None:
+    """If one issuer cannot answer and the others do not know the token, the answer is 503."""
+    down, up = await start_fake_provider(aiohttp_server), await start_fake_provider(aiohttp_server)
+    down.failing.add("/introspect")
+    config = Bearer(issuers=[issuer(down, "opaque"), issuer(up, "opaque")])
+    with pytest.raises(ProviderUnavailable):
+        await BearerAuthenticator(config, http_session).authenticate("Bearer t", "")
+
+
+REQUEST_ERRORS = [
+    (None, "", MissingToken),
+    ([], "", MissingToken),
+    (["Bearer a", "Bearer b"], "", InvalidToken),
+    ("Bearer a", "access_token=a", BadRequest),
+    ("Basic dTpw", "", MissingToken),
+    ("Bearer a.b.c", "", InvalidToken),
+]
+
+
+@pytest.mark.parametrize(("header", "query", "error"), REQUEST_ERRORS)
+async def test_request_errors(
+    fake_provider: FakeProvider,
+    http_session: aiohttp.ClientSession,
+    header: Any,
+    query: str,
+    error: type[Exception],
+) -> None:
+    """Missing, duplicated, URL-borne or malformed tokens are refused before any call."""
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider)]), http_session)
+    with pytest.raises(error):
+        await auth.authenticate(header, query)
+    assert sum(fake_provider.hits.values()) == 0
+
+
+PRINCIPALS = [
+    ({"sub": "u", "scope": "a b"}, ("u", None, {"a", "b"})),
+    ({"sub": "u", "scp": "a b", "azp": "spa"}, ("u", "spa", {"a", "b"})),
+    ({"client_id": "svc", "scope": ""}, ("svc", "svc", set())),
+    ({"sub": "", "client_id": "svc"}, ("svc", "svc", set())),
+    ({"sub": "u", "scp": ["x", 3]}, ("u", None, {"x"})),
+]
+
+
+@pytest.mark.parametrize(("claims", "expected"), PRINCIPALS)
+def test_principal_from_claims(claims: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    """Subject falls back to the client (client credentials); scopes from scope or scp."""
+    principal = principal_from_claims("https://idp", claims)
+    assert (principal.subject, principal.client_id, set(principal.scopes)) == expected
+
+
+CHALLENGES: list[tuple[GatewayError, str, str]] = [
+    (MissingToken("none"), "gw", 'Bearer realm="gw"'),
+    (
+        InvalidToken("x", public="The access token has expired."),
+        "gw",
+        'Bearer realm="gw", error="invalid_token", '
+        'error_description="The access token has expired."',
+    ),
+    (
+        InsufficientScope("needs orders:write", scope="orders:write"),
+        "gw",
+        'Bearer realm="gw", error="insufficient_scope", '
+        'error_description="needs orders:write", scope="orders:write"',
+    ),
+    (
+        BadRequest("q", public="No tokens in URLs."),
+        "gw",
+        'Bearer realm="gw", error="invalid_request", error_description="No tokens in URLs."',
+    ),
+    (
+        InvalidToken("x", public='Bad "quote" \\ and\r\nX-Injected: 1 ünïcode'),
+        'r"e\nalm',
+        'Bearer realm="realm", error="invalid_token", '
+        'error_description="Bad quote  andX-Injected: 1 ncode"',
+    ),
+    (ProviderUnavailable("down"), "gw", 'Bearer realm="gw"'),
+]
+
+
+@pytest.mark.parametrize(("error", "realm", "header"), CHALLENGES)
+def test_www_authenticate(error: GatewayError, realm: str, header: str) -> None:
+    """RFC 6750 3: error codes per case; quotes, backslashes, controls, non-ASCII dropped."""
+    assert www_authenticate(error, realm) == header

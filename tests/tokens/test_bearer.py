@@ -1,0 +1,119 @@
+"""Bearer parsing (RFC 6750 2.1 only): strict syntax, one header, size cap, no URL tokens."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.errors import BadRequest, InvalidToken
+from gateway.tokens.bearer import (
+    MAX_TOKEN_HEADER_BYTES,
+    MissingToken,
+    one_authorization_header,
+    parse_bearer,
+    refuse_token_in_query,
+)
+
+VALID = [
+    ("Bearer abc", "abc"),
+    ("bearer abc", "abc"),
+    ("BEARER abc", "abc"),
+    ("Bearer  abc", "abc"),
+    ("Bearer eyJhbGciOi.eyJzdWIi.c2ln", "eyJhbGciOi.eyJzdWIi.c2ln"),
+    ("Bearer a-b._~+/c==", "a-b._~+/c=="),
+    ("Bearer " + "a" * (MAX_TOKEN_HEADER_BYTES - 7), "a" * (MAX_TOKEN_HEADER_BYTES - 7)),
+]
+
+
+@pytest.mark.parametrize(("header", "token"), VALID)
+def test_valid_headers(header: str, token: str) -> None:
+    """b64token syntax with a case-insensitive scheme is accepted."""
+    assert parse_bearer(header) == token
+
+
+MISSING = [None, "", "   ", "Basic dXNlcjpwYXNz", "Token abc", "Bearerabc"]
+
+
+@pytest.mark.parametrize("header", MISSING)
+def test_missing_credentials(header: str | None) -> None:
+    """No header, or another scheme: MissingToken (the challenge then has no error code)."""
+    with pytest.raises(MissingToken):
+        parse_bearer(header)
+
+
+MALFORMED = [
+    "Bearer",
+    "Bearer ",
+    "Bearer abc def",
+    "Bearer abc,Bearer def",
+    "Bearer a=b",
+    "Bearer =abc",
+    "Bearer abc\r\nX-Evil: 1",
+    "Bearer abc\n",
+    "Bearer\tabc",
+    "Bearer ab\x00c",
+    "Bearer ñandú",
+    'Bearer "abc"',
+    "Bearer " + "a" * MAX_TOKEN_HEADER_BYTES,
+]
+
+
+@pytest.mark.parametrize("header", MALFORMED)
+def test_malformed_headers(header: str) -> None:
+    """Anything outside the b64token grammar, or too large, is an invalid token."""
+    with pytest.raises(InvalidToken) as caught:
+        parse_bearer(header)
+    assert not isinstance(caught.value, MissingToken)
+
+
+def test_one_header_only() -> None:
+    """Two Authorization headers are refused; one or none pass through."""
+    assert one_authorization_header([]) is None
+    assert one_authorization_header(["Bearer a"]) == "Bearer a"
+    with pytest.raises(InvalidToken, match="more than one"):
+        one_authorization_header(["Bearer a", "Bearer b"])
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["access_token=abc", "a=1&access_token=abc", "ACCESS_TOKEN=abc", "access%5Ftoken=abc",
+     "access_token", "x=1;access_token=2"],
+)  # fmt: skip
+def test_query_token_refused(query: str) -> None:
+    """A token in the URL is a bad request, however it is spelled."""
+    with pytest.raises(BadRequest):
+        refuse_token_in_query(query)
+
+
+@pytest.mark.parametrize("query", ["", "a=1", "token=abc", "my_access_token=1", "access=1"])
+def test_other_queries_pass(query: str) -> None:
+    """Ordinary query strings are left alone."""
+    refuse_token_in_query(query)
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_headers_raise_only_documented_errors(header: str) -> None:
+    """Any header string yields a token or InvalidToken, never another exception."""
+    try:
+        token = parse_bearer(header)
+    except InvalidToken:
+        return
+    assert token
+    assert header.lower().startswith("bearer ")
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_queries_raise_only_bad_request(query: str) -> None:
+    """Any query string passes or raises BadRequest."""
+    with contextlib.suppress(BadRequest):
+        refuse_token_in_query(query)
+
+
+@given(st.lists(st.text(max_size=50), max_size=3))
+def test_arbitrary_header_lists(values: list[str]) -> None:
+    """Any list of header values yields a token or InvalidToken."""
+    with contextlib.suppress(InvalidToken):
+        parse_bearer(one_authorization_header(values))

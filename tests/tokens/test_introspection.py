@@ -1,0 +1,299 @@
+"""Introspection (RFC 7662) against a real loopback endpoint: auth, caching, single flight."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from gateway.config.model import Bearer, Introspection, TrustedIssuer
+from gateway.errors import InvalidToken, ProviderUnavailable
+from gateway.tokens.authenticator import BearerAuthenticator
+from gateway.tokens.introspection import (
+    IntrospectionClient,
+    cache_lifetime,
+    introspection_verdict,
+)
+from tests.idp.fake_provider import FakeClock, FakeProvider, open_guard, rsa_key
+
+AUDIENCE = "api://orders"
+
+
+def trusted(fake: FakeProvider, **introspection: Any) -> TrustedIssuer:
+    settings = {"client_id": "orders-api", "client_secret": "rs-secret", **introspection}
+    return TrustedIssuer(
+        issuer=fake.issuer, audiences=[AUDIENCE], allow_insecure_http=True,
+        allow_private_network=True, introspection=Introspection(**settings),
+    )  # fmt: skip
+
+
+def authenticator(
+    fake: FakeProvider, session: aiohttp.ClientSession, clock: FakeClock, **bearer: Any
+) -> BearerAuthenticator:
+    shared = bearer.pop("shared_cache", None)
+    config = Bearer(issuers=[trusted(fake)], **bearer)
+    return BearerAuthenticator(config, session, shared_cache=shared, clock=clock)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(time.time())
+
+
+def active(clock: FakeClock, **claims: Any) -> dict[str, Any]:
+    return {"active": True, "sub": "u1", "client_id": "cli", "scope": "orders:read",
+            "exp": int(clock.now) + 100, "token_type": "Bearer", **claims}  # fmt: skip
+
+
+async def test_active_token_becomes_principal(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """An active answer yields the principal; the call is authenticated with Basic."""
+    fake_provider.introspection["opaque-1"] = active(clock)
+    auth = authenticator(fake_provider, http_session, clock)
+    principal = await auth.authenticate("Bearer opaque-1", "")
+    assert (principal.subject, principal.client_id) == ("u1", "cli")
+    assert principal.scopes == frozenset({"orders:read"})
+    request = fake_provider.introspection_requests[0]
+    assert request["form"] == {"token": "opaque-1", "token_type_hint": "access_token"}
+    assert base64.b64decode(request["authorization"].split()[1]) == b"orders-api:rs-secret"
+
+
+async def test_cached_until_exp(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A positive answer is reused until the token's exp, then asked again."""
+    fake_provider.introspection["t"] = active(clock)
+    auth = authenticator(fake_provider, http_session, clock)
+    for _ in range(5):
+        await auth.authenticate("Bearer t", "")
+    assert fake_provider.hits["/introspect"] == 1
+    clock.advance(101)
+    fake_provider.introspection["t"] = active(clock)
+    await auth.authenticate("Bearer t", "")
+    assert fake_provider.hits["/introspect"] == 2
+
+
+async def test_positive_cache_bounded_by_cache_ttl(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A long-lived token is re-introspected after cache_ttl (revocation shows up)."""
+    fake_provider.introspection["t"] = active(clock, exp=int(clock.now) + 86400)
+    auth = authenticator(fake_provider, http_session, clock, cache_ttl=60)
+    await auth.authenticate("Bearer t", "")
+    clock.advance(61)
+    fake_provider.introspection["t"] = {"active": False}
+    with pytest.raises(InvalidToken, match="not active"):
+        await auth.authenticate("Bearer t", "")
+    assert fake_provider.hits["/introspect"] == 2
+
+
+async def test_negative_answers_cached_briefly(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """An inactive token is refused from cache for negative_cache_ttl seconds."""
+    auth = authenticator(fake_provider, http_session, clock, negative_cache_ttl=10)
+    for _ in range(3):
+        with pytest.raises(InvalidToken):
+            await auth.authenticate("Bearer unknown", "")
+    assert fake_provider.hits["/introspect"] == 1
+    clock.advance(11)
+    with pytest.raises(InvalidToken):
+        await auth.authenticate("Bearer unknown", "")
+    assert fake_provider.hits["/introspect"] == 2
+
+
+async def test_concurrent_requests_share_one_call(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """100 concurrent requests with one new token cause exactly one introspection call."""
+    fake_provider.introspection["new"] = active(clock)
+    fake_provider.introspection_delay = 0.2
+    auth = authenticator(fake_provider, http_session, clock)
+    results = await asyncio.gather(*(auth.authenticate("Bearer new", "") for _ in range(100)))
+    assert {p.subject for p in results} == {"u1"}
+    assert fake_provider.hits["/introspect"] == 1
+
+
+async def test_concurrent_failures_share_one_call(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """When the endpoint fails, concurrent callers all get 503 from a single call."""
+    await authenticator(fake_provider, http_session, clock).issuers[0].metadata.get()
+    fake_provider.failing.add("/introspect")
+    auth = authenticator(fake_provider, http_session, clock)
+    outcomes = await asyncio.gather(
+        *(auth.authenticate("Bearer x", "") for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(o, ProviderUnavailable) for o in outcomes)
+    assert fake_provider.hits["/introspect"] == 1
+
+
+async def test_endpoint_down_is_503_unless_cached_negative(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """Provider stopped: unknown tokens get ProviderUnavailable; cached verdicts still hold."""
+    fake_provider.introspection["good"] = active(clock)
+    auth = authenticator(fake_provider, http_session, clock)
+    await auth.authenticate("Bearer good", "")
+    with pytest.raises(InvalidToken):
+        await auth.authenticate("Bearer bad", "")
+    assert fake_provider.server is not None
+    await fake_provider.server.close()
+    await auth.authenticate("Bearer good", "")
+    with pytest.raises(InvalidToken):
+        await auth.authenticate("Bearer bad", "")
+    with pytest.raises(ProviderUnavailable, match="connection refused"):
+        await auth.authenticate("Bearer other", "")
+
+
+class DictStore:
+    """A stand-in for the shared (Redis) store: get / set with TTL."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        self.values: dict[str, bytes] = {}
+        self.broken = broken
+
+    async def get(self, key: str) -> bytes | None:
+        if self.broken:
+            raise ConnectionError("store down")
+        return self.values.get(key)
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if self.broken:
+            raise ConnectionError("store down")
+        self.values[key] = value
+
+
+async def test_shared_cache_spares_other_instances_a_call(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A second gateway instance reads the verdict from the shared store; no token is stored."""
+    store = DictStore()
+    fake_provider.introspection["tok-123"] = active(clock)
+    for _ in range(2):
+        instance = authenticator(fake_provider, http_session, clock, shared_cache=store)
+        await instance.authenticate("Bearer tok-123", "")
+    assert fake_provider.hits["/introspect"] == 1
+    assert all(b"tok-123" not in v and "tok-123" not in k for k, v in store.values.items())
+
+
+async def test_broken_shared_cache_is_bypassed(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A failing shared store does not fail the request."""
+    fake_provider.introspection["t"] = active(clock)
+    auth = authenticator(fake_provider, http_session, clock, shared_cache=DictStore(broken=True))
+    await auth.authenticate("Bearer t", "")
+
+
+async def test_client_secret_post(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """client_secret_post sends the credentials in the form."""
+    config = trusted(fake_provider, auth_method="client_secret_post")
+    assert config.introspection is not None
+    client = IntrospectionClient(
+        config.introspection, fake_provider.issuer, f"{fake_provider.issuer}/introspect",
+        http_session, open_guard(),
+    )  # fmt: skip
+    await client.introspect("t")
+    request = fake_provider.introspection_requests[0]
+    assert request["authorization"] is None
+    assert request["form"]["client_id"] == "orders-api"
+    assert request["form"]["client_secret"] == "rs-secret"
+
+
+async def test_private_key_jwt(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """private_key_jwt sends an RFC 7523 assertion signed with the configured key."""
+    key = rsa_key("client-key", slot=3)
+    pem = key.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
+    (tmp_path / "rs.pem").write_bytes(pem)
+    config = trusted(
+        fake_provider, auth_method="private_key_jwt", client_secret=None,
+        private_key_file=str(tmp_path / "rs.pem"),
+    )  # fmt: skip
+    assert config.introspection is not None
+    client = IntrospectionClient(
+        config.introspection, fake_provider.issuer, f"{fake_provider.issuer}/introspect",
+        http_session, open_guard(),
+    )  # fmt: skip
+    await client.introspect("t")
+    form = fake_provider.introspection_requests[0]["form"]
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    claims = jwt.decode(
+        form["client_assertion"], key.private.public_key(), algorithms=["RS256"],
+        audience=fake_provider.issuer,
+    )  # fmt: skip
+    assert claims["iss"] == claims["sub"] == "orders-api"
+    assert claims["exp"] - claims["iat"] == 60
+    assert "client_secret" not in form
+
+
+async def test_rejected_credentials_are_503_with_a_hint(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
+) -> None:
+    """A 401 from the endpoint is a gateway misconfiguration (503), not the caller's fault."""
+    fake_provider.required_authorization = aiohttp.encode_basic_auth("orders-api", "other")
+    auth = authenticator(fake_provider, http_session, clock)
+    with pytest.raises(
+        ProviderUnavailable, match=r"HTTP 401 \(check the resource server"
+    ) as caught:
+        await auth.authenticate("Bearer t", "")
+    assert "rs-secret" not in str(caught.value)
+
+
+NOW = 1_000_000.0
+ISSUER = TrustedIssuer(issuer="https://idp", audiences=["api"], discovery=False)
+VERDICTS = [
+    ({"active": True}, None),
+    ({"active": "true"}, "not active"),
+    ({"active": False}, "not active"),
+    ({}, "not active"),
+    ({"active": True, "iss": "https://other"}, "issuer"),
+    ({"active": True, "token_type": "refresh_token"}, "not a bearer access token"),
+    ({"active": True, "token_type": "access_token"}, None),
+    ({"active": True, "aud": ["x", "api"]}, None),
+    ({"active": True, "aud": "x"}, "audience"),
+    ({"active": True, "exp": NOW - 31}, "expired"),
+    ({"active": True, "exp": NOW - 29}, None),
+    ({"active": True, "nbf": NOW + 31}, "not valid yet"),
+]
+
+
+@pytest.mark.parametrize(("response", "refusal"), VERDICTS)
+def test_introspection_verdict(response: dict[str, Any], refusal: str | None) -> None:
+    """Only an active bearer access token of this issuer, for this audience, is accepted."""
+    verdict = introspection_verdict(response, ISSUER, NOW)
+    if refusal is None:
+        assert verdict == response
+    else:
+        assert verdict["active"] is False
+        assert refusal in verdict["reason"]
+
+
+LIFETIMES = [
+    ({"active": True, "exp": NOW + 100}, 100.0),
+    ({"active": True, "exp": NOW + 1000}, 300.0),
+    ({"active": True}, 300.0),
+    ({"active": True, "exp": NOW - 5}, 0.0),
+    ({"active": False}, 10.0),
+]
+
+
+@pytest.mark.parametrize(("result", "seconds"), LIFETIMES)
+def test_cache_lifetime(result: dict[str, Any], seconds: float) -> None:
+    """Positive verdicts live until exp, capped by cache_ttl; negative ones briefly."""
+    assert cache_lifetime(result, NOW, positive_ttl=300, negative_ttl=10) == seconds

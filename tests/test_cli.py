@@ -77,7 +77,8 @@ def test_secret_from_env_and_file(tmp_path: Path, monkeypatch: object) -> None:
         del os.environ["UPSTREAM"]
     assert loaded.routes[0].upstream == "http://127.0.0.1:9"
     secret = loaded.providers[0].client_secret
-    assert secret is not None and secret.reveal() == "from-a-file"
+    assert secret is not None
+    assert secret.reveal() == "from-a-file"
     assert "from-a-file" not in repr(loaded)
 
 

@@ -123,7 +123,7 @@ class JwksCache:
         await self._ensure_fresh()
         key = self._find(kid, alg)
         if key is None:
-            await self._fetch_once()
+            await self._fetch_once(unknown_kid=True)
             key = self._find(kid, alg)
         if key is None:
             raise UnknownSigningKey(
@@ -166,7 +166,7 @@ class JwksCache:
         elif self._clock() - self._loaded_at > self._max_age and not self._lock.locked():
             await self._fetch_once()
 
-    async def _fetch_once(self) -> None:
+    async def _fetch_once(self, *, unknown_kid: bool = False) -> None:
         attempts_seen = self._attempts
         async with self._lock:
             if self._attempts != attempts_seen or not self._schedule.may_try(self._clock()):
@@ -183,7 +183,9 @@ class JwksCache:
             now = self._clock()
             self._keys, self._built, self._loaded_at = keys, {}, now
             self._by_kid = index_by_kid(keys)
-            self._schedule.succeeded(now, pause=self._cooldown)
+            # Only refetches forced by unknown kids cool down: they are what an attacker
+            # can trigger at will; the first load must not delay a key rotation after it.
+            self._schedule.succeeded(now, pause=self._cooldown if unknown_kid else 0.0)
 
     async def fetch_keys(self) -> list[dict[str, Any]]:
         """Fetch the JWK Set now, bypassing the cache (used by `gateway check`)."""

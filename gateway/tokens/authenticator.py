@@ -12,6 +12,7 @@ import aiohttp
 from gateway.config.model import Bearer, TrustedIssuer
 from gateway.errors import (
     BadRequest,
+    ConfigError,
     GatewayError,
     InsufficientScope,
     InvalidToken,
@@ -32,7 +33,7 @@ from gateway.tokens.introspection import (
     SharedCache,
     introspection_verdict,
 )
-from gateway.tokens.jwt_access import JwtAccessTokenValidator, unverified_parts
+from gateway.tokens.jwt_access import JwtAccessTokenValidator, looks_like_jwt, unverified_parts
 from gateway.types import Principal
 
 
@@ -46,10 +47,32 @@ class TrustedIssuerClients:
     introspection: IntrospectionClient | None
 
 
+def trusted_issuer_problems(config: TrustedIssuer) -> list[str]:
+    """What makes a trusted issuer unusable, each a plain sentence (for start-up and check)."""
+    name = f"bearer issuer {config.issuer!r}"
+    introspection = config.introspection
+    problems = []
+    if not config.discovery and not config.jwks_uri and introspection is None:
+        problems.append(f"{name}: discovery is off, so give jwks_uri or introspection")
+    if not config.discovery and introspection is not None and not introspection.endpoint:
+        problems.append(f"{name}: discovery is off, so introspection needs an endpoint")
+    if introspection is not None and introspection.auth_method == "private_key_jwt":
+        if not introspection.private_key_file:
+            problems.append(f"{name}: introspection private_key_jwt needs private_key_file")
+    elif introspection is not None and not introspection.client_secret:
+        problems.append(f"{name}: introspection {introspection.auth_method} needs client_secret")
+    if any(a.upper().startswith("HS") for a in config.algorithms):
+        problems.append(f"{name}: HS* algorithms are never accepted for access tokens")
+    return problems
+
+
 def build_issuer_clients(
     config: TrustedIssuer, session: aiohttp.ClientSession, clock: Callable[[], float]
 ) -> TrustedIssuerClients:
     """Wire one issuer's metadata source, JWKS cache and introspection client."""
+    problems = trusted_issuer_problems(config)
+    if problems:
+        raise ConfigError(problems)
     metadata = MetadataSource.for_trusted_issuer(config, session, clock=clock)
 
     async def jwks_uri() -> str | None:
@@ -91,7 +114,7 @@ def principal_from_claims(issuer: str, claims: dict[str, Any]) -> Principal:
         kind="bearer",
         issuer=issuer,
         subject=subject,
-        claims=claims,
+        claims=dict(claims),  # a copy: the verified-token cache keeps the original
         scopes=scopes_of(claims),
         client_id=client_id,
     )
@@ -133,10 +156,9 @@ class BearerAuthenticator:
         if header is not None and not isinstance(header, str):
             header = one_authorization_header(list(header))
         token = parse_bearer(header)
-        parts = unverified_parts(token)
-        if parts is None:
+        if not looks_like_jwt(token):
             return await self._introspect_opaque(token)
-        iss = parts[1].get("iss")
+        iss = unverified_parts(token)[1].get("iss")
         clients = self._by_issuer.get(iss) if isinstance(iss, str) else None
         if clients is None:
             raise invalid_token("The token's issuer is not trusted.")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from jwt.utils import base64url_decode
 
 from gateway.config.model import TrustedIssuer
 from gateway.errors import InvalidToken
@@ -38,15 +41,24 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Header and payload of a JWS compact token, unverified; None when not JWT-shaped."""
+def looks_like_jwt(token: str) -> bool:
+    """Three dot-separated parts whose first decodes to a JSON object (a JWS compact token)."""
     if token.count(".") != 2:
-        return None
+        return False
+    try:
+        header = json.loads(base64url_decode(token.split(".", 1)[0]))
+    except (ValueError, TypeError, RecursionError, binascii.Error):
+        return False
+    return isinstance(header, dict)
+
+
+def unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload of a JWT-shaped token, before any check; InvalidToken if unreadable."""
     try:
         header = jwt.get_unverified_header(token)
         payload = jwt.decode(token, options={"verify_signature": False})
     except (jwt.PyJWTError, ValueError, TypeError):
-        return None
+        raise invalid_token("The access token is malformed.") from None
     return header, payload
 
 
@@ -113,10 +125,7 @@ class JwtAccessTokenValidator:
         cached = self._verified.get(digest, self._clock())
         if cached is not None:
             return cached
-        parts = unverified_parts(token)
-        if parts is None:
-            raise invalid_token("The access token is malformed.")
-        header, payload = parts
+        header, payload = unverified_parts(token)
         iss = payload.get("iss")
         if not isinstance(iss, str) or iss not in self._issuers:
             raise invalid_token("The token's issuer is not trusted.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -12,13 +12,17 @@ from gateway.types import Principal
 
 
 def person(
-    kind: str = "session", scopes: str = "", client: str | None = None, **claims: Any
+    kind: Literal["session", "bearer"] = "session",
+    scopes: str = "",
+    client: str | None = None,
+    url_claims: dict[str, Any] | None = None,
+    **claims: Any,
 ) -> Principal:
     return Principal(
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         issuer="https://idp",
         subject="u1",
-        claims={"sub": "u1", **claims},
+        claims={"sub": "u1", **claims, **(url_claims or {})},
         scopes=frozenset(scopes.split()),
         client_id=client,
     )
@@ -27,7 +31,7 @@ def person(
 ADA = person(
     email="Ada@Example.com", groups=["eng", "admins"], roles=["reader"], tier="gold",
     level=3, staff=True, org={"unit": {"name": "R&D"}, "ids": ["7", "8"]},
-    **{"https://example.com/roles": ["editor"]},
+    url_claims={"https://example.com/roles": ["editor"]},
 )  # fmt: skip
 API = person("bearer", "orders:read orders:write", "svc-1", email="ops@corp.example")
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import json
 import time
 from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config.model import Bearer, Introspection, TrustedIssuer
 from gateway.errors import (
@@ -19,6 +25,7 @@ from gateway.errors import (
 from gateway.tokens.authenticator import (
     BearerAuthenticator,
     principal_from_claims,
+    trusted_issuer_problems,
     www_authenticate,
 )
 from gateway.tokens.bearer import MissingToken
@@ -171,3 +178,80 @@ CHALLENGES: list[tuple[GatewayError, str, str]] = [
 def test_www_authenticate(error: GatewayError, realm: str, header: str) -> None:
     """RFC 6750 3: error codes per case; quotes, backslashes, controls, non-ASCII dropped."""
     assert www_authenticate(error, realm) == header
+
+
+async def test_malformed_jwt_is_never_sent_to_introspection(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """A JWT-shaped token that does not parse is refused, not treated as opaque."""
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":7}').rstrip(b"=").decode()
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    with pytest.raises(InvalidToken, match="malformed"):
+        await auth.authenticate(f"Bearer {header}.e30.c2ln", "")
+    assert fake_provider.hits["/introspect"] == 0
+
+
+ISSUER_PROBLEMS = [
+    ({"discovery": False}, ["give jwks_uri or introspection"]),
+    ({"discovery": False, "jwks_uri": "https://idp/jwks"}, []),
+    ({"discovery": False, "introspection": {"client_id": "rs", "client_secret": "s"}},
+     ["introspection needs an endpoint"]),
+    ({"introspection": {"client_id": "rs"}}, ["needs client_secret"]),
+    ({"introspection": {"client_id": "rs", "auth_method": "private_key_jwt"}},
+     ["needs private_key_file"]),
+    ({"algorithms": ["RS256", "HS256"]}, ["never accepted"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("settings", "expected"), ISSUER_PROBLEMS)
+def test_trusted_issuer_problems(settings: dict[str, Any], expected: list[str]) -> None:
+    """Unusable issuer entries are caught at start-up with a sentence each."""
+    config = TrustedIssuer(issuer="https://idp", audiences=["api"], **settings)
+    problems = trusted_issuer_problems(config)
+    assert len(problems) == len(expected), problems
+    for fragment, problem in zip(expected, problems, strict=True):
+        assert fragment in problem
+
+
+def b64json(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+HEADERS = st.dictionaries(
+    st.sampled_from(["alg", "kid", "typ", "crit", "jku", "x5u", "jwk", "b64"]),
+    st.sampled_from(["RS256", "ES256", "HS256", "none", "at+jwt", "b64"]) | JSON_VALUES,
+)
+PAYLOADS = st.dictionaries(
+    st.sampled_from(["iss", "aud", "exp", "nbf", "iat", "sub", "scope"]),
+    st.just("https://trusted.example") | JSON_VALUES,
+)
+JWT_LIKE = st.builds(
+    lambda h, p, s: f"Bearer {b64json(h)}.{b64json(p)}.{s}",
+    HEADERS,
+    PAYLOADS,
+    st.text(alphabet="abcXYZ019-_", max_size=40),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.just("Bearer ").map(lambda b: b + "x" * 10), JWT_LIKE))
+def test_arbitrary_headers_give_only_documented_errors(header: str) -> None:
+    """Arbitrary headers and forged JWTs end in a principal-free 401/400/503, nothing else."""
+    trusted = TrustedIssuer(
+        issuer="https://trusted.example", audiences=["api"], discovery=False,
+        jwks_uri="http://127.0.0.1:9/jwks", allow_insecure_http=True, allow_private_network=True,
+    )  # fmt: skip
+
+    async def attempt() -> None:
+        async with aiohttp.ClientSession() as session:
+            auth = BearerAuthenticator(Bearer(issuers=[trusted]), session)
+            with contextlib.suppress(InvalidToken, BadRequest, ProviderUnavailable):
+                await auth.authenticate(header, "")
+                raise AssertionError("a forged token was accepted")
+
+    asyncio.run(attempt())

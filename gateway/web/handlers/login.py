@@ -46,10 +46,13 @@ def sign_in_page(
 ) -> web.Response:
     base = services.config.prefix.rstrip("/") + "/login?"
     target = services.safe_target(request, return_to)
-    buttons = "".join(
-        f'<p><a class="btn" href="{html.escape(base + urlencode({"provider": p.name, "rd": target}))}">'
-        f"{html.escape(p.label)}</a></p>"
+    links = [
+        (base + urlencode({"provider": p.name, "rd": target}), p.label)
         for p in services.providers.values()
+    ]
+    buttons = "".join(
+        f'<p><a class="btn" href="{html.escape(href)}">{html.escape(label)}</a></p>'
+        for href, label in links
     )
     return html_page("Sign in", f"<p>Choose how to sign in:</p>{buttons}", status=status)
 

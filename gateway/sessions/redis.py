@@ -11,7 +11,7 @@ import asyncio
 import builtins
 import logging
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -128,6 +128,10 @@ class RedisStore:
         self._timeout = timeout
         self._sentinel = sentinel
         self._tasks: list[asyncio.Task[None]] = []
+        # redis-py's async cluster client breaks connections when its first commands run
+        # concurrently before it has read the slot map; initialise it once, alone.
+        self._initialised = not isinstance(client, RedisCluster)
+        self._init_lock = asyncio.Lock()
 
     @classmethod
     def from_config(cls, config: RedisConfig) -> RedisStore:
@@ -151,80 +155,96 @@ class RedisStore:
     def _key(self, key: str) -> str:
         return self._prefix + key
 
-    async def _call(self, what: str, command: Awaitable[Any] | Any) -> Any:
+    async def _call(self, what: str, command: Callable[[Client], Awaitable[Any] | Any]) -> Any:
         # redis-py types results as "Awaitable[X] | X" for its sync and async clients alike.
         try:
-            return await command
+            if not self._initialised:
+                await self._initialise()
+            return await command(self._client)
         except _STORE_ERRORS as exc:
             raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
 
+    async def _initialise(self) -> None:
+        async with self._init_lock:
+            if not self._initialised and isinstance(self._client, RedisCluster):
+                await self._client.initialize()
+            self._initialised = True
+
     async def get(self, key: str) -> bytes | None:
         """The value under ``key``, or None if absent or expired."""
-        value: bytes | None = await self._call("GET", self._client.get(self._key(key)))
+        value: bytes | None = await self._call("GET", lambda c: c.get(self._key(key)))
         return value
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """SET PX."""
-        await self._call("SET", self._client.set(self._key(key), value, px=_ms(ttl)))
+        ms = _ms(ttl)
+        await self._call("SET", lambda c: c.set(self._key(key), value, px=ms))
 
     async def set_if_exists(self, key: str, value: bytes, ttl: float) -> bool:
         """SET XX PX."""
-        command = self._client.set(self._key(key), value, px=_ms(ttl), xx=True)
-        return bool(await self._call("SET XX", command))
+        ms = _ms(ttl)
+        return bool(
+            await self._call("SET XX", lambda c: c.set(self._key(key), value, px=ms, xx=True))
+        )
 
     async def replace(self, key: str, expected: bytes, value: bytes, ttl: float) -> bool:
         """Compare and set in one script."""
-        script = self._client.eval(_REPLACE, 1, self._key(key), expected, value, _ms(ttl))
-        return bool(await self._call("replace", script))
+        args = (self._key(key), expected, value, _ms(ttl))
+        return bool(await self._call("replace", lambda c: c.eval(_REPLACE, 1, *args)))
 
     async def delete(self, *keys: str) -> int:
         """DEL (split per slot by the cluster client)."""
         if not keys:
             return 0
-        count: int = await self._call("DEL", self._client.delete(*map(self._key, keys)))
+        full = [self._key(k) for k in keys]
+        count: int = await self._call("DEL", lambda c: c.delete(*full))
         return count
 
     async def take(self, key: str) -> bytes | None:
         """GETDEL: atomic on the server."""
-        value: bytes | None = await self._call("GETDEL", self._client.getdel(self._key(key)))
+        value: bytes | None = await self._call("GETDEL", lambda c: c.getdel(self._key(key)))
         return value
 
     async def add_to_index(self, index: str, member: str, ttl: float) -> None:
         """SADD, then raise the set's TTL to ``ttl`` if it is shorter (one script)."""
-        script = self._client.eval(_ADD_TO_INDEX, 1, self._key(index), member, _ms(ttl))
-        await self._call("SADD", script)
+        args = (self._key(index), member, _ms(ttl))
+        await self._call("SADD", lambda c: c.eval(_ADD_TO_INDEX, 1, *args))
 
     async def remove_from_index(self, index: str, *members: str) -> None:
         """SREM; Redis drops a set once it is empty."""
         if members:
-            await self._call("SREM", self._client.srem(self._key(index), *members))
+            await self._call("SREM", lambda c: c.srem(self._key(index), *members))
 
     async def index_members(self, index: str) -> builtins.set[str]:
         """SMEMBERS."""
         raw: builtins.set[bytes] = await self._call(
-            "SMEMBERS", self._client.smembers(self._key(index))
+            "SMEMBERS", lambda c: c.smembers(self._key(index))
         )
         return {m.decode() for m in raw}
 
     async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool:
         """SET NX PX."""
-        command = self._client.set(self._key(key), value, px=_ms(ttl), nx=True)
-        return bool(await self._call("SET NX", command))
+        ms = _ms(ttl)
+        return bool(
+            await self._call("SET NX", lambda c: c.set(self._key(key), value, px=ms, nx=True))
+        )
 
     async def release_lock(self, key: str, token: bytes) -> bool:
         """Compare and delete in one script, so a lock taken over after expiry is kept."""
-        script = self._client.eval(_RELEASE_LOCK, 1, self._key(key), token)
-        return bool(await self._call("release lock", script))
+        full = self._key(key)
+        return bool(
+            await self._call("release lock", lambda c: c.eval(_RELEASE_LOCK, 1, full, token))
+        )
 
     async def publish(self, channel: str, message: str) -> None:
         """PUBLISH."""
         # execute_command: the cluster client has no publish(); any node broadcasts it.
-        command = self._client.execute_command("PUBLISH", self._key(channel), message)
-        await self._call("PUBLISH", command)
+        full = self._key(channel)
+        await self._call("PUBLISH", lambda c: c.execute_command("PUBLISH", full, message))
 
     async def ping(self) -> None:
         """PING."""
-        await self._call("PING", self._client.ping())
+        await self._call("PING", lambda c: c.ping())
 
     async def subscribe(
         self,

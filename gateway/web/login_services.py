@@ -98,31 +98,32 @@ class LoginServices:
             return None
         return principal_of(loaded)
 
+    def _needs_refresh(self, loaded: LoadedSession, now: float) -> bool:
+        tokens = loaded.record.tokens
+        return bool(
+            tokens.refresh_token
+            and tokens.expires_at is not None
+            and tokens.expires_at - now <= self.config.sessions.refresh_before
+            and loaded.record.provider in self.providers
+        )
+
     async def _maybe_refresh(self, loaded: LoadedSession) -> LoadedSession | None:
-        record = loaded.record
-        tokens = record.tokens
-        now = time.time()
-        if (
-            not tokens.refresh_token
-            or tokens.expires_at is None
-            or tokens.expires_at - now > self.config.sessions.refresh_before
-        ):
-            return loaded
-        provider = self.providers.get(record.provider)
-        if provider is None:
+        """Refresh the access token when it is about to expire; one refresh per session."""
+        if not self._needs_refresh(loaded, time.time()):
             return loaded
         async with self.manager.refresh_lock(
             loaded.session_id, wait=self.config.sessions.refresh_lock_wait
         ) as holder:
-            if not holder:
-                # Another request (maybe on another instance) refreshed it: use its result.
-                return await self.manager.reload(loaded)
-            return await self._refresh(loaded, provider, now)
+            # Whether we waited or got the lock, another request (maybe on another
+            # instance) may have refreshed already: decide again on the stored record.
+            current = await self.manager.reload(loaded)
+            if current is None or not holder or not self._needs_refresh(current, time.time()):
+                return current
+            return await self._refresh(current, self.providers[current.record.provider])
 
-    async def _refresh(
-        self, loaded: LoadedSession, provider: ProviderClient, now: float
-    ) -> LoadedSession | None:
+    async def _refresh(self, loaded: LoadedSession, provider: ProviderClient) -> LoadedSession | None:
         tokens = loaded.record.tokens
+        now = time.time()
         if tokens.refresh_token is None:
             return loaded
         try:

@@ -51,6 +51,10 @@ class Services:
         )
 
     @property
+    def reserved_prefix(self) -> str:
+        return self.config.prefix.rstrip("/") + "/"
+
+    @property
     def http(self) -> aiohttp.ClientSession:
         if self.upstream_http is None:
             raise RuntimeError("the upstream client is opened by the app's cleanup context")

@@ -243,6 +243,19 @@ const configuration = {
 const provider = new Provider(ISSUER, configuration);
 provider.proxy = false;
 
+// Request counters by "METHOD /path", so a test can prove how often the gateway called
+// (e.g. one introspection for 100 concurrent requests): GET /test/counters -> JSON.
+const counters = {};
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'GET' && ctx.path === '/test/counters') {
+    ctx.body = counters;
+    return;
+  }
+  const key = `${ctx.method} ${ctx.path}`;
+  counters[key] = (counters[key] || 0) + 1;
+  await next();
+});
+
 provider.on('server_error', (ctx, err) => log('server_error', err));
 provider.on('registration_create.success', (ctx, client) => log('registered client', client.clientId));
 provider.on('backchannel.success', (ctx, client, accountId, sid) => {

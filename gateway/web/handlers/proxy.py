@@ -30,6 +30,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     """Forward a request for an app behind the gateway."""
     services = request.app[SERVICES]
     _check_path(request.path)
+    if request.path.startswith(services.reserved_prefix):
+        # The reserved prefix belongs to the gateway alone: never proxy into it.
+        raise NotFound(f"no gateway endpoint {request.path!r}")
     view = request[VIEW]
     route = services.routes.match(split_host(view.host), request.path)
     if route is None:

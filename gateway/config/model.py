@@ -262,6 +262,12 @@ class Provider(Section):
         None, description="Where the IdP sends the browser after logout (default: gateway '/')."
     )
     backchannel_logout: bool = Field(True, description="Accept back-channel logout tokens.")
+    logout_token_max_age: Seconds = Field(
+        300, description="Refuse back-channel logout tokens issued longer ago than this, seconds."
+    )
+    frontchannel_logout: bool = Field(
+        True, description="Accept front-channel logout (iss and sid in the URL, in an iframe)."
+    )
     timeout: Seconds = Field(10, description="Seconds for each call to the provider.")
 
     @model_validator(mode="after")

@@ -14,6 +14,7 @@ subjects, sids or login states in clear (the prefix of the store comes in front)
 from __future__ import annotations
 
 import math
+import re
 
 from gateway.sessions.codec import digest
 
@@ -30,6 +31,14 @@ def lock_key(handle: str) -> str:
 
 def login_key(state_id: str) -> str:
     return "login:" + digest(state_id)
+
+
+_STATE_ID = re.compile(r"[\x21-\x7e]{1,512}")
+
+
+def valid_state_id(state_id: str) -> bool:
+    """Whether ``state_id`` could be one (1-512 visible ASCII): it comes from a query string."""
+    return _STATE_ID.fullmatch(state_id) is not None
 
 
 def sub_index(issuer: str, sub: str) -> str:

@@ -6,6 +6,7 @@ The stored form is described in ``codec``, the key layout in ``layout``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import struct
@@ -38,6 +39,7 @@ from gateway.sessions.layout import (
     sess_key,
     sid_index,
     sub_index,
+    valid_state_id,
 )
 from gateway.sessions.store import SessionStore
 from gateway.types import SessionRecord
@@ -215,12 +217,16 @@ class SessionManager:
 
     async def put_login_state(self, state_id: str, data: dict[str, Any], ttl: float) -> None:
         """Keep ``data`` until the callback presents ``state_id``, at most ``ttl`` seconds."""
+        if not valid_state_id(state_id):
+            raise ValueError("a state id is 1-512 visible ASCII characters")
         plain = json.dumps(data, separators=(",", ":")).encode("utf-8")
         sealed = self._keyring.seal(plain, key_material=state_id.encode(), context=b"login-state")
         await self.store.set(login_key(state_id), sealed, ttl)
 
     async def take_login_state(self, state_id: str) -> dict[str, Any] | None:
         """The data stored under ``state_id``, once; None if unknown, used, expired or forged."""
+        if not valid_state_id(state_id):
+            return None
         sealed = await self.store.take(login_key(state_id))
         if sealed is None:
             return None
@@ -339,17 +345,7 @@ class SessionManager:
         for handle, value in zip(handles, values, strict=True):
             meta = self._meta_or_none(handle, value)
             if meta is not None and meta.expires_at > now:
-                summaries.append(
-                    SessionSummary(
-                        handle,
-                        meta.provider,
-                        meta.issuer,
-                        meta.subject,
-                        meta.sid,
-                        meta.created_at,
-                        meta.expires_at,
-                    )
-                )
+                summaries.append(SessionSummary(handle=handle, **dataclasses.asdict(meta)))
         return sorted(summaries, key=lambda s: s.created_at)
 
     def _meta_or_none(self, handle: str, value: bytes | None) -> SessionMeta | None:

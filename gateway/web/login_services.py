@@ -121,7 +121,9 @@ class LoginServices:
                 return current
             return await self._refresh(current, self.providers[current.record.provider])
 
-    async def _refresh(self, loaded: LoadedSession, provider: ProviderClient) -> LoadedSession | None:
+    async def _refresh(
+        self, loaded: LoadedSession, provider: ProviderClient
+    ) -> LoadedSession | None:
         tokens = loaded.record.tokens
         now = time.time()
         if tokens.refresh_token is None:

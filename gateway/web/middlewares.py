@@ -10,6 +10,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway import metrics
 from gateway.errors import GatewayError, InsufficientScope, InvalidToken, Unauthorized
 from gateway.log import request_id_var, subject_var
 from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
@@ -46,18 +47,36 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             response = error_response(request, exc.status, "http_error", exc.reason)
         else:
             exc.headers["X-Request-ID"] = request_id
+            response = exc  # a raised redirect is the answer: log and count its status
             raise
     finally:
         if services.config.logging.access_log:
             _log_access(request, response, started)
+        # Handlers return after streaming the whole body, so this times the full exchange.
+        status = response.status if response is not None else 500
+        route = _route_label(request, services.config.prefix)
+        metrics.observe_request(route, request.method, status, time.perf_counter() - started)
         request_id_var.reset(token)
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     return response
 
 
+def _route_label(request: web.Request, prefix: str) -> str:
+    """A bounded metrics label: the config's route name, or the gateway endpoint's name."""
+    if ROUTE_NAME in request:
+        return request[ROUTE_NAME]
+    resource = request.match_info.route.resource
+    canonical = resource.canonical if resource is not None else ""
+    base = prefix.rstrip("/") + "/"
+    if canonical.startswith(base):
+        return "gateway:" + canonical[len(base) :]
+    return "unmatched"
+
+
 def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> web.Response:
     level = logging.WARNING if exc.status < 500 else logging.ERROR
+    metrics.count_error(exc)
     log.log(level, "%s: %s", exc.code, exc, extra={"status": exc.status, "path": request.path})
     headers: dict[str, str] = {}
     if isinstance(exc, InvalidToken | InsufficientScope):

@@ -321,3 +321,11 @@ async def test_refresh_lock_wait_is_bounded(manager: SessionManager) -> None:
         async with manager.refresh_lock("session-y", wait=0.2) as second:
             assert not second
         assert 0.15 < time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("state_id", ["", "x" * 513, "é-state", "with space", "\udcff"])
+async def test_odd_state_ids_are_refused(manager: SessionManager, state_id: str) -> None:
+    """A state id that put_login_state cannot have made reads as unknown."""
+    assert await manager.take_login_state(state_id) is None
+    with pytest.raises(ValueError, match="state id"):
+        await manager.put_login_state(state_id, {}, 60)

@@ -93,9 +93,9 @@ async def test_redis_store_keeps_no_readable_token(
     client = redis.Redis.from_url(redis_server.url)
     keys = list(client.scan_iter("t-raw:*"))
     assert keys, "the session must be in Redis"
-    raw = b"".join(
-        client.get(k) or b"" for k in keys if client.type(k) == b"string"
-    ) + b"".join(b"".join(client.smembers(k)) for k in keys if client.type(k) == b"set")
+    raw = b"".join(client.get(k) or b"" for k in keys if client.type(k) == b"string") + b"".join(
+        b"".join(client.smembers(k)) for k in keys if client.type(k) == b"set"
+    )
     assert access_token.encode() not in raw
     assert b"dave@example.test" not in raw
 
@@ -109,8 +109,12 @@ async def test_unauthenticated_requests(
         api = await session.get(f"{gw.url}/data", headers={"Accept": "application/json"})
         assert 401 == api.status
         assert "unauthorized" == (await api.json())["error"]
-        post = await session.post(f"{gw.url}/form", data={"a": "1"}, allow_redirects=False,
-                                  headers={"Accept": HTML_ACCEPT})
+        post = await session.post(
+            f"{gw.url}/form",
+            data={"a": "1"},
+            allow_redirects=False,
+            headers={"Accept": HTML_ACCEPT},
+        )
         assert 401 == post.status
         nav = await session.get(
             f"{gw.url}/page", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
@@ -163,8 +167,8 @@ async def test_logout_ends_session_here_and_at_provider(
     async with jar() as replay:
         name = next(k for k in old_cookies if k.endswith("gateway_session"))
         response = await replay.get(
-            f"{gw.url}/", headers={"Cookie": f"{name}={old_cookies[name]}",
-                                   "Accept": "application/json"}
+            f"{gw.url}/",
+            headers={"Cookie": f"{name}={old_cookies[name]}", "Accept": "application/json"},
         )
         assert 401 == response.status
 
@@ -188,12 +192,12 @@ async def test_reused_state_is_refused(
         await http_login(traced, f"{gw.url}/", user="frank")
         assert 1 == len(callbacks)
         traced.cookie_jar.clear(lambda c: c.key.endswith("gateway_session"))
-        replay = await traced.get(callbacks[0], allow_redirects=False,
-                                  headers={"Accept": HTML_ACCEPT})
+        replay = await traced.get(
+            callbacks[0], allow_redirects=False, headers={"Accept": HTML_ACCEPT}
+        )
         assert 400 == replay.status
         assert "expired or was already used" in await replay.text()
-        assert not any(c.key.endswith("gateway_session") and c.value
-                       for c in traced.cookie_jar)
+        assert not any(c.key.endswith("gateway_session") and c.value for c in traced.cookie_jar)
 
 
 async def test_state_from_another_browser_is_refused(
@@ -202,13 +206,15 @@ async def test_state_from_another_browser_is_refused(
     """A callback carried to another browser (no binding cookie) is refused."""
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with jar() as victim:
-        start = await victim.get(f"{gw.url}/", allow_redirects=False,
-                                 headers={"Accept": HTML_ACCEPT})
+        start = await victim.get(
+            f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
+        )
         state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
     async with jar() as attacker:
         response = await attacker.get(
             f"{gw.url}/_gateway/callback?state={state}&code=whatever",
-            allow_redirects=False, headers={"Accept": HTML_ACCEPT},
+            allow_redirects=False,
+            headers={"Accept": HTML_ACCEPT},
         )
         assert 400 == response.status
 

@@ -36,20 +36,27 @@ async def test_concurrent_requests_across_two_instances_refresh_once(
         gateway_factory, oidc_provider, upstream, sessions=sessions, routes=routes, name="a"
     )
     b, _ = start_login_gateway(
-        gateway_factory, oidc_provider, upstream, sessions=sessions, routes=routes, name="b",
+        gateway_factory,
+        oidc_provider,
+        upstream,
+        sessions=sessions,
+        routes=routes,
+        name="b",
         client=client,
     )
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
         first = await http_login(session, f"{a.url}/", user="ivy")
         old_token = (await first.json())["headers"]["Authorization"]
-        cookie = "; ".join(f"{c.key}={c.value}" for c in session.cookie_jar
-                           if c.key.endswith("gateway_session"))
+        cookie = "; ".join(
+            f"{c.key}={c.value}" for c in session.cookie_jar if c.key.endswith("gateway_session")
+        )
     await asyncio.sleep(1.5)
     async with aiohttp.ClientSession() as plain:
 
         async def call(base: str) -> str:
-            async with plain.get(f"{base}/", headers={"Cookie": cookie,
-                                                      "Accept": "application/json"}) as r:
+            async with plain.get(
+                f"{base}/", headers={"Cookie": cookie, "Accept": "application/json"}
+            ) as r:
                 assert 200 == r.status
                 return str((await r.json())["headers"]["Authorization"])
 
@@ -64,7 +71,9 @@ async def test_refresh_failure_from_provider_outage_keeps_the_session(
 ) -> None:
     """With the provider down, a due refresh fails but the session keeps working (grace)."""
     gw, _ = start_login_gateway(
-        gateway_factory, fresh_oidc_provider, upstream,
+        gateway_factory,
+        fresh_oidc_provider,
+        upstream,
         sessions={"refresh_before": REFRESH_BEFORE, "refresh_grace": 600},
     )
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:

@@ -1,0 +1,158 @@
+"""Prometheus metrics: one registry per process, every label drawn from a bounded set.
+
+Labels are route names from the config (never paths), method classes (read/write),
+status classes (2xx..5xx), provider names and fixed reason/kind words. With
+`listen.workers > 1` each worker keeps its own registry: a scrape sees one worker.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
+
+from gateway.errors import GatewayError, ProviderUnavailable, StoreUnavailable
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+process_collector.ProcessCollector(registry=REGISTRY)
+platform_collector.PlatformCollector(registry=REGISTRY)
+gc_collector.GCCollector(registry=REGISTRY)
+
+# Seconds; the long tail covers uploads/downloads streamed through the proxy.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+REQUESTS = Counter(
+    "gateway_requests",
+    "Requests answered, by route name, method class (read/write) and status class.",
+    ["route", "method", "status"],
+    registry=REGISTRY,
+)
+REQUEST_SECONDS = Histogram(
+    "gateway_request_duration_seconds",
+    "Whole request, until the last byte of a streamed body was sent.",
+    ["route", "method"],
+    buckets=BUCKETS,
+    registry=REGISTRY,
+)
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_duration_seconds",
+    "From sending a request upstream until its response head arrived.",
+    ["route"],
+    buckets=BUCKETS,
+    registry=REGISTRY,
+)
+UPSTREAM_ERRORS = Counter(
+    "gateway_upstream_errors",
+    "Upstream failures by kind: connect, timeout, protocol, stream (broke mid-body), websocket.",
+    ["route", "kind"],
+    registry=REGISTRY,
+)
+AUTHENTICATIONS = Counter(
+    "gateway_authentications",
+    "Authentication outcomes. session: ok, expired, refreshed, ended (refresh refused); "
+    "bearer: ok, missing, invalid, insufficient_scope, unavailable.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+INTROSPECTION_CACHE = Counter(
+    "gateway_introspection_cache",
+    "Token introspection lookups: hit (memory, shared store or joined call) or miss.",
+    ["result"],
+    registry=REGISTRY,
+)
+LOGINS_STARTED = Counter(
+    "gateway_logins_started", "Browsers sent to a provider.", ["provider"], registry=REGISTRY
+)
+LOGINS_COMPLETED = Counter(
+    "gateway_logins_completed", "Sessions created by a callback.", ["provider"], registry=REGISTRY
+)
+LOGINS_FAILED = Counter(
+    "gateway_logins_failed",
+    "Callbacks that created no session, by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+LOGOUTS = Counter(
+    "gateway_logouts",
+    "Sessions ended by a logout, by kind: rp, backchannel, frontchannel, admin.",
+    ["kind"],
+    registry=REGISTRY,
+)
+PROVIDER_ERRORS = Counter(
+    "gateway_provider_errors",
+    "Identity provider unreachable or failing.",
+    registry=REGISTRY,
+)
+STORE_ERRORS = Counter(
+    "gateway_store_errors", "Session store unreachable or failing.", registry=REGISTRY
+)
+
+LOGIN_FAILURE_REASONS = (
+    "provider_error",  # the provider answered error=... (e.g. access_denied)
+    "refused",  # state unknown/expired/reused, other browser, mix-up, failed code exchange
+    "id_token_rejected",
+    "provider_unavailable",
+    "store_unavailable",
+    "bad_request",
+    "error",
+)
+
+
+def _declare_series() -> None:
+    """Export the fixed outcomes at 0 from the start, so rates and alerts have a baseline."""
+    for kind, outcomes in (
+        ("session", ("ok", "expired", "refreshed", "ended")),
+        ("bearer", ("ok", "missing", "invalid", "insufficient_scope", "unavailable")),
+    ):
+        for outcome in outcomes:
+            AUTHENTICATIONS.labels(kind, outcome)
+    for result in ("hit", "miss"):
+        INTROSPECTION_CACHE.labels(result)
+    for reason in LOGIN_FAILURE_REASONS:
+        LOGINS_FAILED.labels(reason)
+    for kind in ("rp", "backchannel", "frontchannel", "admin"):
+        LOGOUTS.labels(kind)
+
+
+_declare_series()
+
+
+def method_class(method: str) -> str:
+    """'read' for safe methods, 'write' for everything else (a bounded label)."""
+    return "read" if method.upper() in READ_METHODS else "write"
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status < 600 else "other"
+
+
+def observe_request(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answered request and its duration."""
+    kind = method_class(method)
+    REQUESTS.labels(route, kind, status_class(status)).inc()
+    REQUEST_SECONDS.labels(route, kind).observe(seconds)
+
+
+def authentication(kind: str, outcome: str) -> None:
+    AUTHENTICATIONS.labels(kind, outcome).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The registry in the Prometheus text format, and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def count_error(exc: GatewayError) -> None:
+    """Count the provider and store failures that reached a client."""
+    if isinstance(exc, ProviderUnavailable):
+        PROVIDER_ERRORS.inc()
+    elif isinstance(exc, StoreUnavailable):
+        STORE_ERRORS.inc()

@@ -20,6 +20,7 @@ from gateway.sessions.store import SessionStore
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.web.cookies import CookiePolicy
 from gateway.web.handlers import health, login, logout, userinfo
+from gateway.web.handlers import metrics as metrics_handlers
 from gateway.web.handlers.proxy import proxy_handler
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
@@ -42,6 +43,7 @@ def build_app(config: Config) -> web.Application:
     )
     app[SERVICES] = services
     app.cleanup_ctx.append(_clients)
+    app.cleanup_ctx.append(metrics_handlers.metrics_listener)
     _add_routes(app, config.prefix.rstrip("/"))
     return app
 
@@ -51,11 +53,12 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/healthz", health.healthz, allow_head=True)
     router.add_get(f"{prefix}/readyz", health.readyz, allow_head=True)
     router.add_get(f"{prefix}/login", login.login)
-    router.add_get(f"{prefix}/callback", login.callback)
+    router.add_get(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
     router.add_get(f"{prefix}/logout", logout.logout_page)
     router.add_post(f"{prefix}/logout", logout.logout)
     router.add_get(f"{prefix}/logged-out", logout.logged_out)
     router.add_get(f"{prefix}/userinfo", userinfo.userinfo)
+    metrics_handlers.add_metrics_route(app, prefix)
     router.add_route("*", "/{tail:.*}", proxy_handler)
 
 

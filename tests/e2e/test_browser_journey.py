@@ -50,7 +50,7 @@ async def test_sign_in_see_identity_sign_out(
     assert page.url.startswith(oidc_provider.issuer)
     await sign_in_at_op(page, "alice")
     await page.wait_for_url(f"{gw.url}/reports")
-    assert "alice@example.test" == await page.inner_text("#email")
+    assert await page.inner_text("#email") == "alice@example.test"
 
     await page.click("#logout")
     await page.click("#confirm-logout")

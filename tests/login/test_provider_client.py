@@ -151,17 +151,17 @@ async def test_valid_login_merges_userinfo_and_token_fields(idp: FakeIdP, comple
     """A good id_token passes; userinfo claims and non-standard token fields become claims."""
     idp.token_extra = {"user_id": "pipa-42"}
     tokens, claims = await complete()
-    assert "user-1" == claims["sub"]
-    assert "u@example.test" == claims["email"]
-    assert "pipa-42" == claims["user_id"]  # PiPA's pairwise user id from the token response
-    assert "at-1" == tokens.access_token
+    assert claims["sub"] == "user-1"
+    assert claims["email"] == "u@example.test"
+    assert claims["user_id"] == "pipa-42"  # PiPA's pairwise user id from the token response
+    assert tokens.access_token == "at-1"
 
 
 async def test_userinfo_url_templated_from_token_response(idp: FakeIdP, complete: Any) -> None:
     """TOKI's userinfo URL embeds the user id from the token response."""
     idp.token_extra = {"userId": "u 7"}
     await complete(endpoints={"userinfo": f"{idp.issuer}/users/{{userId}}/info"})
-    assert ["/users/u 7/info"] == idp.userinfo_paths
+    assert idp.userinfo_paths == ["/users/u 7/info"]
 
 
 def _forge_other_key(idp: FakeIdP) -> None:

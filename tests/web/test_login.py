@@ -26,7 +26,7 @@ async def test_login_forwards_identity_and_strips_spoofed_headers(
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with jar() as session:
         landed = await http_login(session, f"{gw.url}/app/page?x=1", user="alice")
-        assert 200 == landed.status
+        assert landed.status == 200
         assert f"{gw.url}/app/page?x=1" == str(landed.url)
         response = await session.get(
             f"{gw.url}/app/page",
@@ -38,14 +38,14 @@ async def test_login_forwards_identity_and_strips_spoofed_headers(
                 ("X-Gateway-Anything", "forged"),
             ],
         )
-        assert 200 == response.status
+        assert response.status == 200
         body = await response.json()
     received = [(k.lower(), v) for k, v in body["header_list"]]
     assert ("x-auth-request-user", "alice") in received
     assert ("x-auth-request-email", "alice@example.test") in received
     assert ("x-auth-request-groups", "users,admins") in received
     assert all("mallory" not in v and v not in ("root", "forged") for _, v in received)
-    assert 1 == sum(k == "x-auth-request-groups" for k, _ in received)
+    assert sum(k == "x-auth-request-groups" for k, _ in received) == 1
     cookie_header = dict(received).get("cookie", "")
     assert "gateway_session" not in cookie_header  # the ticket never reaches the upstream
 
@@ -59,7 +59,7 @@ async def test_login_with_each_client_authentication(
     async with jar() as session:
         landed = await http_login(session, f"{gw.url}/", user="bob")
         body = await landed.json()
-    assert "bob" == body["headers"]["X-Auth-Request-User"]
+    assert body["headers"]["X-Auth-Request-User"] == "bob"
 
 
 async def test_login_with_hand_configured_endpoints(
@@ -70,7 +70,7 @@ async def test_login_with_hand_configured_endpoints(
     async with jar() as session:
         landed = await http_login(session, f"{gw.url}/", user="carol")
         body = await landed.json()
-    assert "carol@example.test" == body["headers"]["X-Auth-Request-Email"]
+    assert body["headers"]["X-Auth-Request-Email"] == "carol@example.test"
 
 
 async def test_redis_store_keeps_no_readable_token(
@@ -107,30 +107,31 @@ async def test_unauthenticated_requests(
     gw, client = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with jar() as session:
         api = await session.get(f"{gw.url}/data", headers={"Accept": "application/json"})
-        assert 401 == api.status
-        assert "unauthorized" == (await api.json())["error"]
+        assert api.status == 401
+        assert (await api.json())["error"] == "unauthorized"
         post = await session.post(
             f"{gw.url}/form",
             data={"a": "1"},
             allow_redirects=False,
             headers={"Accept": HTML_ACCEPT},
         )
-        assert 401 == post.status
+        assert post.status == 401
         nav = await session.get(
             f"{gw.url}/page", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
         )
-    assert 302 == nav.status
+    assert nav.status == 302
     location = urlsplit(nav.headers["Location"])
     assert oidc_provider.discovery["authorization_endpoint"] == (
         f"{location.scheme}://{location.netloc}{location.path}"
     )
     query = {k: v[0] for k, v in parse_qs(location.query).items()}
     assert client["client_id"] == query["client_id"]
-    assert "S256" == query["code_challenge_method"]
+    assert query["code_challenge_method"] == "S256"
     assert len(query["code_challenge"]) == 43
-    assert len(query["state"]) >= 22 and len(query["nonce"]) >= 22
-    assert "openid email profile groups offline_access" == query["scope"]
-    assert "consent" == query["prompt"]
+    assert len(query["state"]) >= 22
+    assert len(query["nonce"]) >= 22
+    assert query["scope"] == "openid email profile groups offline_access"
+    assert query["prompt"] == "consent"
     assert f"{gw.url}/_gateway/callback" == query["redirect_uri"]
 
 
@@ -148,29 +149,30 @@ async def test_logout_ends_session_here_and_at_provider(
         forged = await session.post(
             f"{gw.url}/_gateway/logout", data={"csrf": "forged"}, allow_redirects=False
         )
-        assert 400 == forged.status
+        assert forged.status == 400
         response = await session.post(
             f"{gw.url}/_gateway/logout", data={"csrf": csrf}, allow_redirects=False
         )
-        assert 302 == response.status
+        assert response.status == 302
         end = urlsplit(response.headers["Location"])
         query = parse_qs(end.query)
         assert oidc_provider.discovery["end_session_endpoint"].endswith(end.path)
-        assert "id_token_hint" in query and "state" in query
+        assert "id_token_hint" in query
+        assert "state" in query
         assert [f"{gw.url}/_gateway/logged-out"] == query["post_logout_redirect_uri"]
         final = await op_logout(session, response)
         assert "signed out" in (await final.text()).lower()
         again = await session.get(
             f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
         )
-        assert 302 == again.status  # asks to sign in again
+        assert again.status == 302  # asks to sign in again
     async with jar() as replay:
         name = next(k for k in old_cookies if k.endswith("gateway_session"))
         response = await replay.get(
             f"{gw.url}/",
             headers={"Cookie": f"{name}={old_cookies[name]}", "Accept": "application/json"},
         )
-        assert 401 == response.status
+        assert response.status == 401
 
 
 async def test_reused_state_is_refused(
@@ -190,12 +192,12 @@ async def test_reused_state_is_refused(
         cookie_jar=aiohttp.CookieJar(unsafe=True), trace_configs=[config]
     ) as traced:
         await http_login(traced, f"{gw.url}/", user="frank")
-        assert 1 == len(callbacks)
+        assert len(callbacks) == 1
         traced.cookie_jar.clear(lambda c: c.key.endswith("gateway_session"))
         replay = await traced.get(
             callbacks[0], allow_redirects=False, headers={"Accept": HTML_ACCEPT}
         )
-        assert 400 == replay.status
+        assert replay.status == 400
         assert "expired or was already used" in await replay.text()
         assert not any(c.key.endswith("gateway_session") and c.value for c in traced.cookie_jar)
 
@@ -216,7 +218,7 @@ async def test_state_from_another_browser_is_refused(
             allow_redirects=False,
             headers={"Accept": HTML_ACCEPT},
         )
-        assert 400 == response.status
+        assert response.status == 400
 
 
 async def test_open_redirect_after_login_goes_home(
@@ -236,11 +238,11 @@ async def test_userinfo_endpoint(
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with jar() as session:
         anonymous = await session.get(f"{gw.url}/_gateway/userinfo")
-        assert 401 == anonymous.status
+        assert anonymous.status == 401
         await http_login(session, f"{gw.url}/", user="alice")
         info = await (await session.get(f"{gw.url}/_gateway/userinfo")).json()
-    assert "alice" == info["sub"]
-    assert "alice@example.test" == info["claims"]["email"]
+    assert info["sub"] == "alice"
+    assert info["claims"]["email"] == "alice@example.test"
     assert "nonce" not in info["claims"]
 
 
@@ -255,4 +257,4 @@ async def test_rotated_provider_key_is_fetched(
     op.restart(keys_file=op.new_keys_file())
     async with jar() as session:
         landed = await http_login(session, f"{gw.url}/", user="hank")
-        assert "hank" == (await landed.json())["headers"]["X-Auth-Request-User"]
+        assert (await landed.json())["headers"]["X-Auth-Request-User"] == "hank"

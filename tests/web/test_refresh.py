@@ -57,13 +57,13 @@ async def test_concurrent_requests_across_two_instances_refresh_once(
             async with plain.get(
                 f"{base}/", headers={"Cookie": cookie, "Accept": "application/json"}
             ) as r:
-                assert 200 == r.status
+                assert r.status == 200
                 return str((await r.json())["headers"]["Authorization"])
 
         tokens = await asyncio.gather(*(call(a.url if i % 2 else b.url) for i in range(40)))
-    assert 1 == refreshes(a.log_text(), b.log_text())
+    assert refreshes(a.log_text(), b.log_text()) == 1
     assert old_token not in tokens[-1:]  # the session now carries the refreshed token
-    assert 1 == len(set(tokens) - {old_token})
+    assert len(set(tokens) - {old_token}) == 1
 
 
 async def test_refresh_failure_from_provider_outage_keeps_the_session(
@@ -81,6 +81,6 @@ async def test_refresh_failure_from_provider_outage_keeps_the_session(
         fresh_oidc_provider.stop()
         await asyncio.sleep(1.2)
         response = await session.get(f"{gw.url}/", headers={"Accept": "application/json"})
-        assert 200 == response.status
-        assert "jack" == (await response.json())["headers"]["X-Auth-Request-User"]
+        assert response.status == 200
+        assert (await response.json())["headers"]["X-Auth-Request-User"] == "jack"
     assert "refresh failed, keeping the session" in gw.log_text()

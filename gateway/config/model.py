@@ -7,6 +7,7 @@ prints their JSON Schema and `docs/configuration.md` is generated from it.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.config.issuer import validate_issuer
 from gateway.secret import Secret
 
 DEFAULT_PREFIX = "/_gateway"
@@ -148,24 +150,76 @@ class Policy(Section):
 class IdentityTokenConfig(Section):
     """A JWT minted per caller and passed to the upstream (see docs/identity-tokens.md)."""
 
-    header: str = Field("X-Gateway-Identity", description="Header carrying the token.")
-    algorithm: Literal["RS256", "ES256", "EdDSA", "HS256"] = Field(
-        "RS256", description="Signing algorithm; HS256 needs `secret`."
+    header: str = Field(
+        "X-Gateway-Identity",
+        description="Header carrying the token; `Authorization` sends `Bearer <token>`.",
     )
-    secret: Secret | None = Field(None, description="Shared secret for HS256.")
+    algorithm: Literal["RS256", "ES256", "EdDSA", "HS256"] = Field(
+        "RS256", description="Signing algorithm; HS256 needs `secret`, the others `signing_keys`."
+    )
+    secret: Secret | None = Field(
+        None, description="Shared secret for HS256 (at least 32 bytes, RFC 7518 3.2)."
+    )
     audience: str | None = Field(None, description="`aud` claim (default: the upstream URL).")
-    issuer: str | None = Field(None, description="`iss` claim (default: the gateway's URL).")
-    ttl: Seconds = Field(300, description="Token lifetime in seconds.")
+    issuer: str | None = Field(
+        None, description="`iss` claim (default: public_url, else the request's origin)."
+    )
+    ttl: Seconds = Field(300, ge=1, description="Token lifetime in seconds.")
     headers: dict[str, str] = Field(
         default_factory=dict, description="Extra JOSE header fields, e.g. cty."
     )
     claims: dict[str, Any] = Field(
         default_factory=dict,
-        description="Claim template; strings like '{sub}' or '{claims.email}' are filled in.",
+        description="Claim template; strings like '{sub}' or '{claims.email}' are filled in; "
+        "its keys may replace iss, sub, aud.",
     )
     include_standard_claims: bool = Field(
         True, description="Add aud, iat, jti besides iss, sub, exp."
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IdentityTokenConfig:
+        problems = [
+            *_token_header_problems(self.header),
+            *_key_problems(self.algorithm, self.secret),
+            *(f"headers.{k}: set by the gateway" for k in self.headers if k in _JOSE_RESERVED),
+            *(f"claims.{k}: set by the gateway (see ttl)" for k in self.claims if k in _TIMED),
+        ]
+        if "kid" in self.headers and self.algorithm != "HS256":
+            problems.append("headers.kid: the signing key's kid is used")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_GATEWAY_HEADERS = frozenset(
+    {
+        "connection", "content-length", "content-type", "cookie", "host", "keep-alive",
+        "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    }
+)  # fmt: skip
+_JOSE_RESERVED = frozenset({"alg", "crit", "b64", "jku", "jwk", "x5u", "x5c"})
+_TIMED = frozenset({"exp", "iat", "nbf", "jti"})
+MIN_HS256_SECRET = 32
+
+
+def _token_header_problems(header: str) -> list[str]:
+    if not _TOKEN.fullmatch(header):
+        return [f"header: {header!r} is not a valid header name"]
+    if header.lower() in _GATEWAY_HEADERS:
+        return [f"header: {header!r} is a header the gateway controls"]
+    return []
+
+
+def _key_problems(algorithm: str, secret: Secret | None) -> list[str]:
+    if algorithm != "HS256":
+        return ["secret: only HS256 uses a secret"] if secret is not None else []
+    if secret is None:
+        return ["secret: HS256 needs a shared secret"]
+    if len(secret.reveal().encode("utf-8")) < MIN_HS256_SECRET:
+        return [f"secret: HS256 needs at least {MIN_HS256_SECRET} bytes"]
+    return []
 
 
 class Route(Section):
@@ -202,6 +256,14 @@ class Route(Section):
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
     )
+
+    @model_validator(mode="after")
+    def _one_authorization(self) -> Route:
+        token = self.identity_token
+        bearer_header = token is not None and token.header.lower() == "authorization"
+        if bearer_header and self.pass_access_token:
+            raise ValueError("identity_token.header Authorization conflicts with pass_access_token")
+        return self
 
     @field_validator("host")
     @classmethod
@@ -282,6 +344,10 @@ class Provider(Section):
             raise ValueError("private_key_jwt needs private_key_file")
         if self.token_endpoint_auth_method == "none" and not self.pkce:
             raise ValueError("a public client (auth method none) must use PKCE")
+        if self.discovery:
+            problems = validate_issuer(self.issuer, allow_insecure_http=self.allow_insecure_http)
+            if problems:
+                raise ValueError(" ".join(problems))
         if not self.discovery:
             missing = [
                 n for n in ("authorization", "token", "jwks") if getattr(self.endpoints, n) is None
@@ -411,7 +477,7 @@ class IdentityHeaders(Section):
 
 class SigningKey(Section):
     file: str = Field(description="PEM private key (RSA, EC P-256 or Ed25519).")
-    kid: str | None = Field(None, description="Key id (default: the JWK thumbprint).")
+    kid: str | None = Field(None, description="Key id (default: the RFC 7638 JWK thumbprint).")
 
 
 class Admin(Section):
@@ -450,7 +516,9 @@ class Config(Section):
     bearer: Bearer = Field(default_factory=Bearer)
     identity: IdentityHeaders = Field(default_factory=IdentityHeaders)
     signing_keys: list[SigningKey] = Field(
-        default_factory=list, description="Keys for identity tokens; the last one signs."
+        default_factory=list,
+        description="Keys for identity tokens, all published at {prefix}/jwks; per algorithm "
+        "the last key of its type signs.",
     )
     admin: Admin = Field(default_factory=Admin)
     rate_limit: RateLimit = Field(default_factory=RateLimit)

@@ -11,9 +11,10 @@ from typing import Any
 
 import aiohttp
 
+from gateway.config.issuer import validate_issuer
 from gateway.config.model import Endpoints, Provider, TrustedIssuer
 from gateway.errors import ConfigError, ProviderUnavailable
-from gateway.idp.addresses import AddressGuard, validate_issuer
+from gateway.idp.addresses import AddressGuard
 from gateway.idp.backoff import RetrySchedule
 from gateway.idp.http import display_url, fetch_json
 

@@ -91,8 +91,9 @@ def _check_scopes(policy: Policy, principal: Principal) -> Decision | None:
 
 
 def _check_claims(policy: Policy, principal: Principal) -> Decision | None:
+    claims = {**principal.claims, "iss": principal.issuer}  # introspection may omit iss
     for rule in policy.claims:
-        if not claim_rule_holds(rule, principal.claims):
+        if not claim_rule_holds(rule, claims):
             return deny(f"claim {rule.claim} does not meet the route's rule")
     if policy.groups and not set(policy.groups) & principal.groups:
         return deny("not in any of the route's groups")
@@ -172,23 +173,26 @@ def _email_problems(policy: Policy) -> list[str]:
     ]
 
 
+def _pinned_conflict(pinned: Any, rule: ClaimRule) -> bool:
+    """True when a claim pinned by `equals` (exact value and type) fails the other rule."""
+    if rule.equals is not None:
+        return not _same(pinned, rule.equals)
+    if rule.one_of is not None:
+        return not (isinstance(pinned, str) and pinned in rule.one_of)
+    return rule.contains not in _items(pinned)
+
+
 def _claim_rule_problems(policy: Policy) -> list[str]:
-    problems: list[str] = []
-    allowed: dict[str, set[tuple[str, Any]]] = {}  # the values each claim could still take
-    for rule in policy.claims:
-        if rule.one_of is not None and not rule.one_of:
-            problems.append(f"claims: {rule.claim} one_of is empty, so no value can pass")
-            continue
-        wanted = [rule.equals] if rule.equals is not None else rule.one_of or []
-        values = {(type(v).__name__, v) for v in wanted}  # typed: True is not 1
-        if not values:
-            continue
-        before = allowed.get(rule.claim)
-        allowed[rule.claim] = values if before is None else before & values
-        if before is not None and not allowed[rule.claim]:
-            problems.append(
-                f"claims: the rules on {rule.claim} (equals / one_of) cannot all hold at once"
-            )
+    problems = [
+        f"claims: {rule.claim} one_of is empty, so no value can pass"
+        for rule in policy.claims
+        if rule.one_of is not None and not rule.one_of
+    ]
+    # Only `equals` pins a claim's value: a list claim can meet several one_of / contains.
+    pinned = {rule.claim: rule.equals for rule in policy.claims if rule.equals is not None}
+    for claim, value in pinned.items():
+        if any(r.claim == claim and _pinned_conflict(value, r) for r in policy.claims):
+            problems.append(f"claims: the rules on {claim} cannot all hold at once")
     return problems
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from gateway import metrics
 from gateway.config.model import Route
 from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
 from gateway.log import request_id_var
@@ -34,9 +36,10 @@ class Upstream:
     host_header: str
     ssl: ssl.SSLContext | bool
     timeout: aiohttp.ClientTimeout
+    name: str = "-"  # the route's name: the label of upstream metrics
 
     @classmethod
-    def from_route(cls, route: Route) -> Upstream:
+    def from_route(cls, route: Route, name: str = "-") -> Upstream:
         base = URL(route.upstream)
         port = base.port
         default = 443 if base.scheme == "https" else 80
@@ -48,6 +51,7 @@ class Upstream:
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=route.timeouts.connect, sock_read=route.timeouts.read
             ),
+            name=name,
         )
 
     def url_for(self, path: str, query_string: str) -> URL:
@@ -99,6 +103,7 @@ async def forward(
         if length is not None:
             headers["Content-Length"] = str(length)
     url = upstream.url_for(path, request.rel_url.raw_query_string)
+    started = time.perf_counter()
     try:
         upstream_response = await client.request(
             request.method,
@@ -111,17 +116,21 @@ async def forward(
             chunked=None if length is not None or body is None else True,
         )
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "timeout").inc()
         raise UpstreamTimeout(f"upstream {upstream.base} timed out: {type(exc).__name__}") from None
     except aiohttp.ClientConnectorError as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "connect").inc()
         raise UpstreamError(f"cannot connect to upstream {upstream.base}: {exc.os_error}") from None
     except aiohttp.ClientError as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
         raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
+    metrics.UPSTREAM_SECONDS.labels(upstream.name).observe(time.perf_counter() - started)
     async with upstream_response:
-        return await _stream_back(request, upstream_response)
+        return await _stream_back(request, upstream_response, upstream.name)
 
 
 async def _stream_back(
-    request: web.Request, upstream_response: aiohttp.ClientResponse
+    request: web.Request, upstream_response: aiohttp.ClientResponse, route: str
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         status=upstream_response.status,
@@ -140,6 +149,7 @@ async def _stream_back(
             await response.write(chunk)
     except (TimeoutError, aiohttp.ClientError, ConnectionResetError):
         # Headers are gone already: the only honest signal left is to cut the connection.
+        metrics.UPSTREAM_ERRORS.labels(route, "stream").inc()
         if request.transport is not None:
             request.transport.close()
         return response
@@ -181,8 +191,10 @@ async def forward_websocket(
             autoping=True,
         )
     except (TimeoutError, aiohttp.ServerTimeoutError):
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "websocket").inc()
         raise UpstreamTimeout(f"upstream websocket {url} timed out") from None
     except aiohttp.ClientError as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "websocket").inc()
         raise UpstreamError(f"upstream websocket {url} failed: {exc}") from None
     client_ws = web.WebSocketResponse(
         protocols=[upstream_ws.protocol] if upstream_ws.protocol else (), autoclose=False

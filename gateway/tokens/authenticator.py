@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from gateway import metrics
 from gateway.config.model import Bearer, TrustedIssuer
 from gateway.errors import (
     BadRequest,
@@ -31,11 +33,13 @@ from gateway.tokens.introspection import (
     IntrospectionClient,
     Result,
     SharedCache,
+    UnsupportedTokenType,
     introspection_verdict,
 )
 from gateway.tokens.jwt_access import JwtAccessTokenValidator, looks_like_jwt, unverified_parts
 from gateway.types import Principal
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class TrustedIssuerClients:
@@ -134,6 +138,7 @@ class BearerAuthenticator:
         self.issuers = [build_issuer_clients(i, session, clock) for i in config.issuers]
         self._by_issuer = {clients.config.issuer: clients for clients in self.issuers}
         self._clock = clock
+        self._refuses_jwts: set[str] = set()  # issuers whose introspection refuses JWTs
         self.jwt = JwtAccessTokenValidator(
             [(c.config, c.jwks) for c in self.issuers],
             clock=clock,
@@ -151,6 +156,23 @@ class BearerAuthenticator:
         self, authorization_header: str | Sequence[str] | None, query_string: str = ""
     ) -> Principal:
         """The caller's principal; the header may be given as all its values."""
+        try:
+            principal = await self._authenticate(authorization_header, query_string)
+        except MissingToken:
+            metrics.authentication("bearer", "missing")
+            raise
+        except (InvalidToken, BadRequest):
+            metrics.authentication("bearer", "invalid")
+            raise
+        except ProviderUnavailable:
+            metrics.authentication("bearer", "unavailable")
+            raise
+        metrics.authentication("bearer", "ok")
+        return principal
+
+    async def _authenticate(
+        self, authorization_header: str | Sequence[str] | None, query_string: str
+    ) -> Principal:
         refuse_token_in_query(query_string)
         header = authorization_header
         if header is not None and not isinstance(header, str):
@@ -163,8 +185,15 @@ class BearerAuthenticator:
         if clients is None:
             raise invalid_token("The token's issuer is not trusted.")
         introspection = clients.config.introspection
-        if introspection is not None and introspection.mode == "all":
-            return await self._introspect_with(clients, token)
+        if introspection is not None and introspection.mode == "all" and iss not in (
+            self._refuses_jwts
+        ):
+            try:
+                return await self._introspect_with(clients, token)
+            except UnsupportedTokenType:
+                # The issuer's own answer: JWTs are for local checks (oidc-provider does so).
+                log.warning("%s does not introspect JWTs; checking them locally", iss)
+                self._refuses_jwts.add(iss)
         verified = await self.jwt.validate(token)
         return principal_from_claims(verified.issuer.issuer, verified.claims)
 

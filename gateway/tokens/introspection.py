@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from gateway import metrics
 from gateway.config.model import Introspection, TrustedIssuer
 from gateway.errors import ConfigError, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
@@ -33,6 +34,10 @@ BEARER_TOKEN_TYPES = frozenset(
 )
 Result = dict[str, Any]
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+
+
+class UnsupportedTokenType(ProviderUnavailable):
+    """The endpoint refuses this kind of token (oidc-provider: JWTs, HTTP 400)."""
 
 
 class SharedCache(Protocol):
@@ -98,6 +103,8 @@ class IntrospectionClient:
             self._session, endpoint, guard=self._guard, timeout=self._timeout,
             method="POST", data=form, auth=auth,
         )  # fmt: skip
+        if status == 400 and body.get("error") == "unsupported_token_type":
+            raise UnsupportedTokenType(f"{display_url(endpoint)} does not introspect this token")
         if status != 200:
             hint = " (check the resource server's credentials)" if status in (400, 401) else ""
             raise ProviderUnavailable(f"{display_url(endpoint)} answered HTTP {status}{hint}")
@@ -212,12 +219,15 @@ class IntrospectionCache:
         key = token_digest(f"{issuer}\n{token}")
         hit = self._memory.get(key, self._clock())
         if hit is not None:
+            metrics.INTROSPECTION_CACHE.labels("hit").inc()
             return dict(hit)
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._resolve(key, introspect))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
+        else:
+            metrics.INTROSPECTION_CACHE.labels("hit").inc()  # joins the call in flight
         return dict(await asyncio.shield(task))
 
     def _forget(self, key: str, done: asyncio.Task[Result]) -> None:
@@ -229,7 +239,9 @@ class IntrospectionCache:
     async def _resolve(self, key: str, introspect: Callable[[], Awaitable[Result]]) -> Result:
         shared = await self._shared_get(key)
         if shared is not None:
+            metrics.INTROSPECTION_CACHE.labels("hit").inc()
             return shared
+        metrics.INTROSPECTION_CACHE.labels("miss").inc()
         result = await introspect()
         now = self._clock()
         lifetime = cache_lifetime(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,14 @@ from gateway.config.model import SigningKey as SigningKeyConfig
 from gateway.errors import ConfigError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+_SUPPORTED = (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)
 MIN_RSA_BITS = 2048
 # RFC 7638 3.2: the members of each key type that enter the thumbprint.
-_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}  # fmt: skip
+_THUMBPRINT_MEMBERS = {
+    "RSA": ("e", "kty", "n"),
+    "EC": ("crv", "kty", "x", "y"),
+    "OKP": ("crv", "kty", "x"),
+}
 KEY_TYPES = {"RS256": "RSA (2048 bits or more)", "ES256": "EC P-256", "EdDSA": "Ed25519"}
 
 
@@ -45,7 +51,7 @@ def thumbprint(jwk: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
 
 
-def _algorithm_and_jwk(key: object) -> tuple[str, dict[str, Any]]:
+def _algorithm_and_jwk(key: PrivateKey) -> tuple[str, dict[str, Any]]:
     """The signing algorithm and public JWK of a private key; ValueError if unsupported."""
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
@@ -55,9 +61,7 @@ def _algorithm_and_jwk(key: object) -> tuple[str, dict[str, Any]]:
         if not isinstance(key.curve, ec.SECP256R1):
             raise ValueError(f"EC key on curve {key.curve.name}; only P-256 (ES256) is supported")
         return "ES256", dict(ECAlgorithm.to_jwk(key.public_key(), as_dict=True))
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return "EdDSA", dict(OKPAlgorithm.to_jwk(key.public_key(), as_dict=True))
-    raise ValueError(f"unsupported key type {type(key).__name__} (use RSA, EC P-256 or Ed25519)")
+    return "EdDSA", dict(OKPAlgorithm.to_jwk(key.public_key(), as_dict=True))
 
 
 def load_key(config: SigningKeyConfig) -> LoadedKey:
@@ -71,10 +75,13 @@ def load_key(config: SigningKeyConfig) -> LoadedKey:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ValueError(f"{config.file} is not an unencrypted PEM private key") from None
+    if not isinstance(key, _SUPPORTED):
+        kind = type(key).__name__
+        raise ValueError(f"unsupported key type {kind} (use RSA, EC P-256 or Ed25519)")
     algorithm, jwk = _algorithm_and_jwk(key)
     kid = config.kid or thumbprint(jwk)
     jwk.update(kid=kid, use="sig", alg=algorithm)
-    return LoadedKey(kid, algorithm, key, jwk)  # type: ignore[arg-type]  # narrowed above
+    return LoadedKey(kid, algorithm, key, jwk)
 
 
 class SigningKeys:
@@ -111,5 +118,4 @@ class SigningKeys:
 
 
 def _duplicates(values: Sequence[str]) -> list[str]:
-    seen: set[str] = set()
-    return [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
+    return [value for value, count in Counter(values).items() if count > 1]

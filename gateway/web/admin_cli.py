@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import time
+from datetime import UTC, datetime
+
+import aiohttp
 
 from gateway.config.model import Config
 from gateway.crypto import KeyRing
 from gateway.sessions.manager import SessionManager, SessionSummary
 from gateway.sessions.redis import RedisStore
+from gateway.web.logout_notify import end_matching, notices_of, send_notices, wants_notices
 
 
 def _issuers(config: Config, provider: str | None) -> list[str]:
     chosen = [p for p in config.providers if provider is None or p.name == provider]
     if provider is not None and not chosen:
         raise SystemExit(f"gateway: no provider named {provider!r}")
-    return [p.issuer for p in chosen]
+    return sorted({p.issuer for p in chosen})
 
 
 async def sessions_command(args: argparse.Namespace, config: Config) -> int:
@@ -26,34 +30,53 @@ async def sessions_command(args: argparse.Namespace, config: Config) -> int:
             "use the admin endpoint of that process instead"
         )
         return 1
+    if not config.sessions.secrets:
+        print("gateway: sessions.secrets is not set, so no stored session can be read")
+        return 1
     store = RedisStore.from_config(config.sessions.redis)
-    keyring = KeyRing(config.sessions.secrets) if config.sessions.secrets else KeyRing.ephemeral()
-    manager = SessionManager(store, keyring, config.sessions, time.time)
+    manager = SessionManager(store, KeyRing(config.sessions.secrets), config.sessions, time.time)
     try:
-        await manager.start()
-        total = 0
-        for issuer in _issuers(config, args.provider):
-            if args.sessions_command == "list":
-                found = await (
-                    manager.list_by_sub(issuer, args.sub)
-                    if args.sub
-                    else manager.list_by_sid(issuer, args.sid)
-                )
-                _print(issuer, found)
-                total += len(found)
-            else:
-                total += await (
-                    manager.destroy_by_sub(issuer, args.sub)
-                    if args.sub
-                    else manager.destroy_by_sid(issuer, args.sid)
-                )
-        verb = "found" if args.sessions_command == "list" else "revoked"
-        print(f"{total} session(s) {verb}")
+        issuers = _issuers(config, args.provider)
+        if args.sessions_command == "list":
+            total = await _list(manager, issuers, args.sub, args.sid)
+            print(f"{total} session(s) found")
+        else:
+            total = await _revoke(manager, config, issuers, args.sub, args.sid)
+            print(f"{total} session(s) revoked")
         return 0
     finally:
         await manager.close()
 
 
-def _print(issuer: str, sessions: list[SessionSummary]) -> None:
-    for s in sessions:
-        print(f"{issuer}\t{s.short_id}\t{s}")
+async def _list(
+    manager: SessionManager, issuers: list[str], sub: str | None, sid: str | None
+) -> int:
+    found: list[SessionSummary] = []
+    for issuer in issuers:
+        if sub is not None:
+            found += await manager.list_by_sub(issuer, sub)
+        elif sid is not None:
+            found += await manager.list_by_sid(issuer, sid)
+    for s in found:
+        print("\t".join([s.short_id, s.provider, s.subject, s.sid or "-", _time(s.expires_at)]))
+    return len(found)
+
+
+async def _revoke(
+    manager: SessionManager, config: Config, issuers: list[str], sub: str | None, sid: str | None
+) -> int:
+    """End the sessions (sid alone: that provider session only), then notify upstreams."""
+    notify = wants_notices(config)
+    total = 0
+    doomed: list[SessionSummary] = []
+    for issuer in issuers:
+        ended, which = await end_matching(manager, issuer, sid=sid, sub=sub, collect=notify)
+        total, doomed = total + ended, doomed + which
+    if notify and doomed:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
+            await send_notices(http, config, notices_of(doomed, "admin"))
+    return total
+
+
+def _time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("expires %Y-%m-%dT%H:%M:%SZ")

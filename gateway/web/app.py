@@ -19,11 +19,22 @@ from gateway.sessions.redis import RedisStore
 from gateway.sessions.store import SessionStore
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.web.cookies import CookiePolicy
-from gateway.web.handlers import health, login, logout, userinfo
+from gateway.web.handlers import (
+    admin,
+    backchannel,
+    forward_auth,
+    frontchannel,
+    health,
+    jwks,
+    login,
+    logout,
+    userinfo,
+)
 from gateway.web.handlers import metrics as metrics_handlers
 from gateway.web.handlers.proxy import proxy_handler
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
+from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
 from gateway.web.services import Services
 
@@ -42,7 +53,9 @@ def build_app(config: Config) -> web.Application:
         },
     )
     app[SERVICES] = services
+    app[NOTIFIER] = LogoutNotifier()
     app.cleanup_ctx.append(_clients)
+    app.cleanup_ctx.append(drain_notices)  # torn down first: notices finish, then clients close
     app.cleanup_ctx.append(metrics_handlers.metrics_listener)
     _add_routes(app, config.prefix.rstrip("/"))
     return app
@@ -58,6 +71,14 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_post(f"{prefix}/logout", logout.logout)
     router.add_get(f"{prefix}/logged-out", logout.logged_out)
     router.add_get(f"{prefix}/userinfo", userinfo.userinfo)
+    router.add_post(f"{prefix}/backchannel-logout", backchannel.backchannel_logout)
+    router.add_post(f"{prefix}/backchannel-logout/{{provider}}", backchannel.backchannel_logout)
+    router.add_get(f"{prefix}/frontchannel-logout", frontchannel.frontchannel_logout)
+    router.add_get(f"{prefix}/admin/sessions", admin.list_sessions)
+    router.add_post(f"{prefix}/admin/sessions/revoke", admin.revoke_sessions)
+    router.add_get(f"{prefix}/jwks", jwks.jwks, allow_head=True)
+    router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
+    router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)
     metrics_handlers.add_metrics_route(app, prefix)
     router.add_route("*", "/{tail:.*}", proxy_handler)
 

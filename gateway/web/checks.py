@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import aiohttp
+
+from gateway import __version__
 from gateway.config.model import Config
+from gateway.idp.check import check_provider
+from gateway.policy.route_checks import route_policy_problems
+from gateway.tokens.authenticator import trusted_issuer_problems
 
 Level = Literal["ok", "warn", "error"]
 
@@ -32,6 +38,10 @@ def static_findings(config: Config) -> list[Finding]:
             )
         if not route.tls.verify:
             findings.append(Finding("warn", where, "upstream TLS verification is turned off"))
+    findings += [Finding(*problem) for problem in route_policy_problems(config)]
+    for i, issuer in enumerate(config.bearer.issuers):
+        where = f"bearer.issuers[{i}]"
+        findings += [Finding("error", where, p) for p in trusted_issuer_problems(issuer)]
     if not config.sessions.cookie_secure:
         findings.append(Finding("warn", "sessions.cookie_secure", "cookies are not marked Secure"))
     if config.sessions.store == "redis" and not config.sessions.secrets:
@@ -62,4 +72,33 @@ async def run_checks(config: Config, *, offline: bool) -> int:
 
 
 async def live_findings(config: Config) -> list[Finding]:
-    return []
+    """Each provider checked live (discovery, keys, logout support) and its logout URLs."""
+    findings: list[Finding] = []
+    async with aiohttp.ClientSession(
+        cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"oidc-gateway/{__version__}"}
+    ) as session:
+        for i, provider in enumerate(config.providers):
+            where = f"providers[{i}]"
+            results = await check_provider(provider, session)
+            findings += [Finding(r.level, where, r.message) for r in results]
+            findings += logout_uri_findings(config, i)
+    if config.providers and config.public_url is None:
+        message = "not set: replace <gateway host> in the logout URIs by the external URL"
+        findings.append(Finding("warn", "public_url", message))
+    return findings
+
+
+def logout_uri_findings(config: Config, index: int) -> list[Finding]:
+    """The URLs to register at the provider as backchannel/frontchannel_logout_uri."""
+    provider = config.providers[index]
+    where = f"providers[{index}]"
+    base = (config.public_url or "https://<gateway host>").rstrip("/") + config.prefix.rstrip("/")
+    suffix = f"/{provider.name}" if len(config.providers) > 1 else ""
+    findings: list[Finding] = []
+    if provider.backchannel_logout:
+        url = f"{base}/backchannel-logout{suffix}"
+        findings.append(Finding("ok", where, f"register backchannel_logout_uri: {url}"))
+    if provider.frontchannel_logout:
+        url = f"{base}/frontchannel-logout"
+        findings.append(Finding("ok", where, f"register frontchannel_logout_uri: {url}"))
+    return findings

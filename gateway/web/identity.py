@@ -7,8 +7,10 @@ from urllib.parse import urlencode
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway import metrics
 from gateway.errors import Forbidden, GatewayError, InsufficientScope, Unauthorized
 from gateway.policy.authz import decide
+from gateway.policy.identity_headers import comparable_name
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
 from gateway.web.responses import wants_html
@@ -36,16 +38,26 @@ def is_navigation(request: web.Request) -> bool:
 
 
 async def establish_identity(
-    request: web.Request, services: Services, route: CompiledRoute
+    request: web.Request,
+    services: Services,
+    route: CompiledRoute,
+    *,
+    allow_redirect: bool = True,
+    query_string: str | None = None,
 ) -> Principal | web.StreamResponse:
-    """The caller's principal, or a response (redirect to sign in) to send instead."""
+    """The caller's principal, or a response (redirect to sign in) to send instead.
+
+    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login) and the
+    original request's ``query_string``.
+    """
     mode = route.config.auth
     has_authorization = "Authorization" in request.headers
     if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
         if services.bearer is None:
             raise NoAuthenticator(f"route {route.name} needs bearer tokens; none configured")
         return await services.bearer.authenticate(
-            request.headers.getall("Authorization", []), request.query_string
+            request.headers.getall("Authorization", []),
+            request.query_string if query_string is None else query_string,
         )
     login = services.login
     if login is None:
@@ -58,7 +70,7 @@ async def establish_identity(
             principal = None
         else:
             return principal
-    if not is_navigation(request):
+    if not allow_redirect or not is_navigation(request):
         raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
     return_to = login.origin(request) + request.path_qs
     if route.config.provider or len(login.providers) == 1:
@@ -76,6 +88,7 @@ def authorize(route: CompiledRoute, principal: Principal, method: str) -> None:
     if decision.status == 405:
         raise MethodNotAllowed(decision.reason)
     if decision.missing_scope:
+        metrics.authentication(principal.kind, "insufficient_scope")
         raise InsufficientScope(decision.reason, scope=decision.missing_scope)
     raise Forbidden(decision.reason)
 
@@ -86,11 +99,22 @@ def strip_identity_headers(
     """Remove every client header that looks like an identity header, whatever its case."""
     for name in services.injectors[route.index].strip(headers):
         headers.popall(name, None)
+    minter = services.identity_tokens.minters.get(route.index)
+    if minter is not None:
+        token_header = comparable_name(minter.header_name)
+        for name in [n for n in headers if comparable_name(n) == token_header]:
+            headers.popall(name, None)
 
 
 def add_identity_headers(
-    services: Services, route: CompiledRoute, principal: Principal, headers: CIMultiDict[str]
+    services: Services,
+    route: CompiledRoute,
+    principal: Principal,
+    headers: CIMultiDict[str],
+    *,
+    origin: str | None = None,
 ) -> None:
+    """Set the route's identity headers (and identity token; ``origin`` is its default iss)."""
     for name, value in services.injectors[route.index].build(principal):
         headers[name] = value
     config = route.config
@@ -101,6 +125,9 @@ def add_identity_headers(
             headers[config.pass_id_token_header] = principal.id_token
     elif not config.forward_authorization:
         headers.popall("Authorization", None)
+    minter = services.identity_tokens.minters.get(route.index)
+    if minter is not None:
+        headers[minter.header_name] = minter.header_value(principal, origin)
 
 
 def strip_gateway_cookies(names: frozenset[str], headers: CIMultiDict[str]) -> None:

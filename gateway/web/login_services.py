@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.config.model import Config
 from gateway.crypto import KeyRing, random_token
 from gateway.errors import ProviderUnavailable
@@ -79,6 +80,7 @@ class LoginServices:
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
         self.cookies.set_login_binding(response, binding, self.config.sessions.login_state_ttl)
         log.info("login started", extra={"provider": provider.name})
+        metrics.LOGINS_STARTED.labels(provider.name).inc()
         return response
 
     def binding_matches(self, request: web.Request, stored: str) -> bool:
@@ -92,10 +94,12 @@ class LoginServices:
             return None
         loaded = await self.manager.load(ticket)
         if loaded is None:
+            metrics.authentication("session", "expired")
             return None
         loaded = await self._maybe_refresh(loaded)
         if loaded is None:
             return None
+        metrics.authentication("session", "ok")
         return principal_of(loaded)
 
     def _needs_refresh(self, loaded: LoadedSession, now: float) -> bool:
@@ -132,6 +136,7 @@ class LoginServices:
             fresh = await provider.refresh(tokens.refresh_token)
         except RefreshRefused as exc:
             log.info("session ended: %s", exc, extra={"provider": provider.name})
+            metrics.authentication("session", "ended")
             await self.manager.destroy(loaded.session_id)
             return None
         except ProviderUnavailable as exc:
@@ -139,12 +144,14 @@ class LoginServices:
             if expired_for > self.config.sessions.refresh_grace:
                 raise
             log.warning("refresh failed, keeping the session for now: %s", exc)
+            metrics.PROVIDER_ERRORS.inc()
             return loaded
         fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
         fresh.id_token = fresh.id_token or tokens.id_token
         loaded.record.tokens = fresh
         await self.manager.save(loaded)
         log.info("session refreshed", extra={"provider": provider.name})
+        metrics.authentication("session", "refreshed")
         return loaded
 
 

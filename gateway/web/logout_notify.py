@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from gateway import metrics
 from gateway.config.model import Config
 from gateway.idp.http import display_url
-from gateway.sessions.manager import SessionManager, SessionSummary
+from gateway.sessions.manager import LoadedSession, SessionManager, SessionSummary
 from gateway.web.keys import SERVICES
 
 log = logging.getLogger("gateway.logout")
@@ -98,7 +99,9 @@ class LogoutNotifier:
     def __init__(self) -> None:
         self._pending: set[asyncio.Task[None]] = set()
 
-    def send(self, http: aiohttp.ClientSession, config: Config, notices: list[LogoutNotice]) -> None:
+    def send(
+        self, http: aiohttp.ClientSession, config: Config, notices: list[LogoutNotice]
+    ) -> None:
         if not notices:
             return
         task = asyncio.create_task(send_notices(http, config, notices))
@@ -123,39 +126,49 @@ async def drain_notices(app: web.Application) -> AsyncIterator[None]:
 async def end_sessions(
     app: web.Application, issuer: str, *, sid: str | None, sub: str | None, reason: str
 ) -> int:
-    """End the sessions a logout names and notify upstreams; return how many ended.
-
-    With a sid only that provider session ends (plus the user's sessions that carry no
-    sid, which cannot be told apart); with a sub alone every session of the user ends.
-    """
+    """End the sessions a logout names, notify upstreams in the background; return how many."""
     services = app[SERVICES]
-    login = services.login
-    if login is None:
+    if services.login is None:
         return 0
-    manager = login.manager
     notify = wants_notices(services.config)
-    doomed: list[SessionSummary] = []
-    if sid is not None:
-        if notify:
-            doomed += await manager.list_by_sid(issuer, sid)
-        ended = await manager.destroy_by_sid(issuer, sid)
-        if sub is not None:
-            ended += await _end_sidless(manager, issuer, sub, doomed)
-    elif sub is not None:
-        if notify:
-            doomed += await manager.list_by_sub(issuer, sub)
-        ended = await manager.destroy_by_sub(issuer, sub)
-    else:
-        return 0
+    ended, doomed = await end_matching(
+        services.login.manager, issuer, sid=sid, sub=sub, collect=notify
+    )
+    metrics.LOGOUTS.labels(reason).inc(ended)
     if notify:
         app[NOTIFIER].send(services.http, services.config, notices_of(doomed, reason))
     return ended
 
 
-async def _end_sidless(
-    manager: SessionManager, issuer: str, sub: str, doomed: list[SessionSummary]
-) -> int:
-    """End the user's sessions that have no sid (the id_token carried none)."""
-    sidless = [s for s in await manager.list_by_sub(issuer, sub) if s.sid is None]
-    doomed += sidless
-    return sum([await manager.destroy_by_handle(s.handle) for s in sidless])
+async def end_matching(
+    manager: SessionManager, issuer: str, *, sid: str | None, sub: str | None, collect: bool
+) -> tuple[int, list[SessionSummary]]:
+    """End the sessions of a sid or sub; return how many, and (if ``collect``) which.
+
+    With a sid only that provider session ends (plus the user's sessions that carry no
+    sid, which cannot be told apart); with a sub alone every session of the user ends.
+    """
+    doomed: list[SessionSummary] = []
+    if sid is not None:
+        if collect:
+            doomed += await manager.list_by_sid(issuer, sid)
+        ended = await manager.destroy_by_sid(issuer, sid)
+        if sub is not None:
+            sidless = [s for s in await manager.list_by_sub(issuer, sub) if s.sid is None]
+            doomed += sidless
+            ended += sum([await manager.destroy_by_handle(s.handle) for s in sidless])
+        return ended, doomed
+    if sub is not None:
+        if collect:
+            doomed += await manager.list_by_sub(issuer, sub)
+        return await manager.destroy_by_sub(issuer, sub), doomed
+    return 0, doomed
+
+
+def notify_ended(app: web.Application, ended: LoadedSession, reason: str) -> None:
+    """Tell upstreams about one session ended elsewhere (RP-initiated logout)."""
+    services = app[SERVICES]
+    if wants_notices(services.config):
+        record = ended.record
+        notice = LogoutNotice(record.provider, record.issuer, record.subject, record.sid, reason)
+        app[NOTIFIER].send(services.http, services.config, [notice])

@@ -76,7 +76,11 @@ def _reload(app: web.Application, config_path: Path) -> None:
             extra={"problems": exc.problems},
         )
         return
-    app[SERVICES].reload(new)
+    try:
+        app[SERVICES].reload(new)
+    except (ConfigError, OSError, ValueError) as exc:  # e.g. an unreadable upstream CA file
+        log.error("reload refused, keeping the running config: %s", exc)
+        return
     log.info("configuration reloaded", extra={"routes": len(new.routes)})
 
 

@@ -13,6 +13,7 @@ from gateway.policy.identity_headers import IdentityHeaderInjector
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import REQUEST_DROP, TrustedProxies
+from gateway.tokens.minting import IdentityTokens
 
 if TYPE_CHECKING:
     from gateway.tokens.authenticator import BearerAuthenticator
@@ -29,6 +30,7 @@ class Services:
     injectors: dict[int, IdentityHeaderInjector]
     trusted: TrustedProxies
     request_drop: frozenset[str]
+    identity_tokens: IdentityTokens
     upstream_http: aiohttp.ClientSession | None = None
     login: LoginServices | None = None
     bearer: BearerAuthenticator | None = None
@@ -41,13 +43,14 @@ class Services:
         return cls(
             config=config,
             routes=routes,
-            upstreams={r.index: Upstream.from_route(r.config) for r in routes},
+            upstreams={r.index: Upstream.from_route(r.config, r.name) for r in routes},
             injectors={
                 r.index: IdentityHeaderInjector(config.identity, r.config.identity_headers)
                 for r in routes
             },
             trusted=TrustedProxies(config.trusted_proxies),
             request_drop=REQUEST_DROP,
+            identity_tokens=IdentityTokens.compile(config, routes),
         )
 
     @property
@@ -65,3 +68,4 @@ class Services:
         fresh = Services.compile(config)
         self.config, self.routes, self.upstreams = fresh.config, fresh.routes, fresh.upstreams
         self.injectors, self.trusted = fresh.injectors, fresh.trusted
+        self.identity_tokens = fresh.identity_tokens

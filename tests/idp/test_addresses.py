@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.config.issuer import validate_issuer
 from gateway.errors import ProviderUnavailable
-from gateway.idp.addresses import AddressGuard, validate_issuer
+from gateway.idp.addresses import AddressGuard
 
 ISSUERS = [
     # issuer, allow_insecure_http, expected problem fragments (empty: acceptable)

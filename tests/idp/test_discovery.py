@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.config import parse_config
 from gateway.config.model import Endpoints, Provider
 from gateway.errors import ConfigError, ProviderUnavailable
 from gateway.idp.check import check_provider
@@ -146,11 +147,15 @@ async def test_configured_endpoints_override_discovered(
     assert meta.token_endpoint == f"{fake_provider.issuer}/token"
 
 
-def test_invalid_issuer_is_a_config_error(http_session: aiohttp.ClientSession) -> None:
-    """An issuer with a query string is refused before any call."""
-    bad = Provider(name="x", issuer="https://idp.example.com?a=1", client_id="c", client_secret="s")
-    with pytest.raises(ConfigError, match="query string"):
-        MetadataSource.for_provider(bad, http_session)
+def test_invalid_issuer_is_a_config_error() -> None:
+    """An issuer with a query string is refused when the config is read, with its key path."""
+    text = (
+        "routes: [{path: /, upstream: 'http://u'}]\n"
+        "providers: [{name: x, issuer: 'https://idp.example.com?a=1', client_id: c,"
+        " client_secret: s}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"providers\[0\].*query string"):
+        parse_config(text)
 
 
 def levels(results: list[Any]) -> dict[str, str]:
@@ -233,10 +238,16 @@ async def test_check_issuer_mismatch_and_private_address(
 
 
 async def test_check_rejects_bad_issuer_url(http_session: aiohttp.ClientSession) -> None:
-    """Issuer URL problems are reported without any network call."""
+    """Issuer URL problems are reported without any network call (defence in depth:
+    loading the config already refuses them, so the model is built unvalidated here)."""
     results = await check_provider(
-        Provider(
-            name="x", issuer="https://u:p@idp.example.com#f", client_id="c", client_secret="s"
+        Provider.model_construct(
+            **{
+                **Provider(
+                    name="x", issuer="https://idp.example.com", client_id="c", client_secret="s"
+                ).__dict__,
+                "issuer": "https://u:p@idp.example.com#f",
+            }
         ),
         http_session,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,36 +18,13 @@ import redis as redis_sync
 
 from gateway.config.model import RedisConfig, Sessions
 from gateway.crypto import KeyRing, random_token
-from gateway.secret import Secret
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.redis import RedisStore
 from gateway.sessions.store import SessionStore
+from tests.sessions.common import SECRET, FakeClock, ManagerFactory, redis_store
 from tests.support.ports import free_port, port_open
 from tests.support.processes import ManagedProcess
-from tests.support.redis import RedisServer
-
-SECRET = Secret("s" * 40)
-
-
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def redis_store(server: RedisServer, prefix: str, **config: object) -> RedisStore:
-    """A RedisStore on ``server`` whose keys all start with ``prefix``."""
-    return RedisStore.from_config(
-        RedisConfig.model_validate({"url": server.url, "key_prefix": prefix, **config})
-    )
 
 
 @pytest.fixture
@@ -166,9 +143,6 @@ async def store(request: pytest.FixtureRequest, prefix: str) -> AsyncIterator[Se
         made = RedisStore.from_config(RedisConfig.model_validate(config))
     yield made
     await made.close()
-
-
-ManagerFactory = Callable[..., SessionManager]
 
 
 @pytest.fixture

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.x509.oid import NameOID
 
 from gateway.config.model import RedisConfig
 from gateway.errors import StoreUnavailable
+from gateway.secret import Secret
 from gateway.sessions.redis import RedisStore
-from tests.sessions.conftest import redis_store
+from tests.sessions.common import redis_store
 from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
 from tests.support.redis import RedisServer
 
 CALLS: dict[str, Callable[[RedisStore], Awaitable[object]]] = {
@@ -117,3 +127,104 @@ async def test_subscription_comes_back_after_a_restart(persistent_redis: RedisSe
 
 def _store_at(port: int, *, timeout: float) -> RedisStore:
     return RedisStore.from_config(RedisConfig(url=f"redis://127.0.0.1:{port}/0", timeout=timeout))
+
+
+def _self_signed_ca_and_server(workdir: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a server certificate for 127.0.0.1 signed by it, as PEM files."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def build(
+        subject: str,
+        issuer: str,
+        key: ec.EllipticCurvePrivateKey,
+        signer: ec.EllipticCurvePrivateKey,
+        ca: bool,
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    paths = workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
+    paths[0].write_bytes(
+        build("test ca", "test ca", ca_key, ca_key, True).public_bytes(Encoding.PEM)
+    )
+    paths[1].write_bytes(
+        build("127.0.0.1", "test ca", server_key, ca_key, False).public_bytes(Encoding.PEM)
+    )
+    paths[2].write_bytes(
+        server_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    return paths
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """redis-server with TLS only and a password ("pw"); yields its port and CA file."""
+    ca, cert, key = _self_signed_ca_and_server(tmp_path)
+    port = free_port()
+    argv = [
+        "redis-server",
+        "--port",
+        "0",
+        "--tls-port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--tls-cert-file",
+        str(cert),
+        "--tls-key-file",
+        str(key),
+        "--tls-ca-cert-file",
+        str(ca),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "pw",
+        "--save",
+        "",
+    ]
+    process = ManagedProcess(
+        "redis-tls", argv, log_path=tmp_path / "redis.log", cwd=tmp_path, ready_port=port
+    )
+    process.start()
+    yield port, ca
+    process.stop()
+
+
+@pytest.mark.slow
+async def test_rediss_with_ca_file_and_password(tls_redis: tuple[int, Path]) -> None:
+    """rediss:// verifies the server against ca_file and authenticates with the password."""
+    port, ca = tls_redis
+    url = f"rediss://127.0.0.1:{port}/0"
+    good = RedisConfig(url=url, ca_file=str(ca), password=Secret("pw"), timeout=1)
+    store = RedisStore.from_config(good)
+    try:
+        await store.set("k", b"over tls", 10)
+        assert await store.get("k") == b"over tls"
+    finally:
+        await store.close()
+    for bad in (
+        RedisConfig(url=url, ca_file=str(ca), password=Secret("wrong"), timeout=1),
+        RedisConfig(url=url, password=Secret("pw"), timeout=1),  # system CAs do not know it
+    ):
+        store = RedisStore.from_config(bad)
+        try:
+            with pytest.raises(StoreUnavailable):
+                await store.get("k")
+        finally:
+            await store.close()

@@ -15,7 +15,7 @@ from gateway.sessions.layout import sess_key
 from gateway.sessions.manager import TOUCH_FRACTION, SessionManager
 from gateway.sessions.store import SessionStore
 from gateway.types import SessionRecord, TokenSet
-from tests.sessions.conftest import SECRET, FakeClock, ManagerFactory
+from tests.sessions.common import SECRET, FakeClock, ManagerFactory
 
 ISSUER = "https://idp.example.com"
 IDLE, ABSOLUTE = 600.0, 3600.0

@@ -13,7 +13,7 @@ from gateway.errors import StoreUnavailable
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.redis import RedisStore
 from gateway.types import SessionRecord, TokenSet
-from tests.sessions.conftest import SECRET, redis_store
+from tests.sessions.common import SECRET, redis_store
 from tests.support.redis import RedisServer
 
 ISSUER = "https://idp.example.com"

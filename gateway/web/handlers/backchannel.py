@@ -7,6 +7,7 @@ Answers: 200 on success, 400 with a JSON error when the token is invalid; both n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from urllib.parse import parse_qs
@@ -55,7 +56,12 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
     ended = await _end(request, services, logout)
     log.info(
         "logout",
-        extra={"kind": "backchannel", "provider": provider.name, "sub": logout.sub, "sessions": ended},
+        extra={
+            "kind": "backchannel",
+            "provider": provider.name,
+            "sub": logout.sub,
+            "sessions": ended,
+        },
     )
     return web.Response(status=200, headers={"Cache-Control": "no-store"})
 
@@ -83,23 +89,17 @@ async def _end(request: web.Request, services: LoginServices, logout: LogoutRequ
         )
     except StoreUnavailable:
         # Give the jti back so the provider's retry is not refused as a replay.
-        try:
+        with contextlib.suppress(StoreUnavailable):
             await services.manager.store.delete(replay_key(logout.issuer, logout.jti))
-        except StoreUnavailable:
-            pass
         raise
 
 
 async def _logout_token(request: web.Request) -> str:
     if request.content_type != FORM:
         raise rejected(f"expected {FORM} with a logout_token")
-    if (request.content_length or 0) > MAX_BODY:
+    body = await read_body(request, MAX_BODY)
+    if body is None:
         raise rejected("the request body is too large")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(8192):
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise rejected("the request body is too large")
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
     except (UnicodeDecodeError, ValueError):
@@ -108,6 +108,18 @@ async def _logout_token(request: web.Request) -> str:
     if len(values) != 1 or not values[0]:
         raise rejected("exactly one logout_token is required")
     return values[0]
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None once it exceeds ``limit`` bytes."""
+    if (request.content_length or 0) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(8192):
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _provider(services: LoginServices, name: str | None, token: str) -> ProviderClient:

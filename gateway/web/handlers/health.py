@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from aiohttp import web
 
@@ -14,8 +15,8 @@ log = logging.getLogger("gateway.health")
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """The process is alive and serving."""
-    return json_response({"status": "ok"})
+    """The process is alive and serving; `pid` tells the workers of one port apart."""
+    return json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def readyz(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.errors import BadRequest, LoginError, NotFound
 from gateway.login.provider import ProviderClient
 from gateway.types import SessionRecord
@@ -105,6 +106,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
     ticket = await services.manager.create(record)
     log.info("login completed", extra={"provider": provider.name, "sub": record.subject})
+    metrics.LOGINS_COMPLETED.labels(provider.name).inc()
     target = services.safe_target(request, state["return_to"])
     response = web.HTTPFound(target, headers={"Cache-Control": "no-store"})
     services.cookies.set_session(response, ticket, settings.absolute_timeout)

@@ -7,10 +7,12 @@ import logging
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.crypto import random_token
 from gateway.errors import BadRequest
 from gateway.web.handlers.login import login_services
 from gateway.web.login_services import LoginServices
+from gateway.web.logout_notify import notify_ended
 from gateway.web.responses import html_page
 
 log = logging.getLogger("gateway.logout")
@@ -59,7 +61,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
     target = after
     if loaded is not None:
         await services.manager.destroy(loaded.session_id)
+        notify_ended(request.app, loaded, "logout")
         log.info("logout", extra={"kind": "rp", "sub": loaded.record.subject})
+        metrics.LOGOUTS.labels("rp").inc()
         provider = services.providers.get(loaded.record.provider)
         if provider is not None:
             post_logout = provider.config.post_logout_redirect_uri or after

@@ -59,7 +59,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     if services.login is not None:
         strip_gateway_cookies(services.login.cookie_names, headers)
     if principal is not None:
-        add_identity_headers(services, route, principal, headers)
+        add_identity_headers(
+            services, route, principal, headers, origin=f"{view.scheme}://{view.host}"
+        )
     path = route.upstream_path(request.rel_url.raw_path)
     if is_websocket_upgrade(request):
         return await forward_websocket(request, services.http, upstream, path, headers)

@@ -1,0 +1,115 @@
+"""Session administration: `GET {prefix}/admin/sessions`, `POST {prefix}/admin/sessions/revoke`.
+
+Both require ``Authorization: Bearer <admin.token>`` (compared in constant time); without
+a configured ``admin.token`` the endpoints do not exist (404). Sessions are found through
+the (issuer, sub) and (issuer, sid) indexes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from gateway.errors import BadRequest, NotFound, Unauthorized
+from gateway.sessions.manager import SessionSummary
+from gateway.web.handlers.backchannel import read_body
+from gateway.web.keys import SERVICES
+from gateway.web.login_services import LoginServices
+from gateway.web.logout_notify import end_sessions
+from gateway.web.responses import json_response
+
+log = logging.getLogger("gateway.admin")
+
+MAX_BODY = 16 * 1024
+
+
+def _admin(request: web.Request) -> LoginServices:
+    """The login services, once the caller has proved it holds the admin token."""
+    services = request.app[SERVICES]
+    token = services.config.admin.token
+    if token is None or services.login is None:
+        raise NotFound("the admin endpoints are not configured")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    expected = token.reveal().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise Unauthorized("admin credential missing or wrong")
+    return services.login
+
+
+def _issuers(services: LoginServices, provider: str | None) -> list[str]:
+    chosen = [p for p in services.providers.values() if provider in (None, p.name)]
+    if not chosen:
+        raise BadRequest(f"no provider {provider!r}", public="Unknown provider.")
+    return sorted({p.config.issuer for p in chosen})
+
+
+def _who(fields: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Exactly one of sub and sid, as a non-empty string."""
+    sub, sid = fields.get("sub") or None, fields.get("sid") or None
+    if (sub is None) == (sid is None) or not isinstance(sub or sid, str):
+        raise BadRequest("give sub or sid", public="Give exactly one of sub and sid.")
+    return sub, sid
+
+
+async def list_sessions(request: web.Request) -> web.StreamResponse:
+    """The live sessions of a user (?sub=) or provider session (?sid=), optional ?provider=."""
+    services = _admin(request)
+    sub, sid = _who(dict(request.query))
+    manager = services.manager
+    found: list[SessionSummary] = []
+    for issuer in _issuers(services, request.query.get("provider")):
+        if sub is not None:
+            found += await manager.list_by_sub(issuer, sub)
+        elif sid is not None:
+            found += await manager.list_by_sid(issuer, sid)
+    return json_response({"sessions": [_summary(s) for s in found]})
+
+
+async def revoke_sessions(request: web.Request) -> web.StreamResponse:
+    """End every session of a user or provider session; body JSON or form: sub | sid."""
+    services = _admin(request)
+    fields = await _fields(request)
+    sub, sid = _who(fields)
+    provider = fields.get("provider")
+    if provider is not None and not isinstance(provider, str):
+        raise BadRequest("provider is not a string", public="provider must be a string.")
+    revoked = 0
+    for issuer in _issuers(services, provider):
+        revoked += await end_sessions(request.app, issuer, sid=sid, sub=sub, reason="admin")
+    log.info("sessions revoked by admin", extra={"sub": sub, "sessions": revoked})
+    return json_response({"revoked": revoked})
+
+
+async def _fields(request: web.Request) -> dict[str, Any]:
+    body = await read_body(request, MAX_BODY)
+    if body is None:
+        raise BadRequest("admin request body too large")
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            raise BadRequest("invalid JSON", public="The body is not valid JSON.") from None
+        if not isinstance(data, dict):
+            raise BadRequest("JSON body is not an object", public="Send a JSON object.")
+        return data
+    try:
+        return dict(parse_qsl(body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("invalid form body", public="The body is not a valid form.") from None
+
+
+def _summary(s: SessionSummary) -> dict[str, Any]:
+    return {
+        "id": s.short_id,
+        "provider": s.provider,
+        "issuer": s.issuer,
+        "sub": s.subject,
+        "sid": s.sid,
+        "created_at": s.created_at,
+        "expires_at": s.expires_at,
+    }

@@ -1,0 +1,211 @@
+"""Prometheus metrics: counters move with real logins, API calls and upstream failures."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway import metrics
+from tests.support.gateway import GatewayProcess
+from tests.support.login import http_login
+from tests.support.op import OidcProvider
+from tests.support.ports import free_port
+from tests.web.login_setup import start_login_gateway
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """Every sample of a scrape by (name, labels)."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; 0 when the series does not exist (yet)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def scrape(url: str) -> Samples:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert 200 == response.status
+        assert response.headers["Content-Type"].startswith("text/plain; version=")
+        return parse(await response.text())
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [("GET", "read"), ("head", "read"), ("OPTIONS", "read"), ("POST", "write"),
+     ("DELETE", "write"), ("PROPFIND", "write")],
+)  # fmt: skip
+def test_method_class(method: str, expected: str) -> None:
+    """Methods collapse into two classes, so a client cannot invent label values."""
+    assert expected == metrics.method_class(method)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"), [(200, "2xx"), (302, "3xx"), (404, "4xx"), (503, "5xx"), (42, "other")]
+)
+def test_status_class(status: int, expected: str) -> None:
+    """Statuses are counted by class."""
+    assert expected == metrics.status_class(status)
+
+
+def bearer_config(op: OidcProvider, resource_server: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "issuers": [
+            {
+                "issuer": op.issuer,
+                "audiences": ["urn:test:api"],
+                "allow_insecure_http": True,
+                "allow_private_network": True,
+                "introspection": {
+                    "client_id": resource_server["client_id"],
+                    "client_secret": resource_server["client_secret"],
+                },
+            }
+        ]
+    }
+
+
+def with_extra_config(factory: Any, **extra: Any) -> Any:
+    """A gateway_factory that adds top-level config keys before the gateway starts."""
+
+    def make(config: dict[str, Any], **kwargs: Any) -> GatewayProcess:
+        gw: GatewayProcess = factory(config, **kwargs)
+        gw.config.update(extra)
+        return gw
+
+    return make
+
+
+async def get(session: aiohttp.ClientSession, url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.get(url, headers=headers, allow_redirects=False) as response:
+        await response.read()
+        return response.status
+
+
+async def test_counters_follow_a_login_api_calls_and_a_logout(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """After a scripted login, session and bearer API calls and a logout, each counter
+    moved by exactly what happened; labels are route names, not paths."""
+    rs = oidc_provider.register_client()
+    routes = [
+        {"name": "app", "path": "/app/", "upstream": upstream, "auth": "login"},
+        {"name": "api", "path": "/api/", "upstream": upstream, "auth": "bearer"},
+        {"name": "writer", "path": "/write/", "upstream": upstream, "auth": "bearer",
+         "policy": {"scopes_all": ["api:write"]}},
+    ]  # fmt: skip
+    factory = with_extra_config(gateway_factory, bearer=bearer_config(oidc_provider, rs))
+    gw, _ = start_login_gateway(factory, oidc_provider, upstream, routes=routes)
+    jwt_token = oidc_provider.client_credentials_token(rs)
+    opaque = oidc_provider.client_credentials_token(rs, resource="urn:test:api-opaque")
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+        assert 200 == (await http_login(browser, f"{gw.url}/app/start")).status
+        assert 200 == await get(browser, f"{gw.url}/app/again?q=secret-ish")
+        assert 400 == await get(browser, f"{gw.url}/_gateway/callback?code=x&state=forged")
+        page = await (await browser.get(f"{gw.url}/_gateway/logout")).text()
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        async with browser.post(
+            f"{gw.url}/_gateway/logout", data={"csrf": csrf}, allow_redirects=False
+        ) as out:
+            assert 302 == out.status
+    async with aiohttp.ClientSession() as api:
+        assert 200 == await get(api, f"{gw.url}/api/one", jwt_token)
+        assert 200 == await get(api, f"{gw.url}/api/two", opaque)
+        assert 200 == await get(api, f"{gw.url}/api/three", opaque)
+        assert 403 == await get(api, f"{gw.url}/write/x", jwt_token)
+        assert 401 == await get(api, f"{gw.url}/api/x", "eyJhbGciOiJub25lIn0.e30.x")
+        assert 401 == await get(api, f"{gw.url}/api/x")
+    s = await scrape(f"{gw.url}/_gateway/metrics")
+
+    assert 1 == value(s, "gateway_logins_started_total", provider="op")
+    assert 1 == value(s, "gateway_logins_completed_total", provider="op")
+    assert 1 == value(s, "gateway_logins_failed_total", reason="refused")
+    assert 0 == value(s, "gateway_logins_failed_total", reason="provider_error")
+    assert 1 == value(s, "gateway_logouts_total", kind="rp")
+    # the landing request after the callback, the second page and the logout page
+    assert 2 <= value(s, "gateway_authentications_total", kind="session", outcome="ok")
+    assert 4 == value(s, "gateway_authentications_total", kind="bearer", outcome="ok")
+    assert 1 == value(s, "gateway_authentications_total", kind="bearer", outcome="invalid")
+    assert 1 == value(s, "gateway_authentications_total", kind="bearer", outcome="missing")
+    assert 1 == value(
+        s, "gateway_authentications_total", kind="bearer", outcome="insufficient_scope"
+    )
+    assert 1 == value(s, "gateway_introspection_cache_total", result="miss")
+    assert 1 == value(s, "gateway_introspection_cache_total", result="hit")
+    assert 3 == value(s, "gateway_requests_total", route="api", method="read", status="2xx")
+    assert 2 == value(s, "gateway_requests_total", route="api", method="read", status="4xx")
+    assert 1 == value(s, "gateway_requests_total", route="writer", method="read", status="4xx")
+    assert 1 == value(
+        s, "gateway_requests_total", route="gateway:logout", method="write", status="3xx"
+    )
+    assert 1 == value(
+        s, "gateway_requests_total", route="gateway:callback", method="read", status="4xx"
+    )
+    assert 3 == value(s, "gateway_upstream_duration_seconds_count", route="api")
+    assert 3 == value(s, "gateway_request_duration_seconds_count", route="api", method="read")
+    labels = {dict(key[1]).get("route") for key in s} - {None}
+    assert not any("/" in label for label in labels)  # never a path
+
+
+async def test_upstream_errors_by_kind(gateway_factory: Any, upstream: str) -> None:
+    """A refused upstream counts as 'connect', a slow one as 'timeout', per route name."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    gw = gateway_factory(
+        {
+            "routes": [
+                {"name": "dead", "path": "/dead/", "upstream": dead, "auth": "public"},
+                {"name": "slow", "path": "/slow", "upstream": upstream, "auth": "public",
+                 "timeouts": {"read": 0.2}},
+            ]
+        }  # fmt: skip
+    )
+    async with aiohttp.ClientSession() as session:
+        assert 502 == await get(session, f"{gw.url}/dead/x")
+        assert 504 == await get(session, f"{gw.url}/slow?seconds=2")
+    s = await scrape(f"{gw.url}/_gateway/metrics")
+    assert 1 == value(s, "gateway_upstream_errors_total", route="dead", kind="connect")
+    assert 1 == value(s, "gateway_upstream_errors_total", route="slow", kind="timeout")
+    assert 1 == value(s, "gateway_requests_total", route="dead", method="read", status="5xx")
+
+
+async def test_metrics_on_a_separate_listener(gateway_factory: Any, upstream: str) -> None:
+    """With metrics.listen set, metrics are served there and not on the public port."""
+    port = free_port()
+    gw = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+        }
+    )
+    async with aiohttp.ClientSession() as session:
+        assert 404 == await get(session, f"{gw.url}/_gateway/metrics")
+        assert 200 == await get(session, f"{gw.url}/hello")
+    s = await scrape(f"http://127.0.0.1:{port}/metrics")
+    assert 1 == value(s, "gateway_requests_total", route="route0", method="read", status="2xx")
+    # the reserved prefix is never proxied: the public port answers 404 from no route
+    assert 1 == value(s, "gateway_requests_total", route="unmatched", method="read", status="4xx")
+
+
+async def test_metrics_can_be_turned_off(gateway_factory: Any, upstream: str) -> None:
+    """metrics.enabled false: no metrics endpoint at all."""
+    gw = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+            "metrics": {"enabled": False},
+        }
+    )
+    async with aiohttp.ClientSession() as session:
+        assert 404 == await get(session, f"{gw.url}/_gateway/metrics")
+        async with session.get(f"{gw.url}/_gateway/healthz") as response:
+            assert "ok" == json.loads(await response.text())["status"]

@@ -25,7 +25,9 @@ SCALE_CLIENT_ID="bench-scale"
 SESSION_SECRET="bench-session-secret-0123456789abcdef0123456789"
 ADMIN_TOKEN="bench-admin-token-0123456789abcdef"
 
-PYTHON="${PYTHON:-python}"
+if [[ -z ${PYTHON:-} ]]; then
+  if [[ -x $ROOT_DIR/.venv/bin/python ]]; then PYTHON=$ROOT_DIR/.venv/bin/python; else PYTHON=python3; fi
+fi
 
 mkdir -p "$RUN_DIR"
 

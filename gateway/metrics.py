@@ -12,6 +12,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     gc_collector,
     generate_latest,
     platform_collector,
@@ -20,6 +21,8 @@ from prometheus_client import (
 
 from gateway.errors import GatewayError, ProviderUnavailable, StoreUnavailable
 
+# `*_created` series double the series count and tell an operator nothing new.
+disable_created_metrics()
 REGISTRY = CollectorRegistry(auto_describe=True)
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)

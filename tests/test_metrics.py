@@ -35,7 +35,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 async def scrape(url: str) -> Samples:
     async with aiohttp.ClientSession() as session, session.get(url) as response:
-        assert 200 == response.status
+        assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=")
         return parse(await response.text())
 
@@ -110,50 +110,52 @@ async def test_counters_follow_a_login_api_calls_and_a_logout(
     jwt_token = oidc_provider.client_credentials_token(rs)
     opaque = oidc_provider.client_credentials_token(rs, resource="urn:test:api-opaque")
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
-        assert 200 == (await http_login(browser, f"{gw.url}/app/start")).status
-        assert 200 == await get(browser, f"{gw.url}/app/again?q=secret-ish")
-        assert 400 == await get(browser, f"{gw.url}/_gateway/callback?code=x&state=forged")
+        assert (await http_login(browser, f"{gw.url}/app/start")).status == 200
+        assert await get(browser, f"{gw.url}/app/again?q=secret-ish") == 200
+        assert await get(browser, f"{gw.url}/_gateway/callback?code=x&state=forged") == 400
         page = await (await browser.get(f"{gw.url}/_gateway/logout")).text()
         csrf = page.split('name="csrf" value="')[1].split('"')[0]
         async with browser.post(
             f"{gw.url}/_gateway/logout", data={"csrf": csrf}, allow_redirects=False
         ) as out:
-            assert 302 == out.status
+            assert out.status == 302
     async with aiohttp.ClientSession() as api:
-        assert 200 == await get(api, f"{gw.url}/api/one", jwt_token)
-        assert 200 == await get(api, f"{gw.url}/api/two", opaque)
-        assert 200 == await get(api, f"{gw.url}/api/three", opaque)
-        assert 403 == await get(api, f"{gw.url}/write/x", jwt_token)
-        assert 401 == await get(api, f"{gw.url}/api/x", "eyJhbGciOiJub25lIn0.e30.x")
-        assert 401 == await get(api, f"{gw.url}/api/x")
+        assert await get(api, f"{gw.url}/api/one", jwt_token) == 200
+        assert await get(api, f"{gw.url}/api/two", opaque) == 200
+        assert await get(api, f"{gw.url}/api/three", opaque) == 200
+        assert await get(api, f"{gw.url}/write/x", jwt_token) == 403
+        assert await get(api, f"{gw.url}/api/x", "eyJhbGciOiJub25lIn0.e30.x") == 401
+        assert await get(api, f"{gw.url}/api/x") == 401
     s = await scrape(f"{gw.url}/_gateway/metrics")
 
-    assert 1 == value(s, "gateway_logins_started_total", provider="op")
-    assert 1 == value(s, "gateway_logins_completed_total", provider="op")
-    assert 1 == value(s, "gateway_logins_failed_total", reason="refused")
-    assert 0 == value(s, "gateway_logins_failed_total", reason="provider_error")
-    assert 1 == value(s, "gateway_logouts_total", kind="rp")
+    assert value(s, "gateway_logins_started_total", provider="op") == 1
+    assert value(s, "gateway_logins_completed_total", provider="op") == 1
+    assert value(s, "gateway_logins_failed_total", reason="refused") == 1
+    assert value(s, "gateway_logins_failed_total", reason="provider_error") == 0
+    assert value(s, "gateway_logouts_total", kind="rp") == 1
     # the landing request after the callback, the second page and the logout page
-    assert 2 <= value(s, "gateway_authentications_total", kind="session", outcome="ok")
-    assert 4 == value(s, "gateway_authentications_total", kind="bearer", outcome="ok")
-    assert 1 == value(s, "gateway_authentications_total", kind="bearer", outcome="invalid")
-    assert 1 == value(s, "gateway_authentications_total", kind="bearer", outcome="missing")
-    assert 1 == value(
-        s, "gateway_authentications_total", kind="bearer", outcome="insufficient_scope"
+    assert value(s, "gateway_authentications_total", kind="session", outcome="ok") >= 2
+    assert value(s, "gateway_authentications_total", kind="bearer", outcome="ok") == 4
+    assert value(s, "gateway_authentications_total", kind="bearer", outcome="invalid") == 1
+    assert value(s, "gateway_authentications_total", kind="bearer", outcome="missing") == 1
+    assert (
+        value(s, "gateway_authentications_total", kind="bearer", outcome="insufficient_scope") == 1
     )
-    assert 1 == value(s, "gateway_introspection_cache_total", result="miss")
-    assert 1 == value(s, "gateway_introspection_cache_total", result="hit")
-    assert 3 == value(s, "gateway_requests_total", route="api", method="read", status="2xx")
-    assert 2 == value(s, "gateway_requests_total", route="api", method="read", status="4xx")
-    assert 1 == value(s, "gateway_requests_total", route="writer", method="read", status="4xx")
-    assert 1 == value(
-        s, "gateway_requests_total", route="gateway:logout", method="write", status="3xx"
+    assert value(s, "gateway_introspection_cache_total", result="miss") == 1
+    assert value(s, "gateway_introspection_cache_total", result="hit") == 1
+    assert value(s, "gateway_requests_total", route="api", method="read", status="2xx") == 3
+    assert value(s, "gateway_requests_total", route="api", method="read", status="4xx") == 2
+    assert value(s, "gateway_requests_total", route="writer", method="read", status="4xx") == 1
+    assert (
+        value(s, "gateway_requests_total", route="gateway:logout", method="write", status="3xx")
+        == 1
     )
-    assert 1 == value(
-        s, "gateway_requests_total", route="gateway:callback", method="read", status="4xx"
+    assert (
+        value(s, "gateway_requests_total", route="gateway:callback", method="read", status="4xx")
+        == 1
     )
-    assert 3 == value(s, "gateway_upstream_duration_seconds_count", route="api")
-    assert 3 == value(s, "gateway_request_duration_seconds_count", route="api", method="read")
+    assert value(s, "gateway_upstream_duration_seconds_count", route="api") == 3
+    assert value(s, "gateway_request_duration_seconds_count", route="api", method="read") == 5
     labels = {dict(key[1]).get("route") for key in s} - {None}
     assert not any("/" in label for label in labels)  # never a path
 
@@ -165,18 +167,23 @@ async def test_upstream_errors_by_kind(gateway_factory: Any, upstream: str) -> N
         {
             "routes": [
                 {"name": "dead", "path": "/dead/", "upstream": dead, "auth": "public"},
-                {"name": "slow", "path": "/slow", "upstream": upstream, "auth": "public",
-                 "timeouts": {"read": 0.2}},
+                {
+                    "name": "slow",
+                    "path": "/slow",
+                    "upstream": upstream,
+                    "auth": "public",
+                    "timeouts": {"read": 0.2},
+                },
             ]
-        }  # fmt: skip
+        }
     )
     async with aiohttp.ClientSession() as session:
-        assert 502 == await get(session, f"{gw.url}/dead/x")
-        assert 504 == await get(session, f"{gw.url}/slow?seconds=2")
+        assert await get(session, f"{gw.url}/dead/x") == 502
+        assert await get(session, f"{gw.url}/slow?seconds=2") == 504
     s = await scrape(f"{gw.url}/_gateway/metrics")
-    assert 1 == value(s, "gateway_upstream_errors_total", route="dead", kind="connect")
-    assert 1 == value(s, "gateway_upstream_errors_total", route="slow", kind="timeout")
-    assert 1 == value(s, "gateway_requests_total", route="dead", method="read", status="5xx")
+    assert value(s, "gateway_upstream_errors_total", route="dead", kind="connect") == 1
+    assert value(s, "gateway_upstream_errors_total", route="slow", kind="timeout") == 1
+    assert value(s, "gateway_requests_total", route="dead", method="read", status="5xx") == 1
 
 
 async def test_metrics_on_a_separate_listener(gateway_factory: Any, upstream: str) -> None:
@@ -189,12 +196,12 @@ async def test_metrics_on_a_separate_listener(gateway_factory: Any, upstream: st
         }
     )
     async with aiohttp.ClientSession() as session:
-        assert 404 == await get(session, f"{gw.url}/_gateway/metrics")
-        assert 200 == await get(session, f"{gw.url}/hello")
+        assert await get(session, f"{gw.url}/_gateway/metrics") == 404
+        assert await get(session, f"{gw.url}/hello") == 200
     s = await scrape(f"http://127.0.0.1:{port}/metrics")
-    assert 1 == value(s, "gateway_requests_total", route="route0", method="read", status="2xx")
+    assert value(s, "gateway_requests_total", route="route0", method="read", status="2xx") == 1
     # the reserved prefix is never proxied: the public port answers 404 from no route
-    assert 1 == value(s, "gateway_requests_total", route="unmatched", method="read", status="4xx")
+    assert value(s, "gateway_requests_total", route="unmatched", method="read", status="4xx") == 1
 
 
 async def test_metrics_can_be_turned_off(gateway_factory: Any, upstream: str) -> None:
@@ -206,6 +213,6 @@ async def test_metrics_can_be_turned_off(gateway_factory: Any, upstream: str) ->
         }
     )
     async with aiohttp.ClientSession() as session:
-        assert 404 == await get(session, f"{gw.url}/_gateway/metrics")
+        assert await get(session, f"{gw.url}/_gateway/metrics") == 404
         async with session.get(f"{gw.url}/_gateway/healthz") as response:
-            assert "ok" == json.loads(await response.text())["status"]
+            assert json.loads(await response.text())["status"] == "ok"

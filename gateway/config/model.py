@@ -486,7 +486,12 @@ class Admin(Section):
 
 class RateLimit(Section):
     enabled: bool = True
-    per_minute: int = Field(120, ge=1, description="Requests per client address per minute.")
+    per_minute: int = Field(
+        300,
+        ge=1,
+        description="Requests per client address per minute to login, callback and logout "
+        "endpoints. Behind a proxy, list it in trusted_proxies or all clients share one address.",
+    )
 
 
 class Metrics(Section):

@@ -61,6 +61,8 @@ def route_policy_problems(config: Config) -> list[Problem]:
         found += [("error", where, problem) for problem in policy_problems(route.policy)]
         if route.auth != "public":
             reachable = caller_issuers(config, route)
-            found += [(lvl, where, msg) for lvl, msg in issuer_rule_problems(route.policy, reachable)]
+            found += [
+                (lvl, where, msg) for lvl, msg in issuer_rule_problems(route.policy, reachable)
+            ]
         found += [(lvl, f"routes[{i}]", msg) for lvl, msg in _mode_problems(route)]
     return found

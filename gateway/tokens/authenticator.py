@@ -41,6 +41,7 @@ from gateway.types import Principal
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class TrustedIssuerClients:
     """One trusted issuer with its metadata, keys and (optional) introspection client."""
@@ -184,18 +185,23 @@ class BearerAuthenticator:
         clients = self._by_issuer.get(iss) if isinstance(iss, str) else None
         if clients is None:
             raise invalid_token("The token's issuer is not trusted.")
-        introspection = clients.config.introspection
-        if introspection is not None and introspection.mode == "all" and iss not in (
-            self._refuses_jwts
-        ):
+        if self._introspects_jwts(clients):
             try:
                 return await self._introspect_with(clients, token)
             except UnsupportedTokenType:
-                # The issuer's own answer: JWTs are for local checks (oidc-provider does so).
+                # The issuer's own answer: its JWTs are for local checks (oidc-provider).
                 log.warning("%s does not introspect JWTs; checking them locally", iss)
-                self._refuses_jwts.add(iss)
+                self._refuses_jwts.add(clients.config.issuer)
         verified = await self.jwt.validate(token)
         return principal_from_claims(verified.issuer.issuer, verified.claims)
+
+    def _introspects_jwts(self, clients: TrustedIssuerClients) -> bool:
+        introspection = clients.config.introspection
+        return (
+            introspection is not None
+            and introspection.mode == "all"
+            and clients.config.issuer not in self._refuses_jwts
+        )
 
     async def _introspect_opaque(self, token: str) -> Principal:
         candidates = [c for c in self.issuers if c.introspection is not None]

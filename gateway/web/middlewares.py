@@ -39,6 +39,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     )
     response: web.StreamResponse | None = None
     try:
+        if services.rate_limiter is not None and request.path in services.limited_paths:
+            services.rate_limiter.check(request[VIEW].client_ip, request.path)
         response = await handler(request)
     except GatewayError as exc:
         response = _error_to_response(request, exc, services.config.bearer.realm)

@@ -15,6 +15,11 @@ from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import REQUEST_DROP, TrustedProxies
 from gateway.tokens.minting import IdentityTokens
 
+from gateway.web.rate_limit import RateLimiter
+
+# Endpoints whose every hit costs the provider or Redis work, so a flood must be capped.
+RATE_LIMITED_ENDPOINTS = ("login", "callback", "backchannel-logout", "frontchannel-logout")
+
 if TYPE_CHECKING:
     from gateway.tokens.authenticator import BearerAuthenticator
     from gateway.web.login_services import LoginServices
@@ -34,6 +39,8 @@ class Services:
     upstream_http: aiohttp.ClientSession | None = None
     login: LoginServices | None = None
     bearer: BearerAuthenticator | None = None
+    rate_limiter: RateLimiter | None = None
+    limited_paths: frozenset[str] = frozenset()
     draining: bool = False
     readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
 
@@ -51,6 +58,12 @@ class Services:
             trusted=TrustedProxies(config.trusted_proxies),
             request_drop=REQUEST_DROP,
             identity_tokens=IdentityTokens.compile(config, routes),
+            rate_limiter=RateLimiter(config.rate_limit.per_minute)
+            if config.rate_limit.enabled
+            else None,
+            limited_paths=frozenset(
+                config.prefix.rstrip("/") + "/" + name for name in RATE_LIMITED_ENDPOINTS
+            ),
         )
 
     @property
@@ -68,4 +81,5 @@ class Services:
         fresh = Services.compile(config)
         self.config, self.routes, self.upstreams = fresh.config, fresh.routes, fresh.upstreams
         self.injectors, self.trusted = fresh.injectors, fresh.trusted
+        self.rate_limiter, self.limited_paths = fresh.rate_limiter, fresh.limited_paths
         self.identity_tokens = fresh.identity_tokens

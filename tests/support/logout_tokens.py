@@ -7,6 +7,7 @@ need tokens shaped on demand, so these are signed with the very key the OP publi
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import secrets
 import time
@@ -22,7 +23,13 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 def op_private_key(op: OidcProvider) -> tuple[Any, str]:
     """The OP's RS256 signing key and its kid."""
-    jwk = json.loads(op.keys_file.read_text())["keys"][0]
+    return _load_key(op.keys_file.read_text())
+
+
+@functools.cache
+def _load_key(keys_json: str) -> tuple[Any, str]:
+    # Loading an RSA private key checks it (slow): once per keys file content.
+    jwk = json.loads(keys_json)["keys"][0]
     return jwt.PyJWK(jwk).key, str(jwk["kid"])
 
 
@@ -57,8 +64,9 @@ def sign(
     return jwt.encode(claims, key if key is not None else op_key, alg, headers=headers)
 
 
+@functools.cache
 def foreign_rsa_key() -> rsa.RSAPrivateKey:
-    """A key the OP never published: its signatures must not verify."""
+    """A key the OP never published: its signatures must not verify (made once)."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 

@@ -202,7 +202,7 @@ async def test_hostile_kids(
     for jti in ("a", "b", "c"):
         with pytest.raises(InvalidToken, match="unknown key"):
             await check(auth, signer.sign(fake_provider.token_claims(jti=jti), kid=kid))
-    assert 2 == fake_provider.hits["/jwks"]  # the first load, then one refetch (cooldown)
+    assert fake_provider.hits["/jwks"] == 2  # the first load, then one refetch (cooldown)
 
 
 @pytest.mark.parametrize("kid", [7, None, ["k1"], {"k": 1}])
@@ -248,7 +248,7 @@ async def test_key_location_headers_are_never_fetched(
         with pytest.raises(InvalidToken):
             await check(auth, evil_key.sign(claims, **headers))
     assert evil_hits == []
-    assert 2 == fake_provider.hits["/jwks"]  # the first load, then one refetch (cooldown)
+    assert fake_provider.hits["/jwks"] == 2  # the first load, then one refetch (cooldown)
 
 
 async def test_key_location_headers_on_a_genuine_token_are_ignored(
@@ -339,7 +339,7 @@ async def test_rotated_key_after_cooldown(
         await check(auth, rotated.sign(fake_provider.token_claims(jti="a")))
     clock.advance(31)
     await check(auth, rotated.sign(fake_provider.token_claims(jti="b")))
-    assert 3 == fake_provider.hits["/jwks"]
+    assert fake_provider.hits["/jwks"] == 3
 
 
 HEADERS = [

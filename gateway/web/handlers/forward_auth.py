@@ -5,8 +5,8 @@ The proxy in front asks whether a request may pass. The original request is read
 `X-Forwarded-Uri` + `X-Forwarded-Method` + `X-Forwarded-Host` + `X-Forwarded-Proto`
 (Traefik, Caddy) -- believed only from `trusted_proxies`; any other peer gets 403.
 Answers: 200 with the identity headers (and identity token) for the proxy to copy;
-401 when not signed in (with `?redirect=1`, a browser navigation gets a 302 to the
-gateway's login instead, for proxies that return the answer to the client as it is);
+401 when not signed in, naming the login URL in `X-Gateway-Login-URL` (with `?redirect=1`,
+a browser navigation gets a 302 there instead, for proxies that pass the answer on as is);
 403 when the policy refuses, no route matches or the method is not allowed.
 """
 
@@ -32,10 +32,13 @@ from gateway.web.identity import (
     establish_identity,
 )
 from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
-from gateway.web.responses import wants_html
+from gateway.web.responses import error_response, wants_html
 from gateway.web.services import Services
 
 REDIRECT_VALUES = frozenset({"1", "true", "yes"})
+LOGIN_MODES = frozenset({"login", "login_or_bearer"})
+# On a 401, where to send the browser (nginx: auth_request_set + error_page 401 + return 302).
+LOGIN_URL_HEADER = "X-Gateway-Login-URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +94,22 @@ def original_request(
     method = _method(headers, method)
     url = headers.get("X-Original-URL")
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-            raise _bad("X-Original-URL")
-        target = url[len(f"{parts.scheme}://{parts.netloc}") :] or "/"
-        path, path_qs = _path_and_query(target, "X-Original-URL")
-        return OriginalRequest(method, parts.scheme, parts.netloc, path, path_qs)
+        return _from_url(url, method)
     name = "X-Original-URI" if "X-Original-URI" in headers else "X-Forwarded-Uri"
-    target = headers.get(name)
-    if target is None:
+    raw_target = headers.get(name)
+    if raw_target is None:
         raise _bad("X-Original-URI or X-Forwarded-Uri")
-    path, path_qs = _path_and_query(target, name)
+    path, path_qs = _path_and_query(raw_target, name)
     return OriginalRequest(method, view.scheme, view.host, path, path_qs)
+
+
+def _from_url(url: str, method: str) -> OriginalRequest:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise _bad("X-Original-URL")
+    target = url[len(f"{parts.scheme}://{parts.netloc}") :] or "/"
+    path, path_qs = _path_and_query(target, "X-Original-URL")
+    return OriginalRequest(method, parts.scheme, parts.netloc, path, path_qs)
 
 
 async def forward_auth(request: web.Request) -> web.StreamResponse:
@@ -124,7 +131,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         return response
     principal = await _principal(request, services, route, original)
     if isinstance(principal, web.StreamResponse):
-        return principal
+        return principal  # not signed in: 401 (with the login URL) or 302 to the login
     subject_var.set(principal.subject)
     try:
         authorize(route, principal, original.method)
@@ -141,14 +148,22 @@ async def _principal(
     request: web.Request, services: Services, route: CompiledRoute, original: OriginalRequest
 ) -> Principal | web.StreamResponse:
     try:
-        outcome = await establish_identity(
+        return await establish_identity(
             request, services, route, allow_redirect=False, query_string=original.query_string
         )
     except Unauthorized as exc:
-        if isinstance(exc, InvalidToken) or not _redirect_wanted(request, original):
+        if isinstance(exc, InvalidToken) or route.config.auth not in LOGIN_MODES:
             raise
-        return _login_redirect(services, original)
-    return outcome
+        if services.login is None:
+            raise
+        login_url = _login_url(services, original)
+        if _redirect_wanted(request, original):
+            return web.Response(
+                status=302, headers={"Location": login_url, "Cache-Control": "no-store"}
+            )
+        realm = services.config.bearer.realm
+        headers = {"WWW-Authenticate": f'Bearer realm="{realm}"', LOGIN_URL_HEADER: login_url}
+        return error_response(request, 401, exc.code, exc.public_message, headers=headers)
 
 
 def _redirect_wanted(request: web.Request, original: OriginalRequest) -> bool:
@@ -159,16 +174,12 @@ def _redirect_wanted(request: web.Request, original: OriginalRequest) -> bool:
     return navigation and original.method in ("GET", "HEAD")
 
 
-def _login_redirect(services: Services, original: OriginalRequest) -> web.Response:
-    """302 to the gateway's login, which returns to the original URL after sign-in."""
+def _login_url(services: Services, original: OriginalRequest) -> str:
+    """The gateway's login, returning to the original URL (escaped: nginx cannot escape)."""
     public_url = services.config.public_url
     base = original.origin
     if public_url:
         parts = urlsplit(public_url)
         base = f"{parts.scheme}://{parts.netloc}"
     prefix = services.config.prefix.rstrip("/")
-    query = urlencode({"rd": original.origin + original.path_qs})
-    return web.Response(
-        status=302,
-        headers={"Location": f"{base}{prefix}/login?{query}", "Cache-Control": "no-store"},
-    )
+    return f"{base}{prefix}/login?" + urlencode({"rd": original.origin + original.path_qs})

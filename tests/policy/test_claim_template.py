@@ -1,0 +1,72 @@
+"""Claim templates: constants kept, placeholders filled from the principal, absent values left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.errors import ConfigError
+from gateway.policy.claim_template import compile_template, render_claims
+from gateway.types import Principal
+
+ALICE = Principal(
+    kind="session",
+    issuer="https://op.example",
+    subject="alice",
+    claims={"email": "alice@example.test", "groups": ["users", "admins"], "org": {"id": 42}},
+    scopes=frozenset({"openid", "email"}),
+    session_id="s1",
+)
+CLIENT = Principal(
+    kind="bearer", issuer="https://op.example", subject="svc", claims={}, client_id="svc-app"
+)
+
+
+def render(template: dict[str, Any], principal: Principal = ALICE) -> dict[str, Any]:
+    return render_claims(compile_template(template), principal)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ({"grants": {"identity": "{sub}"}}, {"grants": {"identity": "alice"}}),
+        ({"n": 1, "flag": True, "none": None, "s": "plain"}, {"n": 1, "flag": True, "none": None, "s": "plain"}),
+        ({"email": "{claims.email}"}, {"email": "alice@example.test"}),
+        ({"roles": "{claims.groups}"}, {"roles": ["users", "admins"]}),
+        ({"org": "{claims.org.id}"}, {"org": 42}),
+        ({"id": "user|{sub}"}, {"id": "user|alice"}),
+        ({"id": "org-{claims.org.id}"}, {"id": "org-42"}),
+        ({"list": ["{sub}", "const", "{claims.missing}"]}, {"list": ["alice", "const"]}),
+        ({"idp": "{issuer}", "kind": "{kind}", "scope": "{scope}"}, {"idp": "https://op.example", "kind": "session", "scope": "email openid"}),
+        ({"literal": "{{sub}}"}, {"literal": "{sub}"}),
+        ({"gone": "{claims.missing}", "half": "x-{claims.missing}"}, {}),
+        ({"client": "{client_id}"}, {}),
+    ],
+)  # fmt: skip
+def test_render_fills_placeholders(template: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Each template renders to the expected claims for alice."""
+    assert expected == render(template)
+
+
+def test_bearer_principal_fields() -> None:
+    """A bearer caller's client_id and sub are available; its absent scope leaves the claim out."""
+    assert {"c": "svc-app", "s": "svc"} == render(
+        {"c": "{client_id}", "s": "{sub}", "x": "{scope}"}, CLIENT
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ({"a": "{nope}"}, r"claims\.a: unknown placeholder \{nope\}"),
+        ({"a": {"b": ["{claims.}"]}}, r"claims\.a\.b\[0\]: unknown placeholder"),
+        ({"a": "{sub"}, r"claims\.a: .*literal braces"),
+        ({"a": "{sub!r}"}, "conversions are not supported"),
+        ({"a": "{sub:>10}"}, "format specs"),
+    ],
+)
+def test_bad_templates_are_config_errors(template: dict[str, Any], message: str) -> None:
+    """A template with an unknown name or broken braces is refused when the config compiles."""
+    with pytest.raises(ConfigError, match=message):
+        compile_template(template)

@@ -1,0 +1,414 @@
+"""Back-channel and front-channel logout across two gateway instances sharing one Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis as redis_sync
+
+from gateway.config.model import RedisConfig, Sessions
+from gateway.crypto import KeyRing
+from gateway.login.logout_token import replay_key
+from gateway.secret import Secret
+from gateway.sessions.layout import sess_key, sid_index, sub_index
+from gateway.sessions.manager import SessionManager
+from gateway.sessions.redis import RedisStore
+from gateway.types import SessionRecord, TokenSet
+from tests.support.gateway import GatewayProcess
+from tests.support.login import HTML_ACCEPT, http_login, op_logout
+from tests.support.logout_tokens import foreign_rsa_key, logout_claims, sign, unsigned
+from tests.support.op import OidcProvider
+from tests.support.ports import free_port
+from tests.support.redis import RedisServer
+from tests.web.login_setup import SECRET, start_login_gateway
+
+JSON = {"Accept": "application/json"}
+
+
+class NoticeSink:
+    """A tiny HTTP server recording the JSON logout notices POSTed to it."""
+
+    def __init__(self) -> None:
+        self.notices: list[dict[str, Any]] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                sink.notices.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/logout-notice"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    async def wait_for(self, match: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        for _ in range(100):
+            found = [n for n in self.notices if match(n)]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no matching notice among {self.notices}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Pair:
+    """Instances A and B: one client at the OP, whose back-channel URI is B's."""
+
+    a: GatewayProcess
+    b: GatewayProcess
+    client: dict[str, Any]
+    op: OidcProvider
+    redis: RedisServer
+    key_prefix: str
+    sink: NoticeSink
+    made: list[GatewayProcess] = field(default_factory=list)
+
+    def backchannel(self, gw: GatewayProcess) -> str:
+        return f"{gw.url}/_gateway/backchannel-logout"
+
+    def manager(self) -> SessionManager:
+        """A manager on the instances' store and key: sessions made here are theirs."""
+        config = {"url": self.redis.url, "key_prefix": self.key_prefix}
+        store = RedisStore.from_config(RedisConfig.model_validate(config))
+        settings = Sessions.model_validate({"cache_ttl": 0})
+        return SessionManager(store, KeyRing([Secret(SECRET)]), settings, time.time)
+
+
+@pytest.fixture(scope="module")
+def pair(
+    tmp_path_factory: pytest.TempPathFactory,
+    oidc_provider: OidcProvider,
+    redis_server: RedisServer,
+    upstream: str,
+) -> Iterator[Pair]:
+    made: list[GatewayProcess] = []
+
+    def factory(config: dict[str, Any], *, name: str, port: int, start: bool) -> GatewayProcess:
+        gw = GatewayProcess(config, tmp_path_factory.mktemp(name), name=name, port=port)
+        made.append(gw)
+        return gw
+
+    port_a, port_b = free_port(), free_port()
+    a_prefix, b_prefix = f"http://127.0.0.1:{port_a}/_gateway", f"http://127.0.0.1:{port_b}/_gateway"
+    client = oidc_provider.register_client(
+        redirect_uris=[f"{a_prefix}/callback"],
+        post_logout_redirect_uris=[f"{a_prefix}/logged-out"],
+        grant_types=["authorization_code", "refresh_token"],
+        backchannel_logout_uri=f"{b_prefix}/backchannel-logout",
+        backchannel_logout_session_required=True,
+    )
+    key_prefix = f"bc-{secrets.token_hex(4)}:"
+    sessions = {"store": "redis", "redis": {"url": redis_server.url, "key_prefix": key_prefix}}
+    sink = NoticeSink()
+    routes = [{"path": "/", "upstream": upstream, "logout_notify_url": sink.url}]
+    try:
+        gws = [
+            start_login_gateway(
+                factory, oidc_provider, upstream, sessions=sessions, routes=routes,
+                name=name, port=port, client=client,
+            )[0]
+            for name, port in (("a", port_a), ("b", port_b))
+        ]  # fmt: skip
+        yield Pair(gws[0], gws[1], client, oidc_provider, redis_server, key_prefix, sink, made)
+    finally:
+        sink.close()
+        for gw in made:
+            gw.stop()
+            print(f"----- log of {gw.name} -----\n{gw.log_text()[-10000:]}")
+
+
+@pytest.fixture
+async def manager(pair: Pair) -> AsyncIterator[SessionManager]:
+    made = pair.manager()
+    yield made
+    await made.close()
+
+
+def jar() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+async def new_session(pair: Pair, manager: SessionManager, sub: str, sid: str | None) -> str:
+    record = SessionRecord(
+        provider="op",
+        issuer=pair.op.issuer,
+        subject=sub,
+        sid=sid,
+        claims={"sub": sub},
+        tokens=TokenSet(access_token="at-" + sub),
+        created_at=0,
+        last_seen=0,
+        expires_at=time.time() + 3600,
+    )
+    return await manager.create(record)
+
+
+async def post_token(url: str, token: str) -> aiohttp.ClientResponse:
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(url, data={"logout_token": token})
+        await response.read()
+        return response
+
+
+async def test_signout_at_provider_ends_session_on_every_instance(
+    pair: Pair, manager: SessionManager
+) -> None:
+    """Login at A, sign out at the OP, the OP calls B: A no longer knows the session."""
+    user = f"frank-{secrets.token_hex(3)}"
+    async with jar() as session:
+        await http_login(session, f"{pair.a.url}/app", user=user)
+        before = await session.get(f"{pair.a.url}/app", headers=JSON)
+        assert before.status == 200
+        [alive] = await manager.list_by_sub(pair.op.issuer, user)
+        assert alive.sid is not None
+        final = await op_logout(session, pair.op.endpoint("end_session"))
+        assert "signed out" in (await final.text()).lower()
+        after = await session.get(f"{pair.a.url}/app", headers=JSON)
+        assert after.status == 401
+    assert await manager.list_by_sub(pair.op.issuer, user) == []
+    notice = await pair.sink.wait_for(lambda n: n["sub"] == user)
+    expected = {"sub": user, "sid": alive.sid, "issuer": pair.op.issuer, "reason": "backchannel"}
+    assert notice == expected
+    assert "backchannel.success" in pair.op.log_text()
+
+
+async def test_replayed_token_is_refused_by_the_other_instance(
+    pair: Pair, manager: SessionManager
+) -> None:
+    """A token accepted by A is refused by B (same jti), and the replay kills nothing."""
+    sid = "sid-" + secrets.token_hex(6)
+    await new_session(pair, manager, "grace", sid)
+    token = sign(pair.op, logout_claims(pair.op, pair.client["client_id"], sub="grace", sid=sid))
+    first = await post_token(pair.backchannel(pair.a), token)
+    assert (first.status, first.headers["Cache-Control"]) == (200, "no-store")
+    assert await manager.list_by_sid(pair.op.issuer, sid) == []
+    again = await new_session(pair, manager, "grace", sid)
+    replay = await post_token(pair.backchannel(pair.b), token)
+    assert (replay.status, replay.headers["Cache-Control"]) == (400, "no-store")
+    body = await replay.json()
+    assert body["error"] == "invalid_request"
+    assert "already used" in body["error_description"]
+    [survivor] = await manager.list_by_sid(pair.op.issuer, sid)
+    assert survivor.handle == (await manager.load(again) or pytest.fail()).handle
+
+
+def bad_tokens(op: OidcProvider, client_id: str, sub: str, sid: str) -> dict[str, str]:
+    def good(**overrides: Any) -> dict[str, Any]:
+        return logout_claims(op, client_id, sub=sub, sid=sid, **overrides)
+
+    return {
+        "bad signature": sign(op, good(), key=foreign_rsa_key()),
+        "nonce": sign(op, good(nonce="n-1")),
+        "no events": sign(op, good(events=None)),
+        "events not an object": sign(op, good(events=["backchannel-logout"])),
+        "wrong aud": sign(op, logout_claims(op, "other-client", sub=sub, sid=sid)),
+        "neither sid nor sub": sign(op, good(sub=None, sid=None)),
+        "alg none": unsigned(good()),
+        "no jti": sign(op, good(jti=None)),
+        "too old": sign(op, good(iat=int(time.time()) - 3600, exp=int(time.time()) + 60)),
+    }
+
+
+BAD = [
+    "bad signature",
+    "nonce",
+    "no events",
+    "events not an object",
+    "wrong aud",
+    "neither sid nor sub",
+    "alg none",
+    "no jti",
+    "too old",
+]
+
+
+@pytest.mark.parametrize("case", BAD)
+async def test_invalid_token_is_refused_and_kills_nothing(
+    pair: Pair, manager: SessionManager, case: str
+) -> None:
+    """An invalid logout token gets 400 JSON (no-store) and every session stays alive."""
+    sid, sub = "sid-" + secrets.token_hex(6), "henry-" + secrets.token_hex(3)
+    await new_session(pair, manager, sub, sid)
+    await new_session(pair, manager, sub, None)
+    token = bad_tokens(pair.op, pair.client["client_id"], sub, sid)[case]
+    response = await post_token(pair.backchannel(pair.b), token)
+    assert (response.status, response.headers["Cache-Control"]) == (400, "no-store")
+    assert (await response.json())["error"] == "invalid_request"
+    assert len(await manager.list_by_sub(pair.op.issuer, sub)) == 2
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"logout_token": "x"}'),
+        ("application/x-www-form-urlencoded", b""),
+        ("application/x-www-form-urlencoded", b"logout_token=a&logout_token=b"),
+        ("application/x-www-form-urlencoded", b"logout_token=" + b"a" * 70_000),
+        ("application/x-www-form-urlencoded", b"logout_token=%ff%fe"),
+    ],
+    ids=["json", "empty", "two tokens", "too large", "not utf-8"],
+)
+async def test_malformed_requests_get_400_json(pair: Pair, content_type: str, body: bytes) -> None:
+    """Anything but one form-encoded logout_token is a 400 JSON error, never a traceback."""
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            pair.backchannel(pair.b), data=body, headers={"Content-Type": content_type}
+        )
+        payload = await response.json()
+    assert (response.status, response.headers["Cache-Control"]) == (400, "no-store")
+    assert payload["error"] == "invalid_request"
+    assert "Traceback" not in pair.b.log_text()
+
+
+async def test_sid_logout_spares_the_users_other_provider_sessions(
+    pair: Pair, manager: SessionManager
+) -> None:
+    """sid + sub ends that provider session and sid-less ones; other sids of the user live."""
+    sub, sid, other = "ivy-" + secrets.token_hex(3), "sid-a-" + secrets.token_hex(4), "sid-b"
+    await new_session(pair, manager, sub, sid)
+    await new_session(pair, manager, sub, None)
+    await new_session(pair, manager, sub, other)
+    token = sign(pair.op, logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid))
+    assert (await post_token(pair.backchannel(pair.a), token)).status == 200
+    assert [s.sid for s in await manager.list_by_sub(pair.op.issuer, sub)] == [other]
+
+
+def command_keys(commands: list[str], key_prefix: str) -> set[str]:
+    return {part for c in commands for part in c.split() if part.startswith(key_prefix)}
+
+
+class Monitor:
+    """Every command Redis executes while active (MONITOR), until a marker ECHO."""
+
+    MARKER = "end-of-watch-" + secrets.token_hex(4)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.commands: list[str] = []
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with redis_sync.Redis.from_url(self.url).monitor() as monitor:
+            self.ready.set()
+            for entry in monitor.listen():
+                if self.MARKER in entry["command"]:
+                    return
+                self.commands.append(entry["command"])
+
+    def __enter__(self) -> Monitor:
+        self.thread.start()
+        assert self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with redis_sync.Redis.from_url(self.url) as client:
+            client.echo(self.MARKER)
+        self.thread.join(5)
+
+
+async def create_many(pair: Pair, manager: SessionManager, count: int) -> None:
+    batch = 250
+    for start in range(0, count, batch):
+        await asyncio.gather(
+            *(
+                new_session(pair, manager, f"bystander-{n}", f"sid-by-{n}")
+                for n in range(start, min(start + batch, count))
+            )
+        )
+
+
+@pytest.mark.slow
+async def test_logout_touches_only_that_users_keys(pair: Pair, manager: SessionManager) -> None:
+    """With 10,000 other users' sessions stored, a logout reads and writes only the
+    logged-out user's keys: no scan, a handful of commands."""
+    await create_many(pair, manager, 10_000)
+    sub, sid = "judy-" + secrets.token_hex(3), "sid-" + secrets.token_hex(6)
+    tickets = [await new_session(pair, manager, sub, sid), await new_session(pair, manager, sub, sid)]
+    handles = {(await manager.load(t) or pytest.fail()).handle for t in tickets}
+    claims = logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid)
+    token = sign(pair.op, claims)
+    await post_token(pair.backchannel(pair.b), sign(pair.op, logout_claims(
+        pair.op, pair.client["client_id"], sub="warm-up", sid="warm-up")))  # JWKS, discovery
+    raw = pair.redis.client()
+    dbsize = raw.dbsize()
+    with Monitor(pair.redis.url) as watched:
+        response = await post_token(pair.backchannel(pair.b), token)
+    assert response.status == 200
+    mine = {pair.key_prefix + k for k in (sub_index(pair.op.issuer, sub), sid_index(pair.op.issuer, sid))}
+    mine |= {pair.key_prefix + sess_key(h) for h in handles}
+    mine |= {pair.key_prefix + replay_key(pair.op.issuer, claims["jti"])}
+    mine.add(pair.key_prefix + "invalidate")
+    touched = command_keys(watched.commands, pair.key_prefix)
+    assert touched <= mine, touched - mine
+    assert not [c for c in watched.commands if c.split()[0].upper() in ("SCAN", "KEYS")]
+    assert len(watched.commands) < 30, watched.commands
+    # 2 sessions + 2 indexes gone, 1 replay marker added; the 10,000 others are all there
+    assert raw.dbsize() == dbsize - 4 + 1
+    assert len(await manager.list_by_sub(pair.op.issuer, "bystander-9999")) == 1
+
+
+async def test_frontchannel_logout_ends_the_sid_and_may_be_framed(
+    pair: Pair, manager: SessionManager
+) -> None:
+    """GET ?iss=&sid= ends that provider session; the page may be framed by the OP only."""
+    sid, sub = "sid-" + secrets.token_hex(6), "kim-" + secrets.token_hex(3)
+    await new_session(pair, manager, sub, sid)
+    await new_session(pair, manager, sub, "sid-other")
+    url = f"{pair.a.url}/_gateway/frontchannel-logout"
+    async with aiohttp.ClientSession() as http:
+        missing = await http.get(url, params={"iss": pair.op.issuer}, headers={"Accept": HTML_ACCEPT})
+        unknown = await http.get(url, params={"iss": "https://evil.test", "sid": sid})
+        assert (missing.status, unknown.status) == (400, 400)
+        assert len(await manager.list_by_sub(pair.op.issuer, sub)) == 2
+        page = await http.get(url, params={"iss": pair.op.issuer, "sid": sid})
+        assert page.status == 200
+        csp = page.headers["Content-Security-Policy"]
+    assert f"frame-ancestors {pair.op.issuer}" in csp
+    assert "X-Frame-Options" not in page.headers
+    assert page.headers["Cache-Control"] == "no-store"
+    assert [s.sid for s in await manager.list_by_sub(pair.op.issuer, sub)] == ["sid-other"]
+    notice = await pair.sink.wait_for(lambda n: n["sub"] == sub)
+    assert notice["reason"] == "frontchannel"
+
+
+def test_check_prints_the_backchannel_uri(pair: Pair, tmp_path: Path) -> None:
+    """`gateway check` checks the provider live and names the URI to register."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = dict(pair.b.config, public_url="https://gw.example.com")
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "check", "-c", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (
+        "register backchannel_logout_uri: https://gw.example.com/_gateway/backchannel-logout"
+        in result.stdout
+    ), result.stdout + result.stderr
+    assert "back-channel logout with session ids is advertised" in result.stdout

@@ -71,6 +71,13 @@ async def establish_identity(
         else:
             return principal
     if not allow_redirect or not is_navigation(request):
+        if allow_redirect and request.method not in ("GET", "HEAD") and wants_html(request):
+            # A form posted after the session ended: say so rather than lose it silently.
+            raise Unauthorized(
+                "form posted without a valid session",
+                public="Your session has ended, so this form was not sent. "
+                "Sign in again, then submit the form again.",
+            )
         raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
     return_to = login.origin(request) + request.path_qs
     if route.config.provider or len(login.providers) == 1:

@@ -14,7 +14,6 @@ from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import REQUEST_DROP, TrustedProxies
 from gateway.tokens.minting import IdentityTokens
-
 from gateway.web.rate_limit import RateLimiter
 
 # Endpoints whose every hit costs the provider or Redis work, so a flood must be capped.

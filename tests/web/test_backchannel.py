@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,11 +18,13 @@ from typing import Any
 import aiohttp
 import pytest
 import redis as redis_sync
+import yaml
 
 from gateway.config.model import RedisConfig, Sessions
 from gateway.crypto import KeyRing
 from gateway.login.logout_token import replay_key
 from gateway.secret import Secret
+from gateway.sessions.codec import Ticket
 from gateway.sessions.layout import sess_key, sid_index, sub_index
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.redis import RedisStore
@@ -110,7 +114,10 @@ def pair(
         return gw
 
     port_a, port_b = free_port(), free_port()
-    a_prefix, b_prefix = f"http://127.0.0.1:{port_a}/_gateway", f"http://127.0.0.1:{port_b}/_gateway"
+    a_prefix, b_prefix = (
+        f"http://127.0.0.1:{port_a}/_gateway",
+        f"http://127.0.0.1:{port_b}/_gateway",
+    )
     client = oidc_provider.register_client(
         redirect_uris=[f"{a_prefix}/callback"],
         post_logout_redirect_uris=[f"{a_prefix}/logged-out"],
@@ -164,6 +171,12 @@ async def new_session(pair: Pair, manager: SessionManager, sub: str, sid: str | 
     return await manager.create(record)
 
 
+def handle_of(ticket: str) -> str:
+    parsed = Ticket.parse(ticket)
+    assert parsed is not None
+    return parsed.handle
+
+
 async def post_token(url: str, token: str) -> aiohttp.ClientResponse:
     async with aiohttp.ClientSession() as http:
         response = await http.post(url, data={"logout_token": token})
@@ -210,12 +223,12 @@ async def test_replayed_token_is_refused_by_the_other_instance(
     assert body["error"] == "invalid_request"
     assert "already used" in body["error_description"]
     [survivor] = await manager.list_by_sid(pair.op.issuer, sid)
-    assert survivor.handle == (await manager.load(again) or pytest.fail()).handle
+    assert survivor.handle == handle_of(again)
 
 
 def bad_tokens(op: OidcProvider, client_id: str, sub: str, sid: str) -> dict[str, str]:
     def good(**overrides: Any) -> dict[str, Any]:
-        return logout_claims(op, client_id, sub=sub, sid=sid, **overrides)
+        return logout_claims(op, client_id, **{"sub": sub, "sid": sid, **overrides})
 
     return {
         "bad signature": sign(op, good(), key=foreign_rsa_key()),
@@ -345,18 +358,28 @@ async def test_logout_touches_only_that_users_keys(pair: Pair, manager: SessionM
     logged-out user's keys: no scan, a handful of commands."""
     await create_many(pair, manager, 10_000)
     sub, sid = "judy-" + secrets.token_hex(3), "sid-" + secrets.token_hex(6)
-    tickets = [await new_session(pair, manager, sub, sid), await new_session(pair, manager, sub, sid)]
-    handles = {(await manager.load(t) or pytest.fail()).handle for t in tickets}
+    tickets = [
+        await new_session(pair, manager, sub, sid),
+        await new_session(pair, manager, sub, sid),
+    ]
+    handles = {handle_of(t) for t in tickets}
     claims = logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid)
     token = sign(pair.op, claims)
-    await post_token(pair.backchannel(pair.b), sign(pair.op, logout_claims(
-        pair.op, pair.client["client_id"], sub="warm-up", sid="warm-up")))  # JWKS, discovery
+    await post_token(
+        pair.backchannel(pair.b),
+        sign(
+            pair.op, logout_claims(pair.op, pair.client["client_id"], sub="warm-up", sid="warm-up")
+        ),
+    )  # JWKS, discovery
     raw = pair.redis.client()
     dbsize = raw.dbsize()
     with Monitor(pair.redis.url) as watched:
         response = await post_token(pair.backchannel(pair.b), token)
     assert response.status == 200
-    mine = {pair.key_prefix + k for k in (sub_index(pair.op.issuer, sub), sid_index(pair.op.issuer, sid))}
+    mine = {
+        pair.key_prefix + k
+        for k in (sub_index(pair.op.issuer, sub), sid_index(pair.op.issuer, sid))
+    }
     mine |= {pair.key_prefix + sess_key(h) for h in handles}
     mine |= {pair.key_prefix + replay_key(pair.op.issuer, claims["jti"])}
     mine.add(pair.key_prefix + "invalidate")
@@ -378,7 +401,9 @@ async def test_frontchannel_logout_ends_the_sid_and_may_be_framed(
     await new_session(pair, manager, sub, "sid-other")
     url = f"{pair.a.url}/_gateway/frontchannel-logout"
     async with aiohttp.ClientSession() as http:
-        missing = await http.get(url, params={"iss": pair.op.issuer}, headers={"Accept": HTML_ACCEPT})
+        missing = await http.get(
+            url, params={"iss": pair.op.issuer}, headers={"Accept": HTML_ACCEPT}
+        )
         unknown = await http.get(url, params={"iss": "https://evil.test", "sid": sid})
         assert (missing.status, unknown.status) == (400, 400)
         assert len(await manager.list_by_sub(pair.op.issuer, sub)) == 2
@@ -395,11 +420,6 @@ async def test_frontchannel_logout_ends_the_sid_and_may_be_framed(
 
 def test_check_prints_the_backchannel_uri(pair: Pair, tmp_path: Path) -> None:
     """`gateway check` checks the provider live and names the URI to register."""
-    import subprocess
-    import sys
-
-    import yaml
-
     config = dict(pair.b.config, public_url="https://gw.example.com")
     path = tmp_path / "gw.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -1,0 +1,210 @@
+"""Identity-token minting without a network: keys, JWKS, claims, caching, config checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import yaml
+
+from gateway.config.load import parse_config
+from gateway.config.model import Config
+from gateway.errors import ConfigError
+from gateway.policy.routes import RouteTable
+from gateway.tokens.minting import IdentityTokenMinter, IdentityTokens
+from gateway.tokens.signing_keys import thumbprint
+from gateway.types import Principal
+from tests.support.signing_keys import write_key
+
+UPSTREAM = "http://app.internal:9000"
+ALICE = Principal("session", "https://op.example", "alice", {"email": "a@x.test"}, session_id="s1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def config(token: dict[str, Any], keys: list[dict[str, Any]] | None = None) -> Config:
+    route = {"path": "/", "upstream": UPSTREAM, "auth": "login", "identity_token": token}
+    return Config.model_validate({"routes": [route], "signing_keys": keys or []})
+
+
+def minter(cfg: Config, clock: Clock | None = None) -> tuple[IdentityTokenMinter, IdentityTokens]:
+    tokens = IdentityTokens.compile(cfg, RouteTable(cfg.routes), clock or Clock())
+    return tokens.minters[0], tokens
+
+
+def verify(token: str, tokens: IdentityTokens, audience: str = UPSTREAM) -> dict[str, Any]:
+    key = jwt.PyJWKSet.from_dict(tokens.jwks())[jwt.get_unverified_header(token)["kid"]]
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key,
+        algorithms=[key.algorithm_name],
+        audience=audience,
+        options={"verify_exp": False},
+    )
+    return claims
+
+
+def test_thumbprint_matches_rfc7638_example() -> None:
+    """The kid default is the RFC 7638 thumbprint: the RFC's own example key gives its value."""
+    jwk = {
+        "kty": "RSA",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tS"
+        "oc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0"
+        "_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4"
+        "vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+    }
+    assert thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+@pytest.mark.parametrize(
+    ("kind", "algorithm"), [("rsa", "RS256"), ("ec", "ES256"), ("ed25519", "EdDSA")]
+)
+def test_each_key_type_signs_a_verifiable_token(tmp_path: Path, kind: str, algorithm: str) -> None:
+    """RS256, ES256 and EdDSA tokens verify against the published JWKS; kid is the thumbprint."""
+    cfg = config({"algorithm": algorithm}, [{"file": str(write_key(tmp_path, "k", kind))}])
+    mint, tokens = minter(cfg)
+    token = mint.mint(ALICE, "https://gw.example")
+    (published,) = tokens.jwks()["keys"]
+    assert {"d", "p", "q"}.isdisjoint(published)  # public parts only
+    header = jwt.get_unverified_header(token)
+    assert (algorithm, thumbprint(published)) == (header["alg"], header["kid"])
+    claims = verify(token, tokens)
+    assert (claims["iss"], claims["sub"]) == ("https://gw.example", "alice")
+    assert claims["exp"] - claims["iat"] == 300
+    assert claims["jti"]
+
+
+def test_rotation_last_key_signs_and_all_are_published(tmp_path: Path) -> None:
+    """With two keys configured the last one signs, and both stay in the JWKS."""
+    keys = [
+        {"file": str(write_key(tmp_path, "old", "rsa")), "kid": "old"},
+        {"file": str(write_key(tmp_path, "new", "rsa")), "kid": "new"},
+    ]
+    mint, tokens = minter(config({}, keys))
+    token = mint.mint(ALICE, "https://gw.example")
+    assert jwt.get_unverified_header(token)["kid"] == "new"
+    assert [k["kid"] for k in tokens.jwks()["keys"]] == ["old", "new"]
+    assert verify(token, tokens)["sub"] == "alice"
+
+
+def test_seed_004_shape() -> None:
+    """Parra's HS256 token: header alg/typ/cty, claims exactly iss, sub, exp, grants.identity."""
+    secret = "k" * 40
+    token_cfg = {
+        "algorithm": "HS256",
+        "secret": secret,
+        "issuer": "api-key-id",
+        "ttl": 3600,
+        "headers": {"cty": "parra-fpa;v=1"},
+        "include_standard_claims": False,
+        "claims": {"sub": "tenant-1", "grants": {"identity": "{sub}"}},
+    }
+    clock = Clock()
+    mint, _ = minter(config(token_cfg), clock)
+    token = mint.mint(ALICE, "https://gw.example")
+    assert jwt.get_unverified_header(token) == {
+        "alg": "HS256",
+        "typ": "JWT",
+        "cty": "parra-fpa;v=1",
+    }
+    claims = jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False})
+    expected = {"iss": "api-key-id", "sub": "tenant-1", "exp": int(clock.now) + 3600}
+    assert {**expected, "grants": {"identity": "alice"}} == claims
+
+
+def test_token_reused_per_session_until_shortly_before_expiry() -> None:
+    """The same session gets the same token until 60 s before exp; another session its own."""
+    clock = Clock()
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32}), clock)
+    first = mint.mint(ALICE, "https://gw.example")
+    clock.now += 239
+    assert first == mint.mint(ALICE, "https://gw.example")
+    other = Principal("session", ALICE.issuer, "alice", ALICE.claims, session_id="s2")
+    assert first != mint.mint(other, "https://gw.example")
+    clock.now += 2  # 241 s: within the last 60 s of the 300 s lifetime
+    assert first != mint.mint(ALICE, "https://gw.example")
+
+
+def test_token_never_outlives_the_bearer_token() -> None:
+    """For a bearer caller, exp is capped at the access token's own exp."""
+    clock = Clock()
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32}), clock)
+    caller = Principal("bearer", "https://op.example", "svc", {"exp": int(clock.now) + 30})
+    token = mint.mint(caller, "https://gw.example")
+    claims = jwt.decode(
+        token, "k" * 32, algorithms=["HS256"], options={"verify_aud": False, "verify_exp": False}
+    )
+    assert int(clock.now) + 30 == claims["exp"]
+
+
+def test_authorization_header_carries_bearer() -> None:
+    """With header Authorization the value is 'Bearer <token>'."""
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32, "header": "Authorization"}))
+    assert mint.header_value(ALICE, "https://gw.example").startswith("Bearer ey")
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ({"algorithm": "HS256"}, "HS256 needs a shared secret"),
+        ({"algorithm": "HS256", "secret": "short"}, "at least 32 bytes"),
+        ({"algorithm": "RS256", "secret": "k" * 32}, "only HS256 uses a secret"),
+        ({"algorithm": "HS256", "secret": "k" * 32, "headers": {"alg": "none"}}, "headers.alg"),
+        ({"headers": {"kid": "x"}}, "headers.kid"),
+        ({"algorithm": "HS256", "secret": "k" * 32, "claims": {"exp": 1}}, "claims.exp"),
+        ({"header": "Cookie"}, "header the gateway controls"),
+        ({"header": "Bad Header"}, "not a valid header name"),
+        ({"ttl": 0.5}, "ttl"),
+    ],
+)
+def test_invalid_token_settings_are_refused(token: dict[str, Any], message: str) -> None:
+    """Inconsistent identity_token settings fail config loading with the key path."""
+    route = {"path": "/", "upstream": UPSTREAM, "identity_token": token}
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(yaml.safe_dump({"routes": [route]}))
+    assert any("routes[0].identity_token" in p for p in caught.value.problems)
+
+
+def test_missing_or_unusable_keys_are_refused(tmp_path: Path) -> None:
+    """A route needing a key type nobody configured, an unreadable or non-key file: ConfigError."""
+    not_a_key = tmp_path / "junk.pem"
+    not_a_key.write_text("hello")
+    keys = [
+        {"file": str(write_key(tmp_path, "rsa", "rsa"))},
+        {"file": str(not_a_key)},
+        {"file": str(tmp_path / "absent.pem")},
+    ]
+    with pytest.raises(ConfigError) as caught:
+        IdentityTokens.compile(config({"algorithm": "ES256"}, keys), [])
+    assert [
+        f"signing_keys[1].file: {not_a_key} is not an unencrypted PEM private key",
+        f"signing_keys[2].file: cannot read {tmp_path / 'absent.pem'}: No such file or directory",
+    ] == caught.value.problems
+    cfg = config({"algorithm": "ES256"}, keys[:1])
+    with pytest.raises(
+        ConfigError, match=r"routes\[0\]\.identity_token\.algorithm: ES256 needs an EC"
+    ):
+        minter(cfg)
+
+
+def test_header_authorization_conflicts_with_pass_access_token() -> None:
+    """A route cannot send both its access token and an identity token in Authorization."""
+    route = {
+        "path": "/",
+        "upstream": UPSTREAM,
+        "pass_access_token": True,
+        "identity_token": {"algorithm": "HS256", "secret": "k" * 32, "header": "authorization"},
+    }
+    with pytest.raises(ConfigError, match="conflicts with pass_access_token"):
+        parse_config(yaml.safe_dump({"routes": [route]}))

@@ -43,8 +43,10 @@ def start_login_gateway(
     name: str = "gateway",
     port: int | None = None,
     client: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> tuple[GatewayProcess, dict[str, Any]]:
-    """Register a client for a not-yet-started gateway, configure it, start it."""
+    """Register a client for a not-yet-started gateway, configure it (plus `extra` top-level
+    keys), start it."""
     gw: GatewayProcess = factory({"routes": []}, start=False, name=name, port=port)
     prefix = f"{gw.url}/_gateway"
     if client is None:
@@ -94,5 +96,6 @@ def start_login_gateway(
         providers=[entry],
         sessions={"cookie_secure": False, "secrets": [SECRET], **(sessions or {})},
     )
+    gw.config.update(extra or {})
     gw.start()
     return gw, client

@@ -1,0 +1,3 @@
+module gateway.test/helmrender
+
+go 1.19

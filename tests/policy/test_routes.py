@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.config.model import Route
 from gateway.policy.routes import RouteTable, split_host
@@ -73,3 +75,10 @@ def test_strip_prefix() -> None:
     assert route is not None
     assert route.upstream_path("/svc/a/b") == "/a/b"
     assert route.upstream_path("/svc") == "/"
+
+
+@given(host=st.text(max_size=60), path=st.text(max_size=200))
+def test_matching_any_host_and_path_returns_a_route_or_none(host: str, path: str) -> None:
+    """Route matching is total: any host and path give a route or None, never an error."""
+    route = ROUTES.match(host, "/" + path)
+    assert route is None or route.matches_path("/" + path)

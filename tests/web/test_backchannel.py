@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,15 +20,12 @@ import pytest
 import redis as redis_sync
 import yaml
 
-from gateway.config.model import RedisConfig, Sessions
+from gateway.config.model import Sessions
 from gateway.crypto import KeyRing
 from gateway.login.logout_token import replay_key
 from gateway.secret import Secret
-from gateway.sessions.codec import Ticket
 from gateway.sessions.layout import sess_key, sid_index, sub_index
 from gateway.sessions.manager import SessionManager
-from gateway.sessions.redis import RedisStore
-from gateway.types import SessionRecord, TokenSet
 from tests.support.gateway import GatewayProcess
 from tests.support.login import HTML_ACCEPT, http_login, op_logout
 from tests.support.logout_tokens import foreign_rsa_key, logout_claims, sign, unsigned
@@ -36,6 +33,7 @@ from tests.support.op import OidcProvider
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 from tests.web.login_setup import SECRET, start_login_gateway
+from tests.web.session_setup import ModuleGateways, direct_manager, handle_of, new_session
 
 JSON = {"Accept": "application/json"}
 
@@ -86,17 +84,15 @@ class Pair:
     redis: RedisServer
     key_prefix: str
     sink: NoticeSink
-    made: list[GatewayProcess] = field(default_factory=list)
 
     def backchannel(self, gw: GatewayProcess) -> str:
         return f"{gw.url}/_gateway/backchannel-logout"
 
     def manager(self) -> SessionManager:
-        """A manager on the instances' store and key: sessions made here are theirs."""
-        config = {"url": self.redis.url, "key_prefix": self.key_prefix}
-        store = RedisStore.from_config(RedisConfig.model_validate(config))
-        settings = Sessions.model_validate({"cache_ttl": 0})
-        return SessionManager(store, KeyRing([Secret(SECRET)]), settings, time.time)
+        return direct_manager(self.redis.url, self.key_prefix)
+
+    async def session(self, manager: SessionManager, sub: str, sid: str | None) -> str:
+        return await new_session(manager, self.op.issuer, sub, sid)
 
 
 @pytest.fixture(scope="module")
@@ -106,13 +102,7 @@ def pair(
     redis_server: RedisServer,
     upstream: str,
 ) -> Iterator[Pair]:
-    made: list[GatewayProcess] = []
-
-    def factory(config: dict[str, Any], *, name: str, port: int, start: bool) -> GatewayProcess:
-        gw = GatewayProcess(config, tmp_path_factory.mktemp(name), name=name, port=port)
-        made.append(gw)
-        return gw
-
+    factory = ModuleGateways(tmp_path_factory)
     port_a, port_b = free_port(), free_port()
     a_prefix, b_prefix = (
         f"http://127.0.0.1:{port_a}/_gateway",
@@ -137,12 +127,10 @@ def pair(
             )[0]
             for name, port in (("a", port_a), ("b", port_b))
         ]  # fmt: skip
-        yield Pair(gws[0], gws[1], client, oidc_provider, redis_server, key_prefix, sink, made)
+        yield Pair(gws[0], gws[1], client, oidc_provider, redis_server, key_prefix, sink)
     finally:
         sink.close()
-        for gw in made:
-            gw.stop()
-            print(f"----- log of {gw.name} -----\n{gw.log_text()[-10000:]}")
+        factory.stop_all()
 
 
 @pytest.fixture
@@ -154,27 +142,6 @@ async def manager(pair: Pair) -> AsyncIterator[SessionManager]:
 
 def jar() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
-async def new_session(pair: Pair, manager: SessionManager, sub: str, sid: str | None) -> str:
-    record = SessionRecord(
-        provider="op",
-        issuer=pair.op.issuer,
-        subject=sub,
-        sid=sid,
-        claims={"sub": sub},
-        tokens=TokenSet(access_token="at-" + sub),
-        created_at=0,
-        last_seen=0,
-        expires_at=time.time() + 3600,
-    )
-    return await manager.create(record)
-
-
-def handle_of(ticket: str) -> str:
-    parsed = Ticket.parse(ticket)
-    assert parsed is not None
-    return parsed.handle
 
 
 async def post_token(url: str, token: str) -> aiohttp.ClientResponse:
@@ -211,12 +178,12 @@ async def test_replayed_token_is_refused_by_the_other_instance(
 ) -> None:
     """A token accepted by A is refused by B (same jti), and the replay kills nothing."""
     sid = "sid-" + secrets.token_hex(6)
-    await new_session(pair, manager, "grace", sid)
+    await pair.session(manager, "grace", sid)
     token = sign(pair.op, logout_claims(pair.op, pair.client["client_id"], sub="grace", sid=sid))
     first = await post_token(pair.backchannel(pair.a), token)
     assert (first.status, first.headers["Cache-Control"]) == (200, "no-store")
     assert await manager.list_by_sid(pair.op.issuer, sid) == []
-    again = await new_session(pair, manager, "grace", sid)
+    again = await pair.session(manager, "grace", sid)
     replay = await post_token(pair.backchannel(pair.b), token)
     assert (replay.status, replay.headers["Cache-Control"]) == (400, "no-store")
     body = await replay.json()
@@ -262,8 +229,8 @@ async def test_invalid_token_is_refused_and_kills_nothing(
 ) -> None:
     """An invalid logout token gets 400 JSON (no-store) and every session stays alive."""
     sid, sub = "sid-" + secrets.token_hex(6), "henry-" + secrets.token_hex(3)
-    await new_session(pair, manager, sub, sid)
-    await new_session(pair, manager, sub, None)
+    await pair.session(manager, sub, sid)
+    await pair.session(manager, sub, None)
     token = bad_tokens(pair.op, pair.client["client_id"], sub, sid)[case]
     response = await post_token(pair.backchannel(pair.b), token)
     assert (response.status, response.headers["Cache-Control"]) == (400, "no-store")
@@ -299,9 +266,9 @@ async def test_sid_logout_spares_the_users_other_provider_sessions(
 ) -> None:
     """sid + sub ends that provider session and sid-less ones; other sids of the user live."""
     sub, sid, other = "ivy-" + secrets.token_hex(3), "sid-a-" + secrets.token_hex(4), "sid-b"
-    await new_session(pair, manager, sub, sid)
-    await new_session(pair, manager, sub, None)
-    await new_session(pair, manager, sub, other)
+    await pair.session(manager, sub, sid)
+    await pair.session(manager, sub, None)
+    await pair.session(manager, sub, other)
     token = sign(pair.op, logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid))
     assert (await post_token(pair.backchannel(pair.a), token)).status == 200
     assert [s.sid for s in await manager.list_by_sub(pair.op.issuer, sub)] == [other]
@@ -366,7 +333,7 @@ async def create_many(pair: Pair, count: int) -> None:
     settings = Sessions.model_validate({"cache_ttl": 0})
     bulk = SessionManager(writer, KeyRing([Secret(SECRET)]), settings, time.time)  # type: ignore[arg-type]
     for n in range(count):
-        await new_session(pair, bulk, f"bystander-{n}", f"sid-by-{n}")
+        await pair.session(bulk, f"bystander-{n}", f"sid-by-{n}")
     writer.pipe.execute()
 
 
@@ -377,8 +344,8 @@ async def test_logout_touches_only_that_users_keys(pair: Pair, manager: SessionM
     await create_many(pair, 10_000)
     sub, sid = "judy-" + secrets.token_hex(3), "sid-" + secrets.token_hex(6)
     tickets = [
-        await new_session(pair, manager, sub, sid),
-        await new_session(pair, manager, sub, sid),
+        await pair.session(manager, sub, sid),
+        await pair.session(manager, sub, sid),
     ]
     handles = {handle_of(t) for t in tickets}
     claims = logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid)
@@ -406,7 +373,6 @@ async def test_logout_touches_only_that_users_keys(pair: Pair, manager: SessionM
     assert touched <= mine, touched - mine
     assert not [c for c in watched.commands if c.split()[0].upper() in ("SCAN", "KEYS")]
     assert len(watched.commands) < 30, watched.commands
-    print("commands of one logout:", *watched.commands, sep="\n  ")
     # 2 sessions + 2 indexes gone, 1 replay marker added; the 10,000 others are all there
     assert raw.dbsize() == dbsize - 4 + 1
     assert len(await manager.list_by_sub(pair.op.issuer, "bystander-9999")) == 1
@@ -417,8 +383,8 @@ async def test_frontchannel_logout_ends_the_sid_and_may_be_framed(
 ) -> None:
     """GET ?iss=&sid= ends that provider session; the page may be framed by the OP only."""
     sid, sub = "sid-" + secrets.token_hex(6), "kim-" + secrets.token_hex(3)
-    await new_session(pair, manager, sub, sid)
-    await new_session(pair, manager, sub, "sid-other")
+    await pair.session(manager, sub, sid)
+    await pair.session(manager, sub, "sid-other")
     url = f"{pair.a.url}/_gateway/frontchannel-logout"
     async with aiohttp.ClientSession() as http:
         missing = await http.get(

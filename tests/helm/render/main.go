@@ -18,18 +18,32 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 )
 
+// plain matches strings YAML reads back as the same string without quotes.
+var plain = regexp.MustCompile(`^[A-Za-z/][A-Za-z0-9_./@-]*(:[A-Za-z0-9_./@-]+)*$`)
+
+// YAML 1.1 words a plain scalar would turn into booleans or null.
+var reserved = map[string]bool{
+	"true": true, "false": true, "yes": true, "no": true, "on": true, "off": true,
+	"y": true, "n": true, "null": true,
+}
+
+func plainSafe(s string) bool {
+	return plain.MatchString(s) && !reserved[strings.ToLower(s)]
+}
+
 func main() {
 	if len(os.Args) != 2 {
 		fail(errors.New("usage: render CHART_DIR < context.json"))
 	}
+	// Numbers become float64, as in helm (its values pass through JSON too).
 	decoder := json.NewDecoder(os.Stdin)
-	decoder.UseNumber()
 	var context map[string]interface{}
 	if err := decoder.Decode(&context); err != nil {
 		fail(fmt.Errorf("reading the context: %w", err))
@@ -137,10 +151,6 @@ func empty(v interface{}) bool {
 	if v == nil {
 		return true
 	}
-	if n, ok := v.(json.Number); ok {
-		f, err := n.Float64()
-		return err == nil && f == 0
-	}
 	r := reflect.ValueOf(v)
 	switch r.Kind() {
 	case reflect.String, reflect.Map, reflect.Slice, reflect.Array:
@@ -246,9 +256,13 @@ func scalar(v interface{}) string {
 		return "null"
 	case bool:
 		return strconv.FormatBool(value)
-	case json.Number:
-		return value.String()
+	case float64:
+		number, _ := json.Marshal(value)
+		return string(number)
 	case string:
+		if plainSafe(value) {
+			return value
+		}
 		quoted, _ := json.Marshal(value)
 		return string(quoted)
 	default:

@@ -1,0 +1,193 @@
+"""Session administration: the admin endpoints and `gateway sessions list|revoke`."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from gateway.sessions.manager import SessionManager
+from tests.support.gateway import GatewayProcess
+from tests.support.op import OidcProvider
+from tests.support.redis import RedisServer
+from tests.web.login_setup import start_login_gateway
+from tests.web.session_setup import ModuleGateways, direct_manager, new_session
+
+ADMIN_TOKEN = "admin-" + "x" * 40
+
+
+@dataclass
+class Admin:
+    gw: GatewayProcess
+    issuer: str
+    redis: RedisServer
+    key_prefix: str
+
+    @property
+    def sessions_url(self) -> str:
+        return f"{self.gw.url}/_gateway/admin/sessions"
+
+
+@pytest.fixture(scope="module")
+def admin(
+    tmp_path_factory: pytest.TempPathFactory,
+    oidc_provider: OidcProvider,
+    redis_server: RedisServer,
+    upstream: str,
+) -> Iterator[Admin]:
+    factory = ModuleGateways(tmp_path_factory, admin={"token": ADMIN_TOKEN})
+    key_prefix = f"adm-{secrets.token_hex(4)}:"
+    sessions = {"store": "redis", "redis": {"url": redis_server.url, "key_prefix": key_prefix}}
+    try:
+        gw, _ = start_login_gateway(
+            factory, oidc_provider, upstream, sessions=sessions, name="admin"
+        )
+        yield Admin(gw, oidc_provider.issuer, redis_server, key_prefix)
+    finally:
+        factory.stop_all()
+
+
+@pytest.fixture
+async def manager(admin: Admin) -> AsyncIterator[SessionManager]:
+    made = direct_manager(admin.redis.url, admin.key_prefix)
+    yield made
+    await made.close()
+
+
+def bearer(token: str = ADMIN_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        bearer("admin-wrong"),
+        bearer(ADMIN_TOKEN[:-1]),
+        {"Authorization": f"Basic {ADMIN_TOKEN}"},
+    ],
+    ids=["none", "wrong", "prefix of the token", "basic scheme"],
+)
+async def test_admin_needs_the_configured_credential(
+    admin: Admin, manager: SessionManager, headers: dict[str, str]
+) -> None:
+    """Without the exact admin token: 401, nothing listed, nothing revoked."""
+    sub = "nina-" + secrets.token_hex(3)
+    await new_session(manager, admin.issuer, sub, None)
+    async with aiohttp.ClientSession() as http:
+        listed = await http.get(admin.sessions_url, params={"sub": sub}, headers=headers)
+        revoked = await http.post(
+            f"{admin.sessions_url}/revoke", json={"sub": sub}, headers=headers
+        )
+    assert (listed.status, revoked.status) == (401, 401)
+    assert "Bearer" in listed.headers["WWW-Authenticate"]
+    assert len(await manager.list_by_sub(admin.issuer, sub)) == 1
+
+
+async def test_admin_lists_and_revokes_by_sub_and_sid(
+    admin: Admin, manager: SessionManager
+) -> None:
+    """List by sub and by sid; revoke by sub ends only that user's sessions, by sid one."""
+    leo, mia = "leo-" + secrets.token_hex(3), "mia-" + secrets.token_hex(3)
+    await new_session(manager, admin.issuer, leo, "sid-leo-1")
+    await new_session(manager, admin.issuer, leo, "sid-leo-2")
+    await new_session(manager, admin.issuer, mia, "sid-mia-" + leo)
+    async with aiohttp.ClientSession(headers=bearer()) as http:
+        by_sub = await (await http.get(admin.sessions_url, params={"sub": leo})).json()
+        assert sorted(s["sid"] for s in by_sub["sessions"]) == ["sid-leo-1", "sid-leo-2"]
+        assert {leo} == {s["sub"] for s in by_sub["sessions"]}
+        by_sid = await http.get(admin.sessions_url, params={"sid": "sid-mia-" + leo})
+        assert [mia] == [s["sub"] for s in (await by_sid.json())["sessions"]]
+        revoke = await http.post(f"{admin.sessions_url}/revoke", json={"sub": leo})
+        assert (revoke.status, await revoke.json()) == (200, {"revoked": 2})
+        form = await http.post(f"{admin.sessions_url}/revoke", data={"sid": "sid-mia-" + leo})
+        assert await form.json() == {"revoked": 1}
+    assert await manager.list_by_sub(admin.issuer, leo) == []
+    assert await manager.list_by_sub(admin.issuer, mia) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "query", "body"),
+    [
+        ("GET", {}, None),
+        ("GET", {"sub": "a", "sid": "b"}, None),
+        ("GET", {"sub": "a", "provider": "nope"}, None),
+        ("POST", {}, {"sub": ["a"]}),
+        ("POST", {}, "not json"),
+        ("POST", {}, {}),
+    ],
+    ids=["neither", "both", "unknown provider", "sub not a string", "bad json", "empty"],
+)
+async def test_admin_bad_requests_get_400(
+    admin: Admin, method: str, query: dict[str, str], body: Any
+) -> None:
+    """Malformed admin requests get a 400 JSON error, not a traceback."""
+    url = admin.sessions_url if method == "GET" else f"{admin.sessions_url}/revoke"
+    data = body if isinstance(body, str) else None
+    payload = None if isinstance(body, str) else body
+    headers = {**bearer(), "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        response = await http.request(
+            method, url, params=query, json=payload, data=data, headers=headers
+        )
+        assert response.status == 400
+        assert (await response.json())["error"] == "bad_request"
+
+
+async def test_admin_endpoints_do_not_exist_without_a_token(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """No admin.token configured: the admin paths answer 404, even with a credential."""
+    gw = gateway_factory({"routes": [{"path": "/", "upstream": upstream, "auth": "public"}]})
+    async with aiohttp.ClientSession(headers=bearer()) as http:
+        listed = await http.get(f"{gw.url}/_gateway/admin/sessions", params={"sub": "x"})
+        revoked = await http.post(f"{gw.url}/_gateway/admin/sessions/revoke", json={"sub": "x"})
+    assert (listed.status, revoked.status) == (404, 404)
+
+
+def gateway_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_sessions_cli_lists_and_revokes_against_the_store(
+    admin: Admin, manager: SessionManager, tmp_path: Path
+) -> None:
+    """`gateway sessions list/revoke` work on the shared store, and a running instance
+    stops accepting the revoked session at once."""
+    sub = "olga-" + secrets.token_hex(3)
+    ticket = await new_session(manager, admin.issuer, sub, "sid-olga-" + sub)
+    await new_session(manager, admin.issuer, sub, None)
+    config = tmp_path / "gw.yaml"
+    config.write_text(yaml.safe_dump(admin.gw.config))
+    cookie = {"Cookie": f"gateway_session={ticket}", "Accept": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        assert (await http.get(f"{admin.gw.url}/x", headers=cookie)).status == 200
+        listed = gateway_cli("sessions", "list", "--sub", sub, "-c", str(config))
+        assert listed.returncode == 0, listed.stderr
+        assert "2 session(s) found" in listed.stdout
+        assert f"sid-olga-{sub}" in listed.stdout
+        revoked = gateway_cli("sessions", "revoke", "--sid", f"sid-olga-{sub}", "-c", str(config))
+        assert (revoked.returncode, revoked.stdout.strip()) == (0, "1 session(s) revoked")
+        assert (await http.get(f"{admin.gw.url}/x", headers=cookie)).status == 401
+    [left] = await manager.list_by_sub(admin.issuer, sub)
+    assert left.sid is None
+
+
+def test_sessions_cli_refuses_the_memory_store(tmp_path: Path, upstream: str) -> None:
+    """With the memory store the CLI explains that the admin endpoint is the way."""
+    config = tmp_path / "gw.yaml"
+    config.write_text(yaml.safe_dump({"routes": [{"path": "/", "upstream": upstream}]}))
+    result = gateway_cli("sessions", "list", "--sub", "x", "-c", str(config))
+    assert result.returncode == 1
+    assert "admin endpoint" in result.stdout
+    assert "Traceback" not in result.stderr

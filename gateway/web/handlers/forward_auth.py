@@ -1,9 +1,8 @@
 """`/auth`: forward-auth for nginx `auth_request`, Traefik `ForwardAuth`, Caddy `forward_auth`.
 
-The proxy in front asks whether a request may pass. The original request is read from
-`X-Original-URL` (absolute) or `X-Original-URI` + `X-Original-Method` (nginx), or
-`X-Forwarded-Uri` + `X-Forwarded-Method` + `X-Forwarded-Host` + `X-Forwarded-Proto`
-(Traefik, Caddy) -- believed only from `trusted_proxies`; any other peer gets 403.
+The proxy in front asks whether a request may pass; the original request comes from its
+`X-Original-*` (nginx) or `X-Forwarded-*` (Traefik, Caddy) headers (see
+gateway.proxy.original_request), believed only from `trusted_proxies`: others get 403.
 Answers: 200 with the identity headers (and identity token) for the proxy to copy;
 401 when not signed in, naming the login URL in `X-Gateway-Login-URL` (with `?redirect=1`,
 a browser navigation gets a 302 there instead, for proxies that pass the answer on as is);
@@ -12,18 +11,15 @@ a browser navigation gets a 302 there instead, for proxies that pass the answer 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
+from multidict import CIMultiDict
 
-from gateway.errors import BadRequest, Forbidden, InvalidToken, Unauthorized
+from gateway.errors import Forbidden, InvalidToken, Unauthorized
 from gateway.log import subject_var
-from gateway.policy.authz import METHOD_TOKEN
 from gateway.policy.routes import CompiledRoute, split_host
-from gateway.proxy.headers import ClientView
+from gateway.proxy.original_request import OriginalRequest, original_request
 from gateway.types import Principal
 from gateway.web.identity import (
     MethodNotAllowed,
@@ -41,77 +37,6 @@ LOGIN_MODES = frozenset({"login", "login_or_bearer"})
 LOGIN_URL_HEADER = "X-Gateway-Login-URL"
 
 
-@dataclass(frozen=True, slots=True)
-class OriginalRequest:
-    """The request the proxy is asking about."""
-
-    method: str
-    scheme: str
-    host: str  # as the client sent it, port included
-    path: str  # percent-decoded, for route matching
-    path_qs: str  # as the client sent it
-
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme}://{self.host}"
-
-    @property
-    def query_string(self) -> str:
-        return self.path_qs.partition("?")[2]
-
-
-def _bad(header: str) -> BadRequest:
-    return BadRequest(
-        f"forward-auth: unusable {header}",
-        public=f"Forward-auth: the {header} header is missing or malformed.",
-    )
-
-
-def _path_and_query(raw: str, header: str) -> tuple[str, str]:
-    """The decoded path and the raw path+query of a request target like '/a%20b?x=1'."""
-    raw = raw.partition("#")[0]
-    if not raw.startswith("/") or raw.startswith("//") or not raw.isprintable() or " " in raw:
-        raise _bad(header)
-    path = URL(raw.partition("?")[0], encoded=True).path
-    segments = path.split("/")
-    # A dot segment could make a prefix match one route while the upstream serves another.
-    if ".." in segments or "." in segments or "\\" in path or "\x00" in path:
-        raise Forbidden(f"forward-auth: dot segments in {raw!r}", public="Path refused.")
-    return path, raw
-
-
-def _method(headers: CIMultiDictProxy[str], fallback: str) -> str:
-    method = headers.get("X-Original-Method") or headers.get("X-Forwarded-Method") or fallback
-    if not METHOD_TOKEN.fullmatch(method) or len(method) > 20:
-        raise _bad("X-Original-Method")
-    return method.upper()
-
-
-def original_request(
-    headers: CIMultiDictProxy[str], view: ClientView, method: str
-) -> OriginalRequest:
-    """The original request from the proxy's headers (the caller has checked the peer)."""
-    method = _method(headers, method)
-    url = headers.get("X-Original-URL")
-    if url is not None:
-        return _from_url(url, method)
-    name = "X-Original-URI" if "X-Original-URI" in headers else "X-Forwarded-Uri"
-    raw_target = headers.get(name)
-    if raw_target is None:
-        raise _bad("X-Original-URI or X-Forwarded-Uri")
-    path, path_qs = _path_and_query(raw_target, name)
-    return OriginalRequest(method, view.scheme, view.host, path, path_qs)
-
-
-def _from_url(url: str, method: str) -> OriginalRequest:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-        raise _bad("X-Original-URL")
-    target = url[len(f"{parts.scheme}://{parts.netloc}") :] or "/"
-    path, path_qs = _path_and_query(target, "X-Original-URL")
-    return OriginalRequest(method, parts.scheme, parts.netloc, path, path_qs)
-
-
 async def forward_auth(request: web.Request) -> web.StreamResponse:
     """Decide for the proxy: 200 with identity headers, 401 (or a login redirect) or 403."""
     services = request.app[SERVICES]
@@ -121,7 +46,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
             f"forward-auth asked by {view.peer}, which is not in trusted_proxies",
             public="Forward-auth answers trusted proxies only.",
         )
-    original = original_request(request.headers, view, request.method)
+    original = original_request(request.headers, view)
     route = services.routes.match(split_host(original.host), original.path)
     if route is None:
         raise Forbidden(f"forward-auth: no route for {original.host!r} {original.path!r}")

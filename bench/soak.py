@@ -16,7 +16,6 @@ import collections
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 

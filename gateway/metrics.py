@@ -22,7 +22,7 @@ from prometheus_client import (
 from gateway.errors import GatewayError, ProviderUnavailable, StoreUnavailable
 
 # `*_created` series double the series count and tell an operator nothing new.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
 REGISTRY = CollectorRegistry(auto_describe=True)
 process_collector.ProcessCollector(registry=REGISTRY)
 platform_collector.PlatformCollector(registry=REGISTRY)

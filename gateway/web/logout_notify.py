@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from gateway import metrics
 from gateway.config.model import Config
 from gateway.idp.http import display_url
 from gateway.sessions.manager import LoadedSession, SessionManager, SessionSummary
@@ -134,7 +133,6 @@ async def end_sessions(
     ended, doomed = await end_matching(
         services.login.manager, issuer, sid=sid, sub=sub, collect=notify
     )
-    metrics.LOGOUTS.labels(reason).inc(ended)
     if notify:
         app[NOTIFIER].send(services.http, services.config, notices_of(doomed, reason))
     return ended

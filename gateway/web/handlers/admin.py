@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.errors import BadRequest, NotFound, Unauthorized
 from gateway.sessions.manager import SessionSummary
 from gateway.web.handlers.backchannel import read_body
@@ -82,6 +83,7 @@ async def revoke_sessions(request: web.Request) -> web.StreamResponse:
     for issuer in _issuers(services, provider):
         revoked += await end_sessions(request.app, issuer, sid=sid, sub=sub, reason="admin")
     log.info("sessions revoked by admin", extra={"sub": sub, "sessions": revoked})
+    metrics.LOGOUTS.labels("admin").inc()
     return json_response({"revoked": revoked})
 
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import jwt
 from aiohttp import web
 
+from gateway import metrics
 from gateway.errors import NotFound, StoreUnavailable
 from gateway.login.logout_token import (
     LogoutRequest,
@@ -63,6 +64,7 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
             "sessions": ended,
         },
     )
+    metrics.LOGOUTS.labels("backchannel").inc()
     return web.Response(status=200, headers={"Cache-Control": "no-store"})
 
 

@@ -77,9 +77,8 @@ async def _principal(
             request, services, route, allow_redirect=False, query_string=original.query_string
         )
     except Unauthorized as exc:
-        if isinstance(exc, InvalidToken) or route.config.auth not in LOGIN_MODES:
-            raise
-        if services.login is None:
+        bearer_failure = isinstance(exc, InvalidToken) or route.config.auth not in LOGIN_MODES
+        if bearer_failure or services.login is None:
             raise
         login_url = _login_url(services, original)
         if _redirect_wanted(request, original):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from gateway import metrics
 from gateway.errors import BadRequest
 from gateway.web.handlers.login import login_services
 from gateway.web.logout_notify import end_sessions
@@ -44,6 +45,7 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     log.info(
         "logout", extra={"kind": "frontchannel", "provider": accepting[0].name, "sessions": ended}
     )
+    metrics.LOGOUTS.labels("frontchannel").inc()
     response = html_page("Signed out", "<p>You are signed out of this application.</p>")
     response.headers["Content-Security-Policy"] = (
         f"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {_origin(iss)}"

@@ -122,8 +122,9 @@ start_gateway() {
   busy "$port" "$name" && return 1
   "$PYTHON" "$BENCH_DIR/configs.py" gateway "$RUN_DIR/$name.yaml" --port "$port" \
     --store "$store" --workers "$workers" --client-id "$client"
-  (cd "$ROOT_DIR" && PYTHONUNBUFFERED=1 nohup "$PYTHON" -m gateway run -c "$RUN_DIR/$name.yaml" \
-    >>"$RUN_DIR/$name.log" 2>&1 & echo $! >"$RUN_DIR/$name.pid")
+  PYTHONUNBUFFERED=1 nohup "$PYTHON" -m gateway run -c "$RUN_DIR/$name.yaml" \
+    >>"$RUN_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
   for ((i = 0; i < 300; i++)); do
     curl -fsS "http://127.0.0.1:$port/_gateway/healthz" >/dev/null 2>&1 && break
     pid_alive "$RUN_DIR/$name.pid" || break

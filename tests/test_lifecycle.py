@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import importlib.util
 import ipaddress
 import signal
 import ssl
@@ -122,7 +123,8 @@ def parent_pid(pid: int) -> int:
 
 
 async def test_workers_share_the_port(gateway_factory: Any, upstream: str) -> None:
-    """listen.workers 2: two child processes answer on one port; SIGTERM stops all (0)."""
+    """listen.workers 2: two child processes answer on one port, each on uvloop when it is
+    installed; SIGTERM stops all (0)."""
     gw = gateway_factory(public(upstream, listen={"workers": 2}))
     pids: set[int] = set()
     deadline = time.monotonic() + 15
@@ -135,6 +137,8 @@ async def test_workers_share_the_port(gateway_factory: Any, upstream: str) -> No
     assert {gw.pid} == {parent_pid(pid) for pid in pids}
     assert await status_of(f"{gw.url}/through-a-worker") == 200
     assert gw.stop() == 0
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    assert gw.log_text().count(f'"loop":"{loop}"') == 2
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

@@ -10,6 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import metrics
+from gateway.errors import ConfigError
+from gateway.web.handlers.metrics import parse_listen
 from tests.support.gateway import GatewayProcess
 from tests.support.login import http_login
 from tests.support.op import OidcProvider
@@ -216,3 +218,20 @@ async def test_metrics_can_be_turned_off(gateway_factory: Any, upstream: str) ->
         assert await get(session, f"{gw.url}/_gateway/metrics") == 404
         async with session.get(f"{gw.url}/_gateway/healthz") as response:
             assert json.loads(await response.text())["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("127.0.0.1:9090", ("127.0.0.1", 9090)), ("[::1]:9090", ("::1", 9090)),
+     ("0.0.0.0:1", ("0.0.0.0", 1))],
+)  # fmt: skip
+def test_metrics_listen_parses(value: str, expected: tuple[str, int]) -> None:
+    """metrics.listen takes host:port, IPv6 in brackets."""
+    assert parse_listen(value) == expected
+
+
+@pytest.mark.parametrize("value", ["9090", ":9090", "host:", "host:99999", "host:port"])
+def test_metrics_listen_refuses_garbage(value: str) -> None:
+    """A malformed metrics.listen is a config error naming the key, not a traceback."""
+    with pytest.raises(ConfigError, match=r"metrics\.listen"):
+        parse_listen(value)

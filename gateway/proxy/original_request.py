@@ -78,7 +78,8 @@ def _path_and_query(raw: str, header: str) -> tuple[str, str]:
     segments = path.split("/")
     # A dot segment could make a prefix match one route while the upstream serves another.
     if ".." in segments or "." in segments or "\\" in path or "\x00" in path:
-        raise Forbidden(f"forward-auth: dot segments in {raw!r}", public="Path refused.")
+        # The path only: a query string may carry credentials and must stay out of logs.
+        raise Forbidden(f"forward-auth: dot segments in {path!r}", public="Path refused.")
     return path, raw
 
 

@@ -51,9 +51,16 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
         backlog=1024,
     )
     await site.start()
-    log.info("listening", extra={"host": config.listen.host, "port": config.listen.port})
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    log.info(
+        "listening",
+        extra={
+            "host": config.listen.host,
+            "port": config.listen.port,
+            "loop": type(loop).__module__.split(".")[0],  # uvloop or asyncio
+        },
+    )
+    stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: _reload(app, config_path))

@@ -9,8 +9,7 @@ import jwt
 
 from gateway.errors import InvalidToken, LoginError
 from gateway.idp.jwks import JwksCache
-
-_NEVER = frozenset({"none", "HS256", "HS384", "HS512"})
+from gateway.login.jws_header import HeaderRejected, read_signing_header
 
 
 class IdTokenRejected(LoginError):
@@ -30,16 +29,12 @@ async def validate_id_token(
 ) -> dict[str, Any]:
     """The id_token's claims if every check passes; IdTokenRejected naming the first failure."""
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise IdTokenRejected("id_token is not a JWS") from None
-    alg = header.get("alg")
-    allowed = [a for a in algorithms if a not in _NEVER]
-    if not isinstance(alg, str) or alg not in allowed:
-        raise IdTokenRejected(f"id_token algorithm {alg!r} is not accepted (allowed: {allowed})")
-    kid = header.get("kid")
+        header = read_signing_header(token, algorithms)
+    except HeaderRejected as exc:
+        raise IdTokenRejected(f"id_token {exc}") from None
+    alg = header.alg
     try:
-        key = await jwks.key_for(kid if isinstance(kid, str) else None, alg)
+        key = await jwks.key_for(header.kid, alg)
     except InvalidToken as exc:
         raise IdTokenRejected(f"id_token key: {exc}") from None
     try:

@@ -51,7 +51,9 @@ def clients() -> list[dict[str, Any]]:
     return [bench, scale]
 
 
-def gateway(port: int, store: str, workers: int, client_id: str, cache_ttl: float) -> dict[str, Any]:
+def gateway(
+    port: int, store: str, workers: int, client_id: str, cache_ttl: float, redis_db: int
+) -> dict[str, Any]:
     """Routes: /plain/ public, /api/ JWT, /api-opaque/ introspection, / login."""
     upstream = _url("UPSTREAM_PORT")
     issuer = _url("OP_PORT")
@@ -60,14 +62,29 @@ def gateway(port: int, store: str, workers: int, client_id: str, cache_ttl: floa
         "listen": {"host": "127.0.0.1", "port": port, "workers": workers},
         "logging": {"access_log": False, "level": "warning"},
         "routes": [
-            {"name": "plain", "path": "/plain/", "upstream": upstream, "auth": "public",
-             "strip_prefix": True},
-            {"name": "api", "path": "/api/", "upstream": upstream, "auth": "bearer",
-             "strip_prefix": True},
-            {"name": "api-opaque", "path": "/api-opaque/", "upstream": upstream,
-             "auth": "bearer", "strip_prefix": True},
+            {
+                "name": "plain",
+                "path": "/plain/",
+                "upstream": upstream,
+                "auth": "public",
+                "strip_prefix": True,
+            },
+            {
+                "name": "api",
+                "path": "/api/",
+                "upstream": upstream,
+                "auth": "bearer",
+                "strip_prefix": True,
+            },
+            {
+                "name": "api-opaque",
+                "path": "/api-opaque/",
+                "upstream": upstream,
+                "auth": "bearer",
+                "strip_prefix": True,
+            },
             {"name": "app", "path": "/", "upstream": upstream, "auth": "login"},
-        ],  # fmt: skip
+        ],
         "providers": [
             {
                 "name": "op",
@@ -81,7 +98,10 @@ def gateway(port: int, store: str, workers: int, client_id: str, cache_ttl: floa
         ],
         "sessions": {
             "store": store,
-            "redis": {"url": f"redis://127.0.0.1:{_port('REDIS_PORT')}/0", "key_prefix": "gw:"},
+            "redis": {
+                "url": f"redis://127.0.0.1:{_port('REDIS_PORT')}/{redis_db}",
+                "key_prefix": "gw:",
+            },
             "secrets": [ENV["SESSION_SECRET"]],
             "cookie_secure": False,
             "cache_ttl": cache_ttl,
@@ -112,11 +132,14 @@ def main() -> None:
     gw.add_argument("--workers", type=int, default=2)
     gw.add_argument("--client-id", default=ENV.get("CLIENT_ID", ""))
     gw.add_argument("--cache-ttl", type=float, default=2.0)
+    gw.add_argument("--redis-db", type=int, default=0)
     args = parser.parse_args()
     if args.what == "clients":
         data: Any = clients()
     else:
-        data = gateway(args.port, args.store, args.workers, args.client_id, args.cache_ttl)
+        data = gateway(
+            args.port, args.store, args.workers, args.client_id, args.cache_ttl, args.redis_db
+        )
     with open(args.file, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")

@@ -99,7 +99,9 @@ def diff(a: dict[str, int], b: dict[str, int], wrk_secs: float = 0.0) -> dict[st
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("snap")
     d = sub.add_parser("diff")

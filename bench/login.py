@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 HTML = "text/html,application/xhtml+xml"
+PASSWORD = "any-password"  # the OP's devInteractions accept any
 
 
 class _Forms(HTMLParser):
@@ -60,7 +61,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _open(opener: urllib.request.OpenerDirector, url: str, data: dict[str, str] | None = None) -> Any:
+def _open(
+    opener: urllib.request.OpenerDirector, url: str, data: dict[str, str] | None = None
+) -> Any:
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     try:
         return opener.open(urllib.request.Request(url, data=body), timeout=15)
@@ -74,7 +77,7 @@ def opener_for(jar: http.cookiejar.CookieJar) -> urllib.request.OpenerDirector:
     return opener
 
 
-def login(rp_url: str, user: str, jar: http.cookiejar.CookieJar, password: str = "pw") -> None:
+def login(rp_url: str, user: str, jar: http.cookiejar.CookieJar, password: str = PASSWORD) -> None:
     """Sign in at the RP through the OP's forms; raise SystemExit when it does not work."""
     opener = opener_for(jar)
     rp = urllib.parse.urlsplit(rp_url)
@@ -134,7 +137,9 @@ def cookie_header(jar: http.cookiejar.CookieJar, name_pattern: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rp", required=True, help="protected URL of the RP to start at")
     ap.add_argument("--user", default="alice", help="login name (= sub)")
     ap.add_argument("--cookie-name", required=True, help="regex of the RP's session cookie name(s)")

@@ -115,13 +115,13 @@ start_apache() {
   log "apache: up on :$APACHE_PORT and :$APACHE_INTROSPECT_PORT"
 }
 
-# start_gateway NAME PORT STORE [WORKERS] [CLIENT_ID]
+# start_gateway NAME PORT STORE [WORKERS] [CLIENT_ID] [REDIS_DB]
 start_gateway() {
-  local name=$1 port=$2 store=$3 workers=${4:-2} client=${5:-$CLIENT_ID} i
+  local name=$1 port=$2 store=$3 workers=${4:-2} client=${5:-$CLIENT_ID} db=${6:-0} i
   pid_alive "$RUN_DIR/$name.pid" && return 0
   busy "$port" "$name" && return 1
   "$PYTHON" "$BENCH_DIR/configs.py" gateway "$RUN_DIR/$name.yaml" --port "$port" \
-    --store "$store" --workers "$workers" --client-id "$client"
+    --store "$store" --workers "$workers" --client-id "$client" --redis-db "$db"
   PYTHONUNBUFFERED=1 nohup "$PYTHON" -m gateway run -c "$RUN_DIR/$name.yaml" \
     >>"$RUN_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$name.pid"

@@ -58,7 +58,9 @@ def stats_of(rows: list[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], lis
                     f"expected {r['expected_bytes']} (not all answers were the 200)"
                 )
             if r["post_status"] != 200:
-                problems.append(f"{name} run {r['run']}: post-run check got HTTP {r['post_status']}")
+                problems.append(
+                    f"{name} run {r['run']}: post-run check got HTTP {r['post_status']}"
+                )
         stats[name] = {
             "what": runs[0].get("what", ""),
             "peer": runs[0].get("peer") or None,
@@ -82,8 +84,8 @@ def _ratio(stats: dict[str, dict[str, Any]], name: str, base: str | None, key: s
 
 def table(stats: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
-        "| scenario | what | req/s (median) | min–max | p50 ms | p99 ms | × direct "
-        "| × mod_auth_openidc (req/s) | p99 vs mod_auth_openidc | CPU busy % | foreign CPU % |",
+        "| scenario | what | req/s (median) | min-max | p50 ms | p99 ms | x direct "
+        "| x mod_auth_openidc (req/s) | p99 vs mod_auth_openidc | CPU busy % | foreign CPU % |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in stats.items():
@@ -91,11 +93,12 @@ def table(stats: dict[str, dict[str, Any]]) -> list[str]:
         vs_peer = _ratio(stats, name, s["peer"], "rps_med")
         p99_peer = _ratio(stats, name, s["peer"], "p99")
         lines.append(
-            f"| {name} | {s['what']} | {s['rps_med']:,.0f} | {min(s['rps']):,.0f}–{max(s['rps']):,.0f} "
+            f"| {name} | {s['what']} | {s['rps_med']:,.0f} "
+            f"| {min(s['rps']):,.0f}-{max(s['rps']):,.0f} "
             f"| {s['p50']:.2f} | {s['p99']:.2f} "
-            f"| {'–' if vs_direct is None else f'{vs_direct:.3f}'} "
-            f"| {'–' if vs_peer is None else f'{vs_peer:.2f}×'} "
-            f"| {'–' if p99_peer is None else f'{p99_peer:.2f}×'} "
+            f"| {'-' if vs_direct is None else f'{vs_direct:.3f}'} "
+            f"| {'-' if vs_peer is None else f'{vs_peer:.2f}x'} "
+            f"| {'-' if p99_peer is None else f'{p99_peer:.2f}x'} "
             f"| {s['busy']:.0f} | {s['foreign']:.0f} |"
         )
     return lines
@@ -111,14 +114,16 @@ def verdicts(stats: dict[str, dict[str, Any]]) -> list[str]:
         ratio = s["rps_med"] / peer["rps_med"]
         ok = ratio >= TARGET_RATIO and s["p99"] < peer["p99"]
         out.append(
-            f"- {name}: {ratio:.2f}× {s['peer']}'s req/s, p99 {s['p99']:.1f} ms vs "
+            f"- {name}: {ratio:.2f}x {s['peer']}'s req/s, p99 {s['p99']:.1f} ms vs "
             f"{peer['p99']:.1f} ms: **{'met' if ok else 'not met'}**"
         )
     return out
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("results", nargs="+")
     ap.add_argument("--env", help="env.txt to print above the table")
     ap.add_argument("--rss", help="rss.txt to print below the table")
@@ -134,10 +139,10 @@ def main() -> None:
     out += [
         "",
         f"Runs per scenario: {'/'.join(map(str, runs))}; p50/p99: median over the runs of wrk's "
-        "per-run percentiles; × mod_auth_openidc: against the Apache scenario of the same kind; "
+        "per-run percentiles; x mod_auth_openidc: against the Apache scenario of the same kind; "
         "CPU busy / foreign: share of both CPUs busy / used by processes outside the bench.",
         "",
-        "Target (issue 8: at least 2× mod_auth_openidc's req/s with a lower p99):",
+        "Target (issue 8: at least 2x mod_auth_openidc's req/s with a lower p99):",
         *verdicts(stats),
         "",
     ]
@@ -147,9 +152,17 @@ def main() -> None:
     if problems:
         out += ["**Invalid runs:**", *(f"- {p}" for p in problems), ""]
     else:
-        out += ["Validity: every run error-free, every response the pre-checked 200, post-run checks 200.", ""]
+        out += [
+            "Validity: every run error-free, every response the pre-checked 200, "
+            "post-run checks 200.",
+            "",
+        ]
     if noisy:
-        out += [f"Noisy runs (> {NOISY_FOREIGN_PCT:.0f} % of the CPUs used by other work):", *(f"- {n}" for n in noisy), ""]
+        out += [
+            f"Noisy runs (> {NOISY_FOREIGN_PCT:.0f} % of the CPUs used by other work):",
+            *(f"- {n}" for n in noisy),
+            "",
+        ]
     print("\n".join(out))
     if args.json:
         with open(args.json, "w") as f:

@@ -7,6 +7,9 @@ status classes (2xx..5xx), provider names and fixed reason/kind words. With
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -137,11 +140,28 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status < 600 else "other"
 
 
+# Resolving a labelled child takes a lock and a dict lookup per call: on the hot path the
+# children are memoised (their labels are bounded, so the memo is too).
+@functools.cache
+def _requests(route: str, kind: str, status: str) -> Any:
+    return REQUESTS.labels(route, kind, status)
+
+
+@functools.cache
+def _request_seconds(route: str, kind: str) -> Any:
+    return REQUEST_SECONDS.labels(route, kind)
+
+
+@functools.cache
+def upstream_seconds(upstream: str) -> Any:
+    return UPSTREAM_SECONDS.labels(upstream)
+
+
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request and its duration."""
     kind = method_class(method)
-    REQUESTS.labels(route, kind, status_class(status)).inc()
-    REQUEST_SECONDS.labels(route, kind).observe(seconds)
+    _requests(route, kind, status_class(status)).inc()
+    _request_seconds(route, kind).observe(seconds)
 
 
 def authentication(kind: str, outcome: str) -> None:

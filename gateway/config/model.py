@@ -534,6 +534,12 @@ class Config(Section):
         names = [p.name for p in self.providers]
         if len(set(names)) != len(names):
             raise ValueError("providers: names must be unique")
+        if self.listen.workers > 1 and self.sessions.store == "memory" and self.providers:
+            raise ValueError(
+                "listen.workers: each worker process has its own memory store, so a session "
+                "made by one is unknown to the others; use sessions.store: redis with more "
+                "than one worker"
+            )
         for i, route in enumerate(self.routes):
             if route.provider is not None and route.provider not in names:
                 raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")

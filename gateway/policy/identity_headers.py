@@ -34,8 +34,13 @@ def comparable_name(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+_PLAIN = re.compile(r"[ -$&-~]*")  # printable ASCII without '%': nothing to encode
+
+
 def percent_encode(text: str, also: str = "") -> str:
     """Printable ASCII kept; controls, non-ASCII, '%' and `also` become %XX of UTF-8."""
+    if _PLAIN.fullmatch(text) and not any(ch in text for ch in also):
+        return text  # the common case, on every request: skip the per-character walk
     return "".join(
         ch
         if " " <= ch <= "~" and ch != "%" and ch not in also

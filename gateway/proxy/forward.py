@@ -127,7 +127,7 @@ async def forward(
     except aiohttp.ClientError as exc:
         metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
         raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
-    metrics.UPSTREAM_SECONDS.labels(upstream.name).observe(time.perf_counter() - started)
+    metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
     async with upstream_response:
         length = upstream_response.content_length
         if length is not None and length <= SMALL_BODY and request.method != "HEAD":

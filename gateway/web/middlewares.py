@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import secrets
@@ -21,9 +22,17 @@ access_log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+# A random per-process prefix and a counter: unique across instances and restarts without
+# a getrandom() call per request.
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
 def _request_id(request: web.Request) -> str:
     incoming = request.headers.get("X-Request-ID", "")
-    return incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
+    if incoming and _REQUEST_ID.match(incoming):
+        return incoming
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 @web.middleware

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.crypto import KeyRing, random_token
@@ -25,8 +25,9 @@ from gateway.types import SessionRecord, TokenSet
 ID_BYTES = 32  # 256 bits each for the id and the key: well over the 128 required
 KEY_BYTES = 32
 VALUE_VERSION = 1
-_PART = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes in unpadded URL-safe base64
-_TICKET_LENGTH = 43 * 2 + 1
+ID_LENGTH = 43  # 32 bytes in unpadded URL-safe base64
+TICKET_LENGTH = ID_LENGTH * 2 + 1
+_PART = re.compile(r"[A-Za-z0-9_-]{43}")
 _FRAME = struct.Struct(">BH")  # version, length of the sealed meta
 
 
@@ -41,6 +42,11 @@ class Ticket:
 
     session_id: str
     session_key: str
+    handle: str = field(init=False, repr=False, compare=False)
+    """SHA-256 of the session id, computed once: safe to log and show to admins."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "handle", digest(self.session_id))
 
     @classmethod
     def new(cls) -> Ticket:
@@ -49,16 +55,12 @@ class Ticket:
     @classmethod
     def parse(cls, text: str) -> Ticket | None:
         """The ticket in ``text``, or None if it is not shaped like one."""
-        if len(text) != _TICKET_LENGTH:
+        if len(text) != TICKET_LENGTH:
             return None
         session_id, _, session_key = text.partition(".")
         if not (_PART.fullmatch(session_id) and _PART.fullmatch(session_key)):
             return None
         return cls(session_id, session_key)
-
-    @property
-    def handle(self) -> str:
-        return digest(self.session_id)
 
     def __str__(self) -> str:
         return f"{self.session_id}.{self.session_key}"

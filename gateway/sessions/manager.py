@@ -49,7 +49,6 @@ __all__ = ["LoadedSession", "SessionManager", "SessionSummary"]
 TOUCH_FRACTION = 0.05  # rewrite last_seen once it is this share of idle_timeout old
 LOCK_TTL = 30.0  # a refresh lock outlives a crashed holder by at most this, seconds
 LOCK_POLL = 0.05  # seconds between looks at a lock held by someone else
-READ_BATCH = 32  # concurrent reads when walking an index
 _UNREADABLE = (SealError, ValueError, TypeError, KeyError, struct.error)
 
 log = logging.getLogger(__name__)
@@ -148,14 +147,17 @@ class SessionManager:
 
     async def load(self, ticket: str, *, cached: bool = True) -> LoadedSession | None:
         """The session of a cookie's ticket, or None if unknown, expired, malformed or forged."""
-        parsed = Ticket.parse(ticket)
-        if parsed is None:
-            return None
         now = self._clock()
-        entry = self._cache.get(parsed.handle, parsed.session_key, now) if cached else None
-        if entry is None:
-            entry = await self._read(parsed, now)
-        loaded = self._open_entry(parsed, entry) if entry is not None else None
+        entry = self._cache.find(ticket, now) if cached else None
+        loaded: LoadedSession | None
+        if entry is not None:
+            # A hit needs no parsing or decryption; the copy is the caller's to change.
+            loaded = LoadedSession(entry.ticket, _copy(entry.record), entry.meta, entry.raw)
+        else:
+            parsed = Ticket.parse(ticket)
+            if parsed is None:
+                return None
+            loaded = await self._read(parsed, now)
         if loaded is None or not self._alive(loaded, now):
             return None
         if now - loaded.record.last_seen >= self._settings.idle_timeout * TOUCH_FRACTION:
@@ -276,33 +278,25 @@ class SessionManager:
         idle_for = now - loaded.record.last_seen
         return now < loaded.meta.expires_at and idle_for < self._settings.idle_timeout
 
-    async def _read(self, ticket: Ticket, now: float) -> CachedSession | None:
+    async def _read(self, ticket: Ticket, now: float) -> LoadedSession | None:
         generation = self._cache.generation
         raw = await self.store.get(sess_key(ticket.handle))
         if raw is None:
             return None
         try:
             meta = open_meta(self._keyring, ticket.handle, raw)
-            plaintext = open_record(self._keyring, ticket, raw)
+            record = record_from_json(open_record(self._keyring, ticket, raw))
         except _UNREADABLE as exc:
             log.info("session did not open (%s): %s", ticket.handle[:12], type(exc).__name__)
             return None
-        entry = CachedSession(ticket.session_key, plaintext, meta, raw, now)
-        self._cache.put(ticket.handle, entry, generation)
-        return entry
-
-    def _open_entry(self, ticket: Ticket, entry: CachedSession) -> LoadedSession | None:
-        try:
-            record = record_from_json(entry.plaintext)
-        except _UNREADABLE as exc:
-            log.warning("session record unreadable (%s): %s", ticket.handle[:12], exc)
-            return None
-        return LoadedSession(ticket, record, entry.meta, entry.raw)
+        self._cache.put(CachedSession(ticket, _copy(record), meta, raw, now), generation)
+        return LoadedSession(ticket, record, meta, raw)
 
     async def _touch(self, loaded: LoadedSession, now: float) -> None:
         """Move last_seen (and the TTL) forward, unless someone wrote the session meanwhile."""
         stale_raw, generation = loaded.raw, self._cache.generation
         loaded.record.last_seen = now
+        snapshot = _copy(loaded.record)  # taken now: the caller may change its record later
         plaintext = record_to_json(loaded.record)
         value = seal_session(self._keyring, loaded.ticket, plaintext, loaded.meta)
         ttl = self._ttl(loaded.record, loaded.meta, now)
@@ -310,8 +304,8 @@ class SessionManager:
         # Compare-and-set: a concurrent save holds newer tokens and must not be overwritten.
         if await self.store.replace(key, stale_raw, value, ttl):
             loaded.raw = value
-            entry = CachedSession(loaded.ticket.session_key, plaintext, loaded.meta, value, now)
-            self._cache.put(loaded.handle, entry, generation)
+            entry = CachedSession(loaded.ticket, snapshot, loaded.meta, value, now)
+            self._cache.put(entry, generation)
         else:
             self._cache.invalidate(loaded.handle)
 
@@ -331,8 +325,7 @@ class SessionManager:
         count = await self.store.delete(*(sess_key(h) for h in handles)) if handles else 0
         if index is not None:
             others.setdefault(index, []).extend(members)
-        for other, stale in others.items():
-            await self.store.remove_from_index(other, *stale)
+        await self.store.remove_from_indexes(others)
         if handles:
             await self._invalidate(handles)
         return count
@@ -358,11 +351,7 @@ class SessionManager:
             return None
 
     async def _get_many(self, keys: list[str]) -> list[bytes | None]:
-        values: list[bytes | None] = []
-        for start in range(0, len(keys), READ_BATCH):
-            batch = keys[start : start + READ_BATCH]
-            values.extend(await asyncio.gather(*(self.store.get(k) for k in batch)))
-        return values
+        return await self.store.get_many(keys) if keys else []
 
     async def _prune_index(self, index: str, now: float) -> None:
         """Drop members past their absolute expiry, so a daily user's index stays small."""
@@ -391,3 +380,22 @@ class SessionManager:
         except StoreUnavailable as exc:
             # The work under the lock is done; the lock's TTL frees it in the worst case.
             log.warning("could not release refresh lock: %s", exc)
+
+
+def _copy(record: SessionRecord) -> SessionRecord:
+    """A shallow copy, so the cached snapshot never sees a caller's change to a field.
+
+    Callers replace fields (``tokens`` after a refresh, ``last_seen``) and never change the
+    token set or the claims in place, so those can be shared.
+    """
+    return SessionRecord(
+        record.provider,
+        record.issuer,
+        record.subject,
+        record.sid,
+        record.claims,
+        record.tokens,
+        record.created_at,
+        record.last_seen,
+        record.expires_at,
+    )

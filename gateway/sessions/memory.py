@@ -7,7 +7,7 @@ import builtins
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from gateway.errors import StoreUnavailable
 from gateway.sessions.store import ConnectionHandler, MessageHandler
@@ -49,6 +49,11 @@ class MemoryStore:
         """The value under ``key``, or None if absent or expired."""
         self._check_open()
         return self._live(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values under ``keys``, in order."""
+        self._check_open()
+        return [self._live(key) for key in keys]
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store ``value`` under ``key`` for ``ttl`` seconds."""
@@ -106,6 +111,11 @@ class MemoryStore:
             entry[0].difference_update(members)
             if not entry[0]:
                 del self._indexes[index]
+
+    async def remove_from_indexes(self, changes: Mapping[str, Sequence[str]]) -> None:
+        """Remove from each index its members."""
+        for index, members in changes.items():
+            await self.remove_from_index(index, *members)
 
     async def index_members(self, index: str) -> builtins.set[str]:
         """Every member of ``index`` (a copy)."""

@@ -11,7 +11,8 @@ import asyncio
 import builtins
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -37,6 +38,7 @@ COMMAND_RETRIES = 1
 LISTEN_POLL = 1.0  # seconds a listener blocks on a read before looping
 PUBSUB_HEALTH_CHECK = 5.0  # seconds between PINGs on an idle pub/sub connection
 RECONNECT_MIN, RECONNECT_MAX = 0.05, 2.0  # listener reconnect back-off, seconds
+BATCH = 1000  # keys per MGET and commands per pipeline: bounds one reply's size
 
 _STORE_ERRORS = (RedisError, RedisClusterException, OSError)
 
@@ -175,6 +177,14 @@ class RedisStore:
         value: bytes | None = await self._call("GET", lambda c: c.get(self._key(key)))
         return value
 
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """MGET per batch; the cluster client splits each by slot and pipelines the parts."""
+        values: list[bytes | None] = []
+        for start in range(0, len(keys), BATCH):
+            batch = [self._key(k) for k in keys[start : start + BATCH]]
+            values.extend(await self._call("MGET", partial(_mget, keys=batch)))
+        return values
+
     async def set(self, key: str, value: bytes, ttl: float) -> None:
         """SET PX."""
         ms = _ms(ttl)
@@ -214,6 +224,14 @@ class RedisStore:
         """SREM; Redis drops a set once it is empty."""
         if members:
             await self._call("SREM", lambda c: c.srem(self._key(index), *members))
+
+    async def remove_from_indexes(self, changes: Mapping[str, Sequence[str]]) -> None:
+        """One SREM per index, pipelined (without MULTI, so cluster slots may differ)."""
+        pending = [(self._key(index), list(members)) for index, members in changes.items()]
+        pending = [(index, members) for index, members in pending if members]
+        for start in range(0, len(pending), BATCH):
+            batch = pending[start : start + BATCH]
+            await self._call("SREM", partial(_srem_pipelined, batch=batch))
 
     async def index_members(self, index: str) -> builtins.set[str]:
         """SMEMBERS."""
@@ -276,6 +294,21 @@ class RedisStore:
         if self._sentinel is not None:
             for sentinel in self._sentinel.sentinels:
                 await sentinel.aclose()
+
+
+async def _mget(client: Client, keys: list[str]) -> list[bytes | None]:
+    if isinstance(client, RedisCluster):
+        return await client.mget_nonatomic(keys)
+    values: list[bytes | None] = await client.mget(keys)
+    return values
+
+
+async def _srem_pipelined(client: Client, batch: list[tuple[str, list[str]]]) -> None:
+    pipe = client.pipeline() if isinstance(client, RedisCluster) else client.pipeline(False)
+    async with pipe:
+        for index, members in batch:
+            pipe.srem(index, *members)
+        await pipe.execute()
 
 
 class _Listener:

@@ -8,7 +8,7 @@ store cannot be reached in time: a failed read is never reported as a missing ke
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 MessageHandler = Callable[[str], None]
@@ -24,6 +24,10 @@ class SessionStore(Protocol):
 
     async def get(self, key: str) -> bytes | None:
         """The value under ``key``, or None if absent or expired."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values under ``keys``, in order, in a few round trips (not atomic)."""
         ...
 
     async def set(self, key: str, value: bytes, ttl: float) -> None:
@@ -52,6 +56,10 @@ class SessionStore(Protocol):
 
     async def remove_from_index(self, index: str, *members: str) -> None:
         """Remove ``members`` from the set ``index``."""
+        ...
+
+    async def remove_from_indexes(self, changes: Mapping[str, Sequence[str]]) -> None:
+        """Remove from each set ``index`` its ``members``, in a few round trips (not atomic)."""
         ...
 
     async def index_members(self, index: str) -> builtins.set[str]:

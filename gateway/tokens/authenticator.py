@@ -28,6 +28,7 @@ from gateway.tokens.bearer import (
     parse_bearer,
     refuse_token_in_query,
 )
+from gateway.tokens.expiring_cache import ExpiringCache
 from gateway.tokens.introspection import (
     IntrospectionCache,
     IntrospectionClient,
@@ -36,10 +37,18 @@ from gateway.tokens.introspection import (
     UnsupportedTokenType,
     introspection_verdict,
 )
-from gateway.tokens.jwt_access import JwtAccessTokenValidator, looks_like_jwt, unverified_parts
+from gateway.tokens.jwt_access import (
+    JwtAccessTokenValidator,
+    looks_like_jwt,
+    token_digest,
+    unverified_parts,
+)
 from gateway.types import Principal
 
 log = logging.getLogger(__name__)
+
+# A finished principal and whether it came from introspection (counted as a cache hit).
+Accepted = tuple[Principal, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,9 @@ class BearerAuthenticator:
             clock=clock,
             max_entries=config.cache_max_entries,
         )
+        # Accepted tokens by sha256, until exp + leeway (JWT) or the introspection cache's
+        # expiry: the hot path skips parsing and rebuilding. Refusals stay in the layers below.
+        self._accepted: ExpiringCache[str, Accepted] = ExpiringCache(config.cache_max_entries)
         self.introspection_cache = IntrospectionCache(
             max_entries=config.cache_max_entries,
             positive_ttl=config.cache_ttl,
@@ -154,11 +166,19 @@ class BearerAuthenticator:
         )
 
     async def authenticate(
-        self, authorization_header: str | Sequence[str] | None, query_string: str = ""
+        self,
+        authorization_header: str | Sequence[str] | None,
+        query_string: str = "",
+        *,
+        gate: Callable[[], None] | None = None,
     ) -> Principal:
-        """The caller's principal; the header may be given as all its values."""
+        """The caller's principal; the header may be given as all its values.
+
+        ``gate`` runs before any work on a token not seen yet (signature check or
+        introspection call) and may raise to refuse it, e.g. a rate limit.
+        """
         try:
-            principal = await self._authenticate(authorization_header, query_string)
+            principal = await self._authenticate(authorization_header, query_string, gate)
         except MissingToken:
             metrics.authentication("bearer", "missing")
             raise
@@ -172,13 +192,31 @@ class BearerAuthenticator:
         return principal
 
     async def _authenticate(
-        self, authorization_header: str | Sequence[str] | None, query_string: str
+        self,
+        authorization_header: str | Sequence[str] | None,
+        query_string: str,
+        gate: Callable[[], None] | None,
     ) -> Principal:
         refuse_token_in_query(query_string)
         header = authorization_header
         if header is not None and not isinstance(header, str):
             header = one_authorization_header(list(header))
         token = parse_bearer(header)
+        digest = token_digest(token)
+        accepted = self._accepted.get(digest, self._clock())
+        if accepted is not None:
+            if accepted[1]:
+                metrics.INTROSPECTION_CACHE.labels("hit").inc()  # the verdict, held here
+            return accepted[0]
+        if gate is not None:
+            gate()
+        principal, until, introspected = await self._resolve(token)
+        if until > self._clock():
+            self._accepted.put(digest, (principal, introspected), until)
+        return principal
+
+    async def _resolve(self, token: str) -> tuple[Principal, float, bool]:
+        """The principal, until when it may be reused, and whether introspection said so."""
         if not looks_like_jwt(token):
             return await self._introspect_opaque(token)
         iss = unverified_parts(token)[1].get("iss")
@@ -193,7 +231,8 @@ class BearerAuthenticator:
                 log.warning("%s does not introspect JWTs; checking them locally", iss)
                 self._refuses_jwts.add(clients.config.issuer)
         verified = await self.jwt.validate(token)
-        return principal_from_claims(verified.issuer.issuer, verified.claims)
+        principal = principal_from_claims(verified.issuer.issuer, verified.claims)
+        return principal, verified.usable_until, False
 
     def _introspects_jwts(self, clients: TrustedIssuerClients) -> bool:
         introspection = clients.config.introspection
@@ -203,7 +242,7 @@ class BearerAuthenticator:
             and clients.config.issuer not in self._refuses_jwts
         )
 
-    async def _introspect_opaque(self, token: str) -> Principal:
+    async def _introspect_opaque(self, token: str) -> tuple[Principal, float, bool]:
         candidates = [c for c in self.issuers if c.introspection is not None]
         if not candidates:
             raise invalid_token("The access token is malformed.")
@@ -218,7 +257,9 @@ class BearerAuthenticator:
                 outage = outage or exc  # another issuer may still know the token
         raise outage or refusal or invalid_token("The access token is not active.")
 
-    async def _introspect_with(self, clients: TrustedIssuerClients, token: str) -> Principal:
+    async def _introspect_with(
+        self, clients: TrustedIssuerClients, token: str
+    ) -> tuple[Principal, float, bool]:
         client = clients.introspection
         if client is None:
             raise invalid_token("The access token is not active.")
@@ -227,12 +268,13 @@ class BearerAuthenticator:
             response = await client.introspect(token)
             return introspection_verdict(response, clients.config, self._clock())
 
-        result = await self.introspection_cache.lookup(clients.config.issuer, token, introspect)
+        cache = self.introspection_cache
+        result, until = await cache.lookup_until(clients.config.issuer, token, introspect)
         if result.get("active") is not True:
             reason = result.get("reason")
             raise invalid_token(reason if isinstance(reason, str) else "The token is not active.")
         claims = {k: v for k, v in result.items() if k != "active"}
-        return principal_from_claims(clients.config.issuer, claims)
+        return principal_from_claims(clients.config.issuer, claims), until, True
 
 
 def _header_text(value: str) -> str:

@@ -22,6 +22,11 @@ class ExpiringCache(Generic[K, V]):
         return len(self._entries)
 
     def get(self, key: K, now: float) -> V | None:
+        entry = self.get_entry(key, now)
+        return None if entry is None else entry[1]
+
+    def get_entry(self, key: K, now: float) -> tuple[float, V] | None:
+        """The live entry as (expires_at, value); an expired one is dropped."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -29,7 +34,7 @@ class ExpiringCache(Generic[K, V]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return entry[1]
+        return entry
 
     def put(self, key: K, value: V, expires_at: float) -> None:
         self._entries[key] = (expires_at, value)

@@ -33,6 +33,7 @@ BEARER_TOKEN_TYPES = frozenset(
     {"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"}
 )
 Result = dict[str, Any]
+Verdict = tuple[Result, float]  # a result and until when it may be cached
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -210,17 +211,23 @@ class IntrospectionCache:
         self._shared = shared
         self._clock = clock
         self._key_prefix = key_prefix
-        self._inflight: dict[str, asyncio.Task[Result]] = {}
+        self._inflight: dict[str, asyncio.Task[Verdict]] = {}
 
     async def lookup(
         self, issuer: str, token: str, introspect: Callable[[], Awaitable[Result]]
     ) -> Result:
         """The cached verdict, or the one `introspect` returns (once for concurrent callers)."""
+        return (await self.lookup_until(issuer, token, introspect))[0]
+
+    async def lookup_until(
+        self, issuer: str, token: str, introspect: Callable[[], Awaitable[Result]]
+    ) -> Verdict:
+        """Like `lookup`, plus until when the verdict is cached (<= now: not cached)."""
         key = token_digest(f"{issuer}\n{token}")
-        hit = self._memory.get(key, self._clock())
+        hit = self._memory.get_entry(key, self._clock())
         if hit is not None:
             metrics.INTROSPECTION_CACHE.labels("hit").inc()
-            return dict(hit)
+            return dict(hit[1]), hit[0]
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.create_task(self._resolve(key, introspect))
@@ -228,15 +235,16 @@ class IntrospectionCache:
             task.add_done_callback(lambda done: self._forget(key, done))
         else:
             metrics.INTROSPECTION_CACHE.labels("hit").inc()  # joins the call in flight
-        return dict(await asyncio.shield(task))
+        result, expires_at = await asyncio.shield(task)
+        return dict(result), expires_at
 
-    def _forget(self, key: str, done: asyncio.Task[Result]) -> None:
+    def _forget(self, key: str, done: asyncio.Task[Verdict]) -> None:
         if self._inflight.get(key) is done:
             del self._inflight[key]
         if not done.cancelled():
             done.exception()  # retrieved here so an unawaited failure is not logged as lost
 
-    async def _resolve(self, key: str, introspect: Callable[[], Awaitable[Result]]) -> Result:
+    async def _resolve(self, key: str, introspect: Callable[[], Awaitable[Result]]) -> Verdict:
         shared = await self._shared_get(key)
         if shared is not None:
             metrics.INTROSPECTION_CACHE.labels("hit").inc()
@@ -250,9 +258,9 @@ class IntrospectionCache:
         if lifetime > 0:
             self._memory.put(key, result, now + lifetime)
             await self._shared_set(key, result, now + lifetime, lifetime)
-        return result
+        return result, now + lifetime
 
-    async def _shared_get(self, key: str) -> Result | None:
+    async def _shared_get(self, key: str) -> Verdict | None:
         if self._shared is None:
             return None
         try:
@@ -267,7 +275,7 @@ class IntrospectionCache:
         if not isinstance(expires_at, int | float) or expires_at <= self._clock():
             return None
         self._memory.put(key, record["result"], float(expires_at))
-        return dict(record["result"])
+        return dict(record["result"]), float(expires_at)
 
     async def _shared_set(self, key: str, result: Result, expires_at: float, ttl: float) -> None:
         if self._shared is None:

@@ -35,6 +35,7 @@ class VerifiedToken:
 
     issuer: TrustedIssuer
     claims: dict[str, Any]
+    usable_until: float  # exp + leeway: from then on the token is refused as expired
 
 
 def token_digest(token: str) -> str:
@@ -134,8 +135,8 @@ class JwtAccessTokenValidator:
         key = await keys.key_for(header.get("kid"), alg)
         claims = self._verify(token, key, alg, config)
         exp = check_times(claims, self._clock(), config.leeway)
-        verified = VerifiedToken(config, claims)
-        self._verified.put(digest, verified, exp + config.leeway)
+        verified = VerifiedToken(config, claims, exp + config.leeway)
+        self._verified.put(digest, verified, verified.usable_until)
         return verified
 
     @staticmethod

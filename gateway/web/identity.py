@@ -8,13 +8,23 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from gateway import metrics
-from gateway.errors import Forbidden, GatewayError, InsufficientScope, Unauthorized
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    InsufficientScope,
+    InvalidToken,
+    RateLimited,
+    Unauthorized,
+)
 from gateway.policy.authz import decide
 from gateway.policy.identity_headers import comparable_name
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
+from gateway.web.keys import VIEW
 from gateway.web.responses import wants_html
 from gateway.web.services import Services
+
+BEARER_FAILURES = "bearer-failures"
 
 
 class NoAuthenticator(GatewayError):
@@ -55,9 +65,8 @@ async def establish_identity(
     if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
         if services.bearer is None:
             raise NoAuthenticator(f"route {route.name} needs bearer tokens; none configured")
-        return await services.bearer.authenticate(
-            request.headers.getall("Authorization", []),
-            request.query_string if query_string is None else query_string,
+        return await _bearer_principal(
+            request, services, request.query_string if query_string is None else query_string
         )
     login = services.login
     if login is None:
@@ -85,6 +94,34 @@ async def establish_identity(
         return await login.start_login(request, login.providers[name], return_to)
     prefix = services.config.prefix.rstrip("/")
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
+
+
+async def _bearer_principal(
+    request: web.Request, services: Services, query_string: str
+) -> Principal:
+    """The bearer caller; a client that keeps sending bad tokens is refused new ones.
+
+    Every unknown opaque token costs an introspection call: after `rate_limit.per_minute`
+    refused tokens a client address gets 429 for tokens not already known, so a flood of
+    garbage cannot be turned against the provider.
+    """
+    bearer = services.bearer
+    if bearer is None:
+        raise NoAuthenticator("no bearer issuers configured")
+    limiter, client = services.rate_limiter, request[VIEW].client_ip
+
+    def gate() -> None:
+        if limiter is not None and limiter.exhausted(client, BEARER_FAILURES):
+            raise RateLimited(f"{client} sent too many refused tokens")
+
+    try:
+        return await bearer.authenticate(
+            request.headers.getall("Authorization", []), query_string, gate=gate
+        )
+    except InvalidToken:
+        if limiter is not None:
+            limiter.spend(client, BEARER_FAILURES)
+        raise
 
 
 def authorize(route: CompiledRoute, principal: Principal, method: str) -> None:

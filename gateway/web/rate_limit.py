@@ -29,13 +29,25 @@ class RateLimiter:
 
     def check(self, client: str, bucket: str) -> None:
         """Spend one token for ``client`` in ``bucket``; raise RateLimited when none is left."""
+        if not self._take(client, bucket):
+            raise RateLimited(f"rate limit for {bucket} exceeded by {client}")
+
+    def spend(self, client: str, bucket: str) -> None:
+        """Spend one token if there is one (counting failures), never raising."""
+        self._take(client, bucket)
+
+    def exhausted(self, client: str, bucket: str) -> bool:
+        """True when ``client`` has no token left in ``bucket`` (nothing is spent)."""
+        tokens, last = self._buckets.get((bucket, client), (self._capacity, self._clock()))
+        return min(self._capacity, tokens + (self._clock() - last) * self._rate) < 1.0
+
+    def _take(self, client: str, bucket: str) -> bool:
         key = (bucket, client)
         now = self._clock()
         tokens, last = self._buckets.pop(key, (self._capacity, now))
         tokens = min(self._capacity, tokens + (now - last) * self._rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            raise RateLimited(f"rate limit for {bucket} exceeded by {client}")
-        self._buckets[key] = (tokens - 1.0, now)
+        taken = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if taken else tokens, now)
         if len(self._buckets) > self._max:
             self._buckets.popitem(last=False)  # forget the least recently seen client
+        return taken

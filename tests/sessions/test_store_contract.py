@@ -92,6 +92,27 @@ async def test_index_add_list_remove(store: SessionStore) -> None:
     await store.remove_from_index("idx")  # no members: nothing to do
 
 
+async def test_get_many_keeps_order_and_reports_missing_keys(store: SessionStore) -> None:
+    """get_many answers each key in order, None where absent, across slots and batches."""
+    keys = [f"k{i}" for i in range(1_200)]
+    await asyncio.gather(*(store.set(k, k.encode(), 10) for k in keys[::2]))
+    values = await store.get_many(keys)
+    assert values == [k.encode() if i % 2 == 0 else None for i, k in enumerate(keys)]
+    assert [] == await store.get_many([])
+
+
+async def test_remove_from_indexes_edits_several_sets(store: SessionStore) -> None:
+    """remove_from_indexes removes members from each named set and leaves the rest."""
+    for index in ("i1", "i2", "i3"):
+        for member in ("a", "b"):
+            await store.add_to_index(index, member, 10)
+    await store.remove_from_indexes({"i1": ["a"], "i2": ["a", "b", "missing"], "i3": []})
+    assert {"b"} == await store.index_members("i1")
+    assert set() == await store.index_members("i2")
+    assert {"a", "b"} == await store.index_members("i3")
+    await store.remove_from_indexes({})
+
+
 async def test_index_lives_as_long_as_its_longest_ttl(store: SessionStore) -> None:
     """An index expires, but a later short TTL never shortens it."""
     await store.add_to_index("short", "m", SHORT)

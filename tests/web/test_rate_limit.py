@@ -61,3 +61,50 @@ async def test_login_flood_gets_429(
         async with session.get(f"{gw.url}/_gateway/healthz") as r:
             assert r.status == 200  # health is never limited
     assert statuses == [302] * 5 + [429] * 3
+
+
+def test_exhausted_peeks_and_spend_never_raises() -> None:
+    """Failures are counted without raising; `exhausted` tells without spending."""
+    clock = Clock()
+    limiter = RateLimiter(3, clock=clock)
+    for _ in range(5):
+        limiter.spend("c", "bearer-failures")
+    assert limiter.exhausted("c", "bearer-failures")
+    assert not limiter.exhausted("other", "bearer-failures")
+    clock.now += 20.0  # 3 per minute: one token back after 20 s
+    assert not limiter.exhausted("c", "bearer-failures")
+
+
+async def test_garbage_token_flood_is_cut_off_before_the_provider(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """After per_minute refused tokens, new unknown tokens get 429 without an introspection."""
+    client = oidc_provider.register_client()
+    gw = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "bearer"}],
+            "rate_limit": {"per_minute": 5},
+            "bearer": {
+                "issuers": [
+                    {
+                        "issuer": oidc_provider.issuer,
+                        "audiences": ["urn:test:api"],
+                        "allow_insecure_http": True,
+                        "allow_private_network": True,
+                        "introspection": {
+                            "client_id": client["client_id"],
+                            "client_secret": client["client_secret"],
+                        },
+                    }
+                ]
+            },
+        }
+    )
+    statuses = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(9):
+            async with session.get(
+                f"{gw.url}/x", headers={"Authorization": f"Bearer garbage-opaque-{i}"}
+            ) as response:
+                statuses.append(response.status)
+    assert [401] * 5 + [429] * 4 == statuses

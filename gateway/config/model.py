@@ -228,7 +228,10 @@ class Route(Section):
         None, description="Host to match: exact, or '*.example.com'. Absent: any host."
     )
     path: PathPrefix = Field("/", description="Path prefix; the longest matching prefix wins.")
-    upstream: HttpUrl = Field(description="Where matching requests go (http:// or https://).")
+    upstream: HttpUrl | None = Field(
+        description="Where matching requests go (http:// or https://); null for a route that "
+        "only answers forward-auth checks (nothing is proxied through it).",
+    )
     auth: Literal["public", "login", "bearer", "login_or_bearer"] = Field(
         "login", description="How callers authenticate on this route."
     )

@@ -43,6 +43,8 @@ class Upstream:
 
     @classmethod
     def from_route(cls, route: Route, name: str = "-") -> Upstream:
+        if route.upstream is None:
+            raise ValueError(f"route {name} has no upstream")
         base = URL(route.upstream)
         port = base.port
         default = 443 if base.scheme == "https" else 80
@@ -69,7 +71,7 @@ class Upstream:
 
 
 def _ssl_context(route: Route) -> ssl.SSLContext | bool:
-    if not route.upstream.startswith("https"):
+    if not (route.upstream or "").startswith("https"):
         return True
     if not route.tls.verify:
         return False

@@ -172,7 +172,7 @@ def _minter(
     return IdentityTokenMinter(
         route.index,
         wanted,
-        audience=route.config.upstream,
+        audience=route.config.upstream or route.name,
         key=key,
         kid=kid,
         gateway_url=config.public_url.rstrip("/") if config.public_url else None,

@@ -49,7 +49,11 @@ class Services:
         return cls(
             config=config,
             routes=routes,
-            upstreams={r.index: Upstream.from_route(r.config, r.name) for r in routes},
+            upstreams={
+                r.index: Upstream.from_route(r.config, r.name)
+                for r in routes
+                if r.config.upstream is not None
+            },
             injectors={
                 r.index: IdentityHeaderInjector(config.identity, r.config.identity_headers)
                 for r in routes

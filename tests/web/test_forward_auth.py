@@ -211,3 +211,17 @@ async def test_nginx_auth_request_end_to_end(
     claims = jwt.decode(token, key, algorithms=["RS256"], audience=upstream)
     assert (claims["sub"], claims["iss"]) == ("alice", nginx.url)
     assert all("mallory" not in v for _, v in body["header_list"])
+
+
+async def test_route_without_upstream_answers_forward_auth_only(gateway_factory: Any) -> None:
+    """`upstream: null` routes are decided by /auth but never proxied (404 on the gateway)."""
+    config = {
+        "trusted_proxies": ["127.0.0.0/8"],
+        "routes": [{"path": "/", "upstream": None, "auth": "public"}],
+    }
+    gw = gateway_factory(config, name="auth-only")
+    async with aiohttp.ClientSession() as session:
+        status, _ = await ask(session, f"{gw.url}/_gateway/auth", traefik(gw.url, "/x"))
+        assert 200 == status
+        async with session.get(f"{gw.url}/x", headers={"Accept": "application/json"}) as r:
+            assert 404 == r.status

@@ -46,7 +46,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         principal = outcome
         subject_var.set(principal.subject)
         authorize(route, principal, request.method)
-    upstream = services.upstreams[route.index]
+    upstream = services.upstreams.get(route.index)
+    if upstream is None:
+        raise NotFound(f"route {route.name} has no upstream: it answers forward-auth only")
     headers = upstream_request_headers(
         request.headers,
         view,

@@ -434,6 +434,12 @@ class Introspection(Section):
     mode: Literal["opaque", "all"] = Field(
         "opaque", description="Introspect only non-JWT tokens, or every token of this issuer."
     )
+    require_audience: bool = Field(
+        True,
+        description="Refuse an active token whose introspection answer names no `aud`. Turn "
+        "off only for a provider that omits it (e.g. device-flow tokens of some providers); "
+        "then narrow routes by client_ids or claims.",
+    )
 
 
 class TrustedIssuer(Section):

@@ -167,8 +167,11 @@ def _refusal(response: Result, trusted: TrustedIssuer, now: float) -> str | None
     token_type = response.get("token_type")
     if token_type is not None and str(token_type).lower() not in BEARER_TOKEN_TYPES:
         return "The token is not a bearer access token."
-    if "aud" in response and not set(_claim_list(response["aud"])) & set(trusted.audiences):
-        return "The token is not meant for this service (audience)."
+    if "aud" in response:
+        if not set(_claim_list(response["aud"])) & set(trusted.audiences):
+            return "The token is not meant for this service (audience)."
+    elif trusted.introspection is None or trusted.introspection.require_audience:
+        return "The token names no audience, so it is not meant for this service."
     exp, nbf = response.get("exp"), response.get("nbf")
     if isinstance(exp, int | float) and now >= exp + trusted.leeway:
         return "The access token has expired."

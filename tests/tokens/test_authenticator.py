@@ -43,7 +43,8 @@ def issuer(fake: FakeProvider, mode: str | None = None) -> TrustedIssuer:
 
 
 def live(**claims: Any) -> dict[str, Any]:
-    return {"active": True, "sub": "u", "exp": int(time.time()) + 60, **claims}
+    return {"active": True, "sub": "u", "aud": "api://orders", "exp": int(time.time()) + 60,
+            **claims}  # fmt: skip
 
 
 async def test_jwt_of_an_all_mode_issuer_is_introspected(

@@ -49,7 +49,8 @@ def clock() -> FakeClock:
 
 def active(clock: FakeClock, **claims: Any) -> dict[str, Any]:
     return {"active": True, "sub": "u1", "client_id": "cli", "scope": "orders:read",
-            "exp": int(clock.now) + 100, "token_type": "Bearer", **claims}  # fmt: skip
+            "aud": AUDIENCE, "exp": int(clock.now) + 100, "token_type": "Bearer",
+            **claims}  # fmt: skip
 
 
 async def test_active_token_becomes_principal(
@@ -258,19 +259,29 @@ async def test_rejected_credentials_are_503_with_a_hint(
 NOW = 1_000_000.0
 ISSUER = TrustedIssuer(issuer="https://idp", audiences=["api"], discovery=False)
 VERDICTS = [
-    ({"active": True}, None),
-    ({"active": "true"}, "not active"),
+    ({"active": True, "aud": "api"}, None),
+    ({"active": "true", "aud": "api"}, "not active"),
     ({"active": False}, "not active"),
     ({}, "not active"),
-    ({"active": True, "iss": "https://other"}, "issuer"),
-    ({"active": True, "token_type": "refresh_token"}, "not a bearer access token"),
-    ({"active": True, "token_type": "access_token"}, None),
+    ({"active": True, "aud": "api", "iss": "https://other"}, "issuer"),
+    ({"active": True, "aud": "api", "token_type": "refresh_token"}, "not a bearer access token"),
+    ({"active": True, "aud": "api", "token_type": "access_token"}, None),
     ({"active": True, "aud": ["x", "api"]}, None),
     ({"active": True, "aud": "x"}, "audience"),
-    ({"active": True, "exp": NOW - 31}, "expired"),
-    ({"active": True, "exp": NOW - 29}, None),
-    ({"active": True, "nbf": NOW + 31}, "not valid yet"),
+    ({"active": True}, "names no audience"),
+    ({"active": True, "aud": "api", "exp": NOW - 31}, "expired"),
+    ({"active": True, "aud": "api", "exp": NOW - 29}, None),
+    ({"active": True, "aud": "api", "nbf": NOW + 31}, "not valid yet"),
 ]
+
+
+def test_audience_may_be_optional_by_choice() -> None:
+    """With require_audience off, an answer without `aud` passes; a wrong `aud` never does."""
+    lenient = ISSUER.model_copy(
+        update={"introspection": Introspection(client_id="rs", require_audience=False)}
+    )
+    assert introspection_verdict({"active": True}, lenient, NOW) == {"active": True}
+    assert introspection_verdict({"active": True, "aud": "x"}, lenient, NOW)["active"] is False
 
 
 @pytest.mark.parametrize(("response", "refusal"), VERDICTS)

@@ -33,7 +33,8 @@ class DictStore:
 
 def active(clock: FakeClock, **claims: Any) -> dict[str, Any]:
     return {"active": True, "sub": "u1", "client_id": "cli", "scope": "orders:read",
-            "exp": int(clock.now) + 100, "token_type": "Bearer", **claims}  # fmt: skip
+            "aud": AUDIENCE, "exp": int(clock.now) + 100, "token_type": "Bearer",
+            **claims}  # fmt: skip
 
 
 def bearer(fake: FakeProvider, *, introspect: bool = False, **settings: Any) -> Bearer:

@@ -167,9 +167,13 @@ async def test_concurrent_requests_with_a_new_token_introspect_once(
 async def test_device_flow_token_with_identity_headers(
     gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
 ) -> None:
-    """A device-flow token is accepted; the upstream gets sub, client id and scopes, never
+    """A device-flow token is accepted (with require_audience off); the upstream gets sub,
+    client id and scopes, never
     the caller's spoofed identity headers; forward_authorization: false drops the token."""
-    gw, _ = start_api_gateway(gateway_factory, oidc_provider, upstream)
+    # The OP's device-flow tokens name no audience: this route opts out of requiring one.
+    gw, _ = start_api_gateway(
+        gateway_factory, oidc_provider, upstream, introspection={"require_audience": False}
+    )
     device = oidc_provider.register_client(grant_types=[DEVICE_GRANT], response_types=[])
     token = oidc_provider.device_flow_token(device, "alice")["access_token"]
     spoofed = {"X-Auth-Request-User": "mallory", "x-auth-request-client": "evil",

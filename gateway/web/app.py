@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway import __version__
 from gateway.config.model import Config
 from gateway.crypto import KeyRing
+from gateway.idp.resolver import idp_connector
 from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
@@ -112,7 +113,9 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
     idp_http = aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"oidc-gateway/{__version__}"}
+        connector=idp_connector(config),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": f"oidc-gateway/{__version__}"},
     )
     store = _store(config)
     keyring = _keyring(config)

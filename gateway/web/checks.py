@@ -10,6 +10,7 @@ import aiohttp
 from gateway import __version__
 from gateway.config.model import Config
 from gateway.idp.check import check_provider
+from gateway.idp.resolver import idp_connector
 from gateway.policy.route_checks import route_policy_problems
 from gateway.tokens.authenticator import trusted_issuer_problems
 
@@ -75,7 +76,9 @@ async def live_findings(config: Config) -> list[Finding]:
     """Each provider checked live (discovery, keys, logout support) and its logout URLs."""
     findings: list[Finding] = []
     async with aiohttp.ClientSession(
-        cookie_jar=aiohttp.DummyCookieJar(), headers={"User-Agent": f"oidc-gateway/{__version__}"}
+        connector=idp_connector(config),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        headers={"User-Agent": f"oidc-gateway/{__version__}"},
     ) as session:
         for i, provider in enumerate(config.providers):
             where = f"providers[{i}]"

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 
 from tests.support.login import HTML_ACCEPT, http_login
+from tests.support.logout_tokens import logout_claims, sign
 from tests.support.op import OidcProvider
 from tests.web.login_setup import start_login_gateway
 
@@ -114,3 +115,35 @@ async def test_provider_error_is_a_clear_page(
         assert denied.status == 400
         assert "access was denied" in await denied.text()
     assert "refused the login: access_denied" in gw.log_text()
+
+
+async def test_backchannel_logout_per_provider_path(
+    gateway_factory: Any,
+    oidc_provider: OidcProvider,
+    fresh_oidc_provider: OidcProvider,
+    upstream: str,
+) -> None:
+    """With two providers, /backchannel-logout/<name> takes only that provider's tokens."""
+    gw = gateway_factory({"routes": []}, start=False)
+    providers = two_providers(gw.url, oidc_provider, fresh_oidc_provider)
+    gw.config.update(
+        routes=[{"path": "/", "upstream": upstream, "auth": "login", "provider": "second"}],
+        providers=providers,
+        sessions={"cookie_secure": False, "secrets": ["k" * 40]},
+    )
+    gw.start()
+    second_client = providers[1]["client_id"]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        await http_login(session, f"{gw.url}/", user="sam")
+        # These clients do not ask for sid in tokens: the logout names the user (sub).
+        claims = logout_claims(fresh_oidc_provider, second_client, sub="sam", sid=None)
+        token = sign(fresh_oidc_provider, claims)
+        base = f"{gw.url}/_gateway/backchannel-logout"
+        wrong = await session.post(f"{base}/first", data={"logout_token": token})
+        assert 400 == wrong.status  # the first provider's endpoint refuses the second's token
+        still = await session.get(f"{gw.url}/", headers={"Accept": "application/json"})
+        assert 200 == still.status
+        right = await session.post(f"{base}/second", data={"logout_token": token})
+        assert 200 == right.status
+        gone = await session.get(f"{gw.url}/", headers={"Accept": "application/json"})
+        assert 401 == gone.status

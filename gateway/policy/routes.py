@@ -7,6 +7,7 @@ server and then a location.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ class CompiledRoute:
     config: Route
 
     def matches_path(self, path: str) -> bool:
-        if self.prefix == "/" or path == self.prefix:
+        if self.prefix == "/" or path == self.prefix or path == self.prefix.rstrip("/"):
             return True
         if self.prefix.endswith("/"):
             return path.startswith(self.prefix)
@@ -60,6 +61,7 @@ class RouteTable:
     def match(self, host: str, path: str) -> CompiledRoute | None:
         """The route for ``host`` (no port, any case) and ``path``, or None."""
         host = host.lower().rstrip(".")
+        path = routing_path(path)
         for group in self._candidates(host):
             for route in group:
                 if route.matches_path(path):
@@ -80,6 +82,24 @@ class RouteTable:
         """Every route, in config order."""
         groups = [self._any, *self._exact.values(), *self._wildcard.values()]
         yield from sorted((r for g in groups for r in g), key=lambda r: r.index)
+
+
+_PARAMS = re.compile(r";[^/]*")
+_SLASHES = re.compile(r"/{2,}")
+
+
+def routing_path(path: str) -> str:
+    """The path as the most lenient upstream reads it: ';params' dropped, '//' collapsed.
+
+    Matching must never pick a laxer route than the one the upstream will serve: nginx
+    merges slashes and Tomcat / Spring ignore ';' path parameters, so '//admin' and
+    '/admin;x=1' must match the route of '/admin'. The upstream still gets the raw path.
+    """
+    if ";" in path:
+        path = _PARAMS.sub("", path)
+    if "//" in path:
+        path = _SLASHES.sub("/", path)
+    return path
 
 
 def split_host(host_header: str) -> str:

@@ -143,10 +143,15 @@ def strip_identity_headers(
     """Remove every client header that looks like an identity header, whatever its case."""
     for name in services.injectors[route.index].strip(headers):
         headers.popall(name, None)
+    # Headers only the gateway may set on this route: its identity token, the id_token.
+    owned = set()
     minter = services.identity_tokens.minters.get(route.index)
     if minter is not None:
-        token_header = comparable_name(minter.header_name)
-        for name in [n for n in headers if comparable_name(n) == token_header]:
+        owned.add(comparable_name(minter.header_name))
+    if route.config.pass_id_token_header:
+        owned.add(comparable_name(route.config.pass_id_token_header))
+    if owned:
+        for name in [n for n in headers if comparable_name(n) in owned]:
             headers.popall(name, None)
 
 

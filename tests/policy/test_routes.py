@@ -35,7 +35,7 @@ ROUTES = table(
         ("other.test", "/api/x", "any-api"),
         ("other.test", "/apix", "any-root"),  # a prefix matches whole segments only
         ("other.test", "/api/v2/items", "any-api-v2"),
-        ("other.test", "/api/v2", "any-api"),  # "/api/v2/" needs the trailing slash
+        ("other.test", "/api/v2", "any-api-v2"),  # "/api/v2/" also guards "/api/v2"
         ("app.example.com", "/admin/users", "app-admin"),
         ("APP.example.com", "/x", "app-root"),  # hosts compare case-insensitively
         ("app.example.com.", "/x", "app-root"),  # a trailing dot is the same host
@@ -82,3 +82,30 @@ def test_matching_any_host_and_path_returns_a_route_or_none(host: str, path: str
     """Route matching is total: any host and path give a route or None, never an error."""
     route = ROUTES.match(host, "/" + path)
     assert route is None or route.matches_path("/" + path)
+
+
+SECURED = table(
+    (None, "/", "public"),
+    (None, "/admin", "admin"),
+    (None, "/docs/", "docs"),
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("//admin/x", "admin"),  # nginx merges slashes: it serves /admin/x
+        ("/admin;jsessionid=1/x", "admin"),  # Tomcat drops ;params: it serves /admin/x
+        ("/admin;x=1", "admin"),
+        ("///admin", "admin"),
+        ("/docs", "docs"),  # a '/docs/' prefix also guards '/docs'
+        ("/docs;x/y", "docs"),
+        ("/adminx", "public"),
+        ("/public//page", "public"),
+    ],
+)
+def test_lenient_readings_never_reach_a_laxer_route(path: str, expected: str) -> None:
+    """A path the upstream would read as a protected one matches the protected route."""
+    route = SECURED.match("h", path)
+    assert route is not None
+    assert expected == route.name

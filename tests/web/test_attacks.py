@@ -107,3 +107,35 @@ async def test_spoofed_identity_headers_in_every_shape_are_stripped(
     values = [v for _, v in body["header_list"]]
     assert not [v for v in values if "mallory" in v]
     assert body["headers"]["X-Auth-Request-User"] == "quinn"
+
+
+async def test_client_cannot_supply_the_id_token_header(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """A route's pass_id_token_header belongs to the gateway: a client-sent one is dropped."""
+    routes = [
+        {"path": "/", "upstream": upstream, "auth": "public", "pass_id_token_header": "X-Id-Token"}
+    ]
+    gw = gateway_factory({"routes": routes})
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{gw.url}/", headers={"x-id-token": "forged"}) as response:
+            body = await response.json()
+    assert not [v for _, v in body["header_list"] if v == "forged"]
+
+
+async def test_lenient_path_readings_do_not_escape_a_protected_route(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """'//admin', '/admin;x' and '/%2Fadmin' are guarded like '/admin' (no public bypass)."""
+    routes = [
+        {"path": "/", "upstream": upstream, "auth": "public"},
+        {"path": "/admin", "upstream": upstream, "auth": "login"},
+    ]
+    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
+    for path in ("//admin/x", "/admin;jsessionid=1/x", "/%2Fadmin/x", "///admin"):
+        reply = await raw(
+            gw.port,
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n"
+            "Connection: close\r\n\r\n".encode(),
+        )
+        assert b"401" == reply.split(b" ", 2)[1], (path, reply[:100])

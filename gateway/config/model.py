@@ -434,6 +434,11 @@ class Introspection(Section):
     mode: Literal["opaque", "all"] = Field(
         "opaque", description="Introspect only non-JWT tokens, or every token of this issuer."
     )
+    opaque: bool = Field(
+        True,
+        description="Send opaque (non-JWT) tokens here. At most one issuer may: an opaque "
+        "token does not say where it comes from, and another issuer must never see it.",
+    )
     require_audience: bool = Field(
         True,
         description="Refuse an active token whose introspection answer names no `aud`. Turn "
@@ -471,6 +476,16 @@ class Bearer(Section):
     negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")
     cache_max_entries: int = Field(100_000, ge=100, description="Bound of the in-memory caches.")
     shared_cache: bool = Field(True, description="With Redis sessions, share the cache in Redis.")
+
+    @model_validator(mode="after")
+    def _one_opaque_introspector(self) -> Bearer:
+        opaque = [i.issuer for i in self.issuers if i.introspection and i.introspection.opaque]
+        if len(opaque) > 1:
+            raise ValueError(
+                "issuers: opaque tokens would be sent to " + ", ".join(opaque) + "; set "
+                "introspection.opaque: false on all but the issuer that issues them"
+            )
+        return self
 
 
 class IdentityHeaders(Section):

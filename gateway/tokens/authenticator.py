@@ -243,19 +243,20 @@ class BearerAuthenticator:
         )
 
     async def _introspect_opaque(self, token: str) -> tuple[Principal, float, bool]:
-        candidates = [c for c in self.issuers if c.introspection is not None]
-        if not candidates:
+        # The config allows one opaque introspector: a token never reaches another issuer.
+        clients = next(
+            (
+                c
+                for c in self.issuers
+                if c.introspection is not None
+                and c.config.introspection
+                and c.config.introspection.opaque
+            ),
+            None,
+        )
+        if clients is None:
             raise invalid_token("The access token is malformed.")
-        refusal: InvalidToken | None = None
-        outage: ProviderUnavailable | None = None
-        for clients in candidates:
-            try:
-                return await self._introspect_with(clients, token)
-            except InvalidToken as exc:
-                refusal = refusal or exc
-            except ProviderUnavailable as exc:
-                outage = outage or exc  # another issuer may still know the token
-        raise outage or refusal or invalid_token("The access token is not active.")
+        return await self._introspect_with(clients, token)
 
     async def _introspect_with(
         self, clients: TrustedIssuerClients, token: str

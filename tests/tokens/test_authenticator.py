@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from gateway.config.model import Bearer, Introspection, TrustedIssuer
 from gateway.errors import (
@@ -79,30 +80,39 @@ async def test_opaque_token_without_introspection_is_refused(
         await auth.authenticate("Bearer opaque", "")
 
 
-async def test_opaque_token_tries_each_introspecting_issuer(
+def test_only_one_issuer_may_receive_opaque_tokens() -> None:
+    """Two opaque introspectors would see each other's tokens: a config error naming both."""
+    with pytest.raises(ValidationError, match=r"introspection\.opaque: false"):
+        Bearer.model_validate(
+            {"issuers": [
+                {"issuer": f"https://idp{n}.example", "audiences": ["api"],
+                 "introspection": {"client_id": "rs", "client_secret": "s"}}
+                for n in (1, 2)
+            ]}
+        )  # fmt: skip
+
+
+async def test_opaque_tokens_go_only_to_the_designated_issuer(
     aiohttp_server: ServerFactory, http_session: aiohttp.ClientSession
 ) -> None:
-    """The first issuer that knows the token wins."""
-    first, second = (
+    """An issuer with introspection.opaque: false never sees an opaque token."""
+    jwt_issuer, opaque_issuer = (
         await start_fake_provider(aiohttp_server),
         await start_fake_provider(aiohttp_server),
     )
-    second.introspection["t"] = live(sub="known-by-second")
-    config = Bearer(issuers=[issuer(first, "opaque"), issuer(second, "opaque")])
+    opaque_issuer.introspection["t"] = live(sub="known")
+    quiet = issuer(jwt_issuer, "all")
+    assert quiet.introspection is not None
+    quiet = quiet.model_copy(
+        update={"introspection": quiet.introspection.model_copy(update={"opaque": False})}
+    )
+    config = Bearer(issuers=[quiet, issuer(opaque_issuer, "opaque")])
     principal = await BearerAuthenticator(config, http_session).authenticate("Bearer t", "")
-    assert (principal.issuer, principal.subject) == (second.issuer, "known-by-second")
-    assert first.hits["/introspect"] == second.hits["/introspect"] == 1
-
-
-async def test_outage_of_one_issuer_is_not_a_401(
-    aiohttp_server: ServerFactory, http_session: aiohttp.ClientSession
-) -> None:
-    """If one issuer cannot answer and the others do not know the token, the answer is 503."""
-    down, up = await start_fake_provider(aiohttp_server), await start_fake_provider(aiohttp_server)
-    down.failing.add("/introspect")
-    config = Bearer(issuers=[issuer(down, "opaque"), issuer(up, "opaque")])
-    with pytest.raises(ProviderUnavailable):
-        await BearerAuthenticator(config, http_session).authenticate("Bearer t", "")
+    assert (principal.issuer, principal.subject) == (opaque_issuer.issuer, "known")
+    assert jwt_issuer.hits["/introspect"] == 0
+    opaque_issuer.failing.add("/introspect")
+    with pytest.raises(ProviderUnavailable):  # its outage is a 503, not a 401
+        await BearerAuthenticator(config, http_session).authenticate("Bearer u", "")
 
 
 REQUEST_ERRORS = [

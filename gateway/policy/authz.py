@@ -71,7 +71,9 @@ def claim_rule_holds(rule: ClaimRule, claims: dict[str, Any]) -> bool:
 
 def verified_email(principal: Principal) -> str | None:
     """The principal's e-mail in lower case, unless the provider says it is unverified."""
-    if principal.claims.get("email_verified") is False or principal.email is None:
+    # Some providers send the flag as a string: "false" is as unverified as False.
+    verified = principal.claims.get("email_verified")
+    if verified is False or str(verified).lower() == "false" or principal.email is None:
         return None
     return principal.email.strip().lower()
 

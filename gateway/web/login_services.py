@@ -13,7 +13,7 @@ from aiohttp import web
 from gateway import metrics
 from gateway.config.model import Config
 from gateway.crypto import KeyRing, random_token
-from gateway.errors import ProviderUnavailable
+from gateway.errors import LoginError, ProviderUnavailable
 from gateway.login.provider import ProviderClient
 from gateway.login.token_endpoint import RefreshRefused
 from gateway.policy.redirects import safe_return_url
@@ -125,6 +125,20 @@ class LoginServices:
                 return current
             return await self._refresh(current, self.providers[current.record.provider])
 
+    async def _refreshed_id_token_ok(
+        self, loaded: LoadedSession, provider: ProviderClient, id_token: str
+    ) -> bool:
+        """OIDC Core 12.2: a refreshed id_token is validated and must name the same user."""
+        try:
+            claims = await provider.validate_id_token(id_token, nonce=None)
+        except LoginError as exc:
+            log.warning("session ended: the refreshed id_token was refused: %s", exc)
+            return False
+        if claims.get("sub") != loaded.record.subject:
+            log.warning("session ended: the refreshed id_token names another subject")
+            return False
+        return True
+
     async def _refresh(
         self, loaded: LoadedSession, provider: ProviderClient
     ) -> LoadedSession | None:
@@ -146,10 +160,16 @@ class LoginServices:
             log.warning("refresh failed, keeping the session for now: %s", exc)
             metrics.PROVIDER_ERRORS.inc()
             return loaded
+        if fresh.id_token and not await self._refreshed_id_token_ok(
+            loaded, provider, fresh.id_token
+        ):
+            await self.manager.destroy(loaded.session_id)
+            return None
         fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
         fresh.id_token = fresh.id_token or tokens.id_token
         loaded.record.tokens = fresh
-        await self.manager.save(loaded)
+        if not await self.manager.save(loaded):
+            return None  # the session ended (a logout) while it was being refreshed
         log.info("session refreshed", extra={"provider": provider.name})
         metrics.authentication("session", "refreshed")
         return loaded
@@ -172,4 +192,5 @@ def principal_of(loaded: LoadedSession) -> Principal:
 
 
 def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    # Cookie values may carry surrogate escapes (undecodable bytes from the client).
+    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()

@@ -21,6 +21,7 @@ from gateway.web.app import build_app
 from gateway.web.keys import SERVICES
 
 log = logging.getLogger("gateway.server")
+RESTART_KEYS = ("listen", "providers", "bearer", "sessions", "metrics", "admin")
 
 
 def install_fast_loop() -> bool:
@@ -85,6 +86,16 @@ def _reload(app: web.Application, config_path: Path) -> None:
             "reload refused, keeping the running config: %s",
             "; ".join(exc.problems),
             extra={"problems": exc.problems},
+        )
+        return
+    # Providers, token issuers, the session store and the listener are opened once at
+    # start: a reload cannot swap them, so it refuses rather than half-apply the file.
+    running = app[SERVICES].config
+    fixed = [key for key in RESTART_KEYS if getattr(new, key) != getattr(running, key)]
+    if fixed:
+        log.error(
+            "reload refused, keeping the running config: %s change only with a restart",
+            ", ".join(fixed),
         )
         return
     try:

@@ -37,7 +37,9 @@ def _admin(request: web.Request) -> LoginServices:
         raise NotFound("the admin endpoints are not configured")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     expected = token.reveal().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogateescape"), expected
+    ):
         raise Unauthorized("admin credential missing or wrong")
     return services.login
 

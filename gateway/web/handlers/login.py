@@ -80,8 +80,8 @@ async def callback(request: web.Request) -> web.StreamResponse:
         log.warning(
             "provider %s refused the login: %s %s",
             provider.name,
-            error,
-            query.get("error_description", "")[:200],
+            _printable(error),
+            _printable(query.get("error_description", "")[:200]),
         )
         raise LoginError(f"provider error {error}", public=_provider_error_text(error))
     await _check_iss_parameter(provider, query.get("iss"))
@@ -137,3 +137,8 @@ def _provider_error_text(error: str) -> str:
     if error in ("login_required", "interaction_required", "consent_required"):
         return "The provider needs you to sign in interactively. Please start again."
     return f"The sign-in provider reported an error ({error})."
+
+
+def _printable(text: str) -> str:
+    """Provider-sent text made safe for a log line (no newlines or control characters)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)

@@ -19,7 +19,7 @@ log = logging.getLogger("gateway.logout")
 
 
 def _csrf_token(services: LoginServices, ticket: str) -> str:
-    return services.keyring.sign(b"logout:" + ticket.encode())
+    return services.keyring.sign(b"logout:" + ticket.encode("utf-8", "surrogateescape"))
 
 
 async def logout_page(request: web.Request) -> web.StreamResponse:
@@ -52,7 +52,9 @@ async def logout(request: web.Request) -> web.StreamResponse:
         after = services.origin(request) + services.config.prefix.rstrip("/") + "/logged-out"
     if not ticket:
         return web.HTTPFound(after)
-    if not services.keyring.verify(b"logout:" + ticket.encode(), str(form.get("csrf", ""))):
+    if not services.keyring.verify(
+        b"logout:" + ticket.encode("utf-8", "surrogateescape"), str(form.get("csrf", ""))
+    ):
         raise BadRequest(
             "logout without a valid CSRF token",
             public="Please confirm sign-out from the sign-out page.",

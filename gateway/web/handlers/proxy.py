@@ -30,7 +30,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     """Forward a request for an app behind the gateway."""
     services = request.app[SERVICES]
     _check_path(request.path)
-    if request.path.startswith(services.reserved_prefix):
+    if request.path.startswith(services.reserved_prefix) or (
+        request.path == services.reserved_prefix.rstrip("/")
+    ):
         # The reserved prefix belongs to the gateway alone: never proxy into it.
         raise NotFound(f"no gateway endpoint {request.path!r}")
     view = request[VIEW]

@@ -3,6 +3,9 @@
 GatewayError                      (status 500, never shows details to the client)
 ├── ConfigError                   configuration invalid (start-up / reload / check)
 ├── BadRequest                    400: malformed input from the client
+├── MethodNotAllowed              405: the route's policy does not allow this method
+├── BodyTooLarge                  413: the request body is over limits.max_body_size
+├── RateLimited                   429: too many requests from one client address
 ├── Unauthorized                  401: no or invalid credentials
 │   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
 ├── Forbidden                     403: authenticated but not allowed
@@ -11,6 +14,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── LoginError                    400: the login flow failed (state, provider error, token)
 ├── ProviderUnavailable           503: the IdP cannot be reached or answered badly
 ├── StoreUnavailable              503: the session store cannot be reached
+├── NoAuthenticator               503: a protected route has nothing to authenticate with
 └── UpstreamError                 502: the upstream refused or broke the connection
     └── UpstreamTimeout           504: the upstream did not answer in time
 """
@@ -114,3 +118,23 @@ class RateLimited(GatewayError):
     status = 429
     code = "rate_limited"
     public_message = "Too many requests; slow down."
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    code = "method_not_allowed"
+    public_message = "This method is not allowed here."
+
+
+class BodyTooLarge(GatewayError):
+    status = 413
+    code = "body_too_large"
+    public_message = "The request body is larger than this gateway accepts."
+
+
+class NoAuthenticator(GatewayError):
+    """A non-public route with nothing to authenticate its callers: fail closed."""
+
+    status = 503
+    code = "no_authenticator"
+    public_message = "This application requires sign-in, but the gateway has no way to do it."

@@ -15,7 +15,7 @@ from yarl import URL
 
 from gateway import metrics
 from gateway.config.model import Route
-from gateway.errors import GatewayError, UpstreamError, UpstreamTimeout
+from gateway.errors import BodyTooLarge, UpstreamError, UpstreamTimeout
 from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
 
@@ -23,12 +23,6 @@ CHUNK = 64 * 1024
 # Bodies up to this size are read whole and sent with the headers in one write: most
 # responses are small, and each extra write is a syscall on the hot path.
 SMALL_BODY = 64 * 1024
-
-
-class BodyTooLarge(GatewayError):
-    status = 413
-    code = "body_too_large"
-    public_message = "The request body is larger than this gateway accepts."
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ from multidict import CIMultiDict
 from gateway import metrics
 from gateway.errors import (
     Forbidden,
-    GatewayError,
     InsufficientScope,
     InvalidToken,
+    MethodNotAllowed,
+    NoAuthenticator,
     RateLimited,
     Unauthorized,
 )
@@ -25,18 +26,6 @@ from gateway.web.responses import wants_html
 from gateway.web.services import Services
 
 BEARER_FAILURES = "bearer-failures"
-
-
-class NoAuthenticator(GatewayError):
-    status = 503
-    code = "no_authenticator"
-    public_message = "This application requires sign-in, but the gateway has no way to do it."
-
-
-class MethodNotAllowed(GatewayError):
-    status = 405
-    code = "method_not_allowed"
-    public_message = "This method is not allowed here."
 
 
 def is_navigation(request: web.Request) -> bool:

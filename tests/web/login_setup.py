@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.gateway import GatewayProcess
+from tests.support.login import HTML_ACCEPT
 from tests.support.op import OidcProvider
 
 SECRET = "s" * 48
@@ -99,3 +102,9 @@ def start_login_gateway(
     gw.config.update(extra or {})
     gw.start()
     return gw, client
+
+
+async def login_state(session: aiohttp.ClientSession, url: str) -> str:
+    """Start a login by navigating to a protected ``url``; return the `state` sent to the OP."""
+    start = await session.get(url, allow_redirects=False, headers={"Accept": HTML_ACCEPT})
+    return parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]

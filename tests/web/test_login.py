@@ -12,7 +12,7 @@ import redis
 from tests.support.login import HTML_ACCEPT, http_login, op_logout
 from tests.support.op import OidcProvider
 from tests.support.redis import RedisServer
-from tests.web.login_setup import start_login_gateway
+from tests.web.login_setup import login_state, start_login_gateway
 
 
 def jar() -> aiohttp.ClientSession:
@@ -208,10 +208,7 @@ async def test_state_from_another_browser_is_refused(
     """A callback carried to another browser (no binding cookie) is refused."""
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with jar() as victim:
-        start = await victim.get(
-            f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
-        )
-        state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+        state = await login_state(victim, f"{gw.url}/")
     async with jar() as attacker:
         response = await attacker.get(
             f"{gw.url}/_gateway/callback?state={state}&code=whatever",

@@ -10,7 +10,7 @@ from yarl import URL
 
 from tests.support.login import HTML_ACCEPT, REDIRECTS, _submit, http_login
 from tests.support.op import OidcProvider
-from tests.web.login_setup import start_login_gateway
+from tests.web.login_setup import login_state, start_login_gateway
 
 
 def jar() -> aiohttp.ClientSession:
@@ -60,10 +60,7 @@ async def test_code_issued_to_another_client_is_refused(
         )
     code = parse_qs(urlsplit(stolen).query)["code"][0]
     async with jar() as victim:
-        start = await victim.get(
-            f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
-        )
-        state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+        state = await login_state(victim, f"{gw.url}/")
         response = await victim.get(
             callback,
             params={"state": state, "code": code, "iss": oidc_provider.issuer},

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
 from tests.support.login import HTML_ACCEPT, http_login
 from tests.support.logout_tokens import logout_claims, sign
 from tests.support.op import OidcProvider
-from tests.web.login_setup import start_login_gateway
+from tests.web.login_setup import login_state, start_login_gateway
 
 
 def two_providers(gw_url: str, op: OidcProvider, other: OidcProvider) -> list[dict[str, Any]]:
@@ -73,20 +72,14 @@ async def test_callback_naming_another_issuer_is_refused(
     """A response whose `iss` is another provider's (mix-up) is refused, as is code+error."""
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        start = await session.get(
-            f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
-        )
-        state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+        state = await login_state(session, f"{gw.url}/")
         both = await session.get(
             f"{gw.url}/_gateway/callback",
             params={"state": state, "code": "c", "error": "access_denied"},
             allow_redirects=False,
         )
         assert both.status == 400
-        start = await session.get(
-            f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
-        )
-        state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+        state = await login_state(session, f"{gw.url}/")
         mixed = await session.get(
             f"{gw.url}/_gateway/callback",
             params={"state": state, "code": "c", "iss": fresh_oidc_provider.issuer},
@@ -103,10 +96,7 @@ async def test_provider_error_is_a_clear_page(
     """error=access_denied from the provider ends in a page that says so, and a log line."""
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
-        start = await session.get(
-            f"{gw.url}/", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
-        )
-        state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+        state = await login_state(session, f"{gw.url}/")
         denied = await session.get(
             f"{gw.url}/_gateway/callback",
             params={"state": state, "error": "access_denied", "iss": oidc_provider.issuer},

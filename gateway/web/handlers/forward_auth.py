@@ -16,13 +16,12 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 
-from gateway.errors import Forbidden, InvalidToken, Unauthorized
+from gateway.errors import Forbidden, InvalidToken, MethodNotAllowed, Unauthorized
 from gateway.log import subject_var
 from gateway.policy.routes import CompiledRoute, split_host
 from gateway.proxy.original_request import OriginalRequest, original_request
 from gateway.types import Principal
 from gateway.web.identity import (
-    MethodNotAllowed,
     add_identity_headers,
     authorize,
     establish_identity,

@@ -31,7 +31,7 @@ STEPS: list[tuple[str, str, str]] = [
     ("session: manager.load (rest)", r".*", r"sessions/manager"),
     ("session: principal + cookie parse", r"session_principal|principal_of", r"login_services"),
     ("bearer: unverified JWT decode", r"looks_like_jwt|unverified_parts", r"tokens/jwt_access"),
-    ("bearer: JWT validate (cache, sha256)", r"validate|token_digest", r"tokens/jwt_access"),
+    ("bearer: JWT validate (cache, sha256)", r"validate|digest", r"tokens/jwt_access"),
     ("bearer: introspection cache", r".*", r"tokens/introspection"),
     ("bearer: authenticate (rest)", r".*", r"tokens/(authenticator|bearer)"),
     ("identity headers + policy", r".*", r"policy/|web/identity"),

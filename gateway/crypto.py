@@ -8,6 +8,7 @@ a value can only be opened by someone holding all three.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
 from collections.abc import Sequence
@@ -34,6 +35,14 @@ _KEY_ID_INFO = b"gateway/key-id/v1"
 
 class SealError(ValueError):
     """A sealed value could not be opened: truncated, tampered, or sealed with an unknown key."""
+
+
+def digest(text: str) -> str:
+    """SHA-256 of ``text`` in hex, for keys that must not carry ids, tokens or states in clear.
+
+    Client-sent text may hold surrogate escapes (undecodable bytes): they hash too.
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def random_token(nbytes: int = 32) -> str:

@@ -94,15 +94,22 @@ def _checked_names(names: Iterable[str]) -> list[str]:
 
 
 class IdentityHeaderInjector:
-    """Compiled once per route from `identity` (and the route's own mapping, if any)."""
+    """Compiled once per route from `identity` (and the route's own mapping, if any).
+
+    ``owned`` names further headers only the gateway sets on this route (its identity
+    token, the id_token): clients' copies are stripped like identity headers.
+    """
 
     def __init__(
-        self, config: IdentityHeaders, route_headers: Mapping[str, str] | None = None
+        self,
+        config: IdentityHeaders,
+        route_headers: Mapping[str, str] | None = None,
+        owned: Iterable[str] = (),
     ) -> None:
         mapping = dict(route_headers) if route_headers is not None else dict(config.headers)
         _checked_names(mapping)
         self._mapping = list(mapping.items())
-        self._names = frozenset(comparable_name(n) for n in [*config.headers, *mapping])
+        self._names = frozenset(comparable_name(n) for n in [*config.headers, *mapping, *owned])
         self._prefixes = tuple(
             comparable_name(p) for p in config.strip_prefixes if comparable_name(p)
         )

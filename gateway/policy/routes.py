@@ -88,6 +88,20 @@ _PARAMS = re.compile(r";[^/]*")
 _SLASHES = re.compile(r"/{2,}")
 
 
+def path_problem(path: str) -> str | None:
+    """Why a decoded path is refused, or None.
+
+    A dot segment or a backslash could make a prefix match one route while the upstream
+    resolves the path to another; NUL ends strings early in some upstreams.
+    """
+    segments = path.split("/")
+    if ".." in segments or "." in segments:
+        return "dot segments"
+    if "\\" in path or "\x00" in path:
+        return "a backslash or NUL"
+    return None
+
+
 def routing_path(path: str) -> str:
     """The path as the most lenient upstream reads it: ';params' dropped, '//' collapsed.
 

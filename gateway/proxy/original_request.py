@@ -21,6 +21,7 @@ from yarl import URL
 
 from gateway.errors import BadRequest, Forbidden
 from gateway.policy.authz import METHOD_TOKEN
+from gateway.policy.routes import path_problem
 from gateway.proxy.headers import ClientView
 
 ORIGINAL_HEADERS = (
@@ -75,11 +76,10 @@ def _path_and_query(raw: str, header: str) -> tuple[str, str]:
     if not raw.startswith("/") or raw.startswith("//") or not raw.isprintable() or " " in raw:
         raise _bad(header)
     path = URL(raw.partition("?")[0], encoded=True).path
-    segments = path.split("/")
-    # A dot segment could make a prefix match one route while the upstream serves another.
-    if ".." in segments or "." in segments or "\\" in path or "\x00" in path:
+    problem = path_problem(path)
+    if problem is not None:
         # The path only: a query string may carry credentials and must stay out of logs.
-        raise Forbidden(f"forward-auth: dot segments in {path!r}", public="Path refused.")
+        raise Forbidden(f"forward-auth: {problem} in {path!r}", public="Path refused.")
     return path, raw
 
 

@@ -12,14 +12,13 @@ derived from the SHA-256 of the session id (the *handle*), two sealed parts:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.crypto import KeyRing, random_token
+from gateway.crypto import KeyRing, digest, random_token
 from gateway.types import SessionRecord, TokenSet
 
 ID_BYTES = 32  # 256 bits each for the id and the key: well over the 128 required
@@ -29,11 +28,6 @@ ID_LENGTH = 43  # 32 bytes in unpadded URL-safe base64
 TICKET_LENGTH = ID_LENGTH * 2 + 1
 _PART = re.compile(r"[A-Za-z0-9_-]{43}")
 _FRAME = struct.Struct(">BH")  # version, length of the sealed meta
-
-
-def digest(text: str) -> str:
-    """SHA-256 of ``text`` in hex: store keys never carry ids, subjects or states in clear."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

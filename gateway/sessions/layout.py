@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 
-from gateway.sessions.codec import digest
+from gateway.crypto import digest
 
 INVALIDATE_CHANNEL = "invalidate"  # message: space-separated handles saved or destroyed
 

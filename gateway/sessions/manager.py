@@ -16,13 +16,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.config.model import Sessions
-from gateway.crypto import KeyRing, SealError, random_token
+from gateway.crypto import KeyRing, SealError, digest, random_token
 from gateway.errors import StoreUnavailable
 from gateway.sessions.cache import CachedSession, SessionCache
 from gateway.sessions.codec import (
     SessionMeta,
     Ticket,
-    digest,
     open_meta,
     open_record,
     record_from_json,

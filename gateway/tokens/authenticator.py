@@ -12,6 +12,7 @@ import aiohttp
 
 from gateway import metrics
 from gateway.config.model import Bearer, TrustedIssuer
+from gateway.crypto import digest
 from gateway.errors import (
     BadRequest,
     ConfigError,
@@ -40,7 +41,6 @@ from gateway.tokens.introspection import (
 from gateway.tokens.jwt_access import (
     JwtAccessTokenValidator,
     looks_like_jwt,
-    token_digest,
     unverified_parts,
 )
 from gateway.types import Principal
@@ -202,8 +202,8 @@ class BearerAuthenticator:
         if header is not None and not isinstance(header, str):
             header = one_authorization_header(list(header))
         token = parse_bearer(header)
-        digest = token_digest(token)
-        accepted = self._accepted.get(digest, self._clock())
+        key = digest(token)
+        accepted = self._accepted.get(key, self._clock())
         if accepted is not None:
             if accepted[1]:
                 metrics.INTROSPECTION_CACHE.labels("hit").inc()  # the verdict, held here
@@ -212,7 +212,7 @@ class BearerAuthenticator:
             gate()
         principal, until, introspected = await self._resolve(token)
         if until > self._clock():
-            self._accepted.put(digest, (principal, introspected), until)
+            self._accepted.put(key, (principal, introspected), until)
         return principal
 
     async def _resolve(self, token: str) -> tuple[Principal, float, bool]:

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway import metrics
 from gateway.config.model import Introspection, TrustedIssuer
+from gateway.crypto import digest
 from gateway.errors import ConfigError, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.http import display_url, fetch_json
 from gateway.idp.jwks import UriSource
 from gateway.tokens.expiring_cache import ExpiringCache
-from gateway.tokens.jwt_access import token_digest
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class IntrospectionCache:
         self, issuer: str, token: str, introspect: Callable[[], Awaitable[Result]]
     ) -> Verdict:
         """Like `lookup`, plus until when the verdict is cached (<= now: not cached)."""
-        key = token_digest(f"{issuer}\n{token}")
+        key = digest(f"{issuer}\n{token}")
         hit = self._memory.get_entry(key, self._clock())
         if hit is not None:
             metrics.INTROSPECTION_CACHE.labels("hit").inc()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ import jwt
 from jwt.utils import base64url_decode
 
 from gateway.config.model import TrustedIssuer
+from gateway.crypto import digest
 from gateway.errors import InvalidToken
 from gateway.idp.jwks import SIGNATURE_ALGORITHMS, JwksCache, invalid_token
 from gateway.tokens.expiring_cache import ExpiringCache
@@ -36,10 +36,6 @@ class VerifiedToken:
     issuer: TrustedIssuer
     claims: dict[str, Any]
     usable_until: float  # exp + leeway: from then on the token is refused as expired
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -122,8 +118,8 @@ class JwtAccessTokenValidator:
 
     async def validate(self, token: str) -> VerifiedToken:
         """The verified token; raises InvalidToken, or ProviderUnavailable when no keys load."""
-        digest = token_digest(token)
-        cached = self._verified.get(digest, self._clock())
+        cache_key = digest(token)
+        cached = self._verified.get(cache_key, self._clock())
         if cached is not None:
             return cached
         header, payload = unverified_parts(token)
@@ -136,7 +132,7 @@ class JwtAccessTokenValidator:
         claims = self._verify(token, key, alg, config)
         exp = check_times(claims, self._clock(), config.leeway)
         verified = VerifiedToken(config, claims, exp + config.leeway)
-        self._verified.put(digest, verified, verified.usable_until)
+        self._verified.put(cache_key, verified, verified.usable_until)
         return verified
 
     @staticmethod

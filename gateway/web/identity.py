@@ -18,7 +18,6 @@ from gateway.errors import (
     Unauthorized,
 )
 from gateway.policy.authz import decide
-from gateway.policy.identity_headers import comparable_name
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
 from gateway.web.keys import VIEW
@@ -132,16 +131,6 @@ def strip_identity_headers(
     """Remove every client header that looks like an identity header, whatever its case."""
     for name in services.injectors[route.index].strip(headers):
         headers.popall(name, None)
-    # Headers only the gateway may set on this route: its identity token, the id_token.
-    owned = set()
-    minter = services.identity_tokens.minters.get(route.index)
-    if minter is not None:
-        owned.add(comparable_name(minter.header_name))
-    if route.config.pass_id_token_header:
-        owned.add(comparable_name(route.config.pass_id_token_header))
-    if owned:
-        for name in [n for n in headers if comparable_name(n) in owned]:
-            headers.popall(name, None)
 
 
 def add_identity_headers(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from aiohttp import web
 
 from gateway import metrics
 from gateway.config.model import Config
-from gateway.crypto import KeyRing, random_token
+from gateway.crypto import KeyRing, digest, random_token
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.login.provider import ProviderClient
 from gateway.login.token_endpoint import RefreshRefused
@@ -71,7 +70,7 @@ class LoginServices:
                 "nonce": nonce,
                 "verifier": verifier,
                 "return_to": self.safe_target(request, return_to),
-                "binding": _digest(binding),
+                "binding": digest(binding),
                 "redirect_uri": redirect_uri,
                 "started": time.time(),
             },
@@ -85,7 +84,7 @@ class LoginServices:
 
     def binding_matches(self, request: web.Request, stored: str) -> bool:
         cookie = request.cookies.get(self.cookies.login_name)
-        return bool(cookie) and _digest(cookie or "") == stored
+        return bool(cookie) and digest(cookie or "") == stored
 
     async def session_principal(self, request: web.Request) -> Principal | None:
         """The principal of the request's session cookie, refreshed if needed; None if none."""
@@ -189,8 +188,3 @@ def principal_of(loaded: LoadedSession) -> Principal:
         access_token=record.tokens.access_token,
         id_token=record.tokens.id_token,
     )
-
-
-def _digest(value: str) -> str:
-    # Cookie values may carry surrogate escapes (undecodable bytes from the client).
-    return hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from gateway.config.model import Config
+from gateway.config.model import Config, Route
 from gateway.policy.identity_headers import IdentityHeaderInjector
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
-from gateway.proxy.headers import REQUEST_DROP, TrustedProxies
+from gateway.proxy.headers import TrustedProxies
 from gateway.tokens.minting import IdentityTokens
 from gateway.web.rate_limit import RateLimiter
 
@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from gateway.web.login_services import LoginServices
 
 
+def owned_headers(route: Route) -> list[str]:
+    """Headers only the gateway may set on this route: its identity token, the id_token."""
+    owned = [route.pass_id_token_header]
+    if route.identity_token is not None:
+        owned.append(route.identity_token.header)
+    return [name for name in owned if name]
+
+
 @dataclass
 class Services:
     """The compiled config plus the long-lived clients opened in the app's cleanup context."""
@@ -33,7 +41,6 @@ class Services:
     upstreams: dict[int, Upstream]
     injectors: dict[int, IdentityHeaderInjector]
     trusted: TrustedProxies
-    request_drop: frozenset[str]
     identity_tokens: IdentityTokens
     upstream_http: aiohttp.ClientSession | None = None
     login: LoginServices | None = None
@@ -55,11 +62,12 @@ class Services:
                 if r.config.upstream is not None
             },
             injectors={
-                r.index: IdentityHeaderInjector(config.identity, r.config.identity_headers)
+                r.index: IdentityHeaderInjector(
+                    config.identity, r.config.identity_headers, owned_headers(r.config)
+                )
                 for r in routes
             },
             trusted=TrustedProxies(config.trusted_proxies),
-            request_drop=REQUEST_DROP,
             identity_tokens=IdentityTokens.compile(config, routes),
             rate_limiter=RateLimiter(config.rate_limit.per_minute)
             if config.rate_limit.enabled

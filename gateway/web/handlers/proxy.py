@@ -6,9 +6,9 @@ from aiohttp import web
 
 from gateway.errors import BadRequest, NotFound
 from gateway.log import request_id_var, subject_var
-from gateway.policy.routes import split_host
+from gateway.policy.routes import path_problem, split_host
 from gateway.proxy.forward import forward, forward_websocket, is_websocket_upgrade
-from gateway.proxy.headers import upstream_request_headers
+from gateway.proxy.headers import REQUEST_DROP, upstream_request_headers
 from gateway.web.identity import (
     add_identity_headers,
     authorize,
@@ -19,17 +19,12 @@ from gateway.web.identity import (
 from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
 
 
-def _check_path(path: str) -> None:
-    # A dot segment could make a prefix match one route and the upstream serve another.
-    segments = path.split("/")
-    if ".." in segments or "." in segments or "\\" in path or "\x00" in path:
-        raise BadRequest(f"path with dot segments or backslashes refused: {path!r}")
-
-
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
     """Forward a request for an app behind the gateway."""
     services = request.app[SERVICES]
-    _check_path(request.path)
+    problem = path_problem(request.path)
+    if problem is not None:
+        raise BadRequest(f"path with {problem} refused: {request.path!r}")
     if request.path.startswith(services.reserved_prefix) or (
         request.path == services.reserved_prefix.rstrip("/")
     ):
@@ -54,7 +49,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     headers = upstream_request_headers(
         request.headers,
         view,
-        drop=services.request_drop,
+        drop=REQUEST_DROP,
         upstream_host=upstream.host_header,
         preserve_host=route.config.preserve_host,
         request_id=request_id_var.get(),

@@ -164,8 +164,23 @@ def observe_request(route: str, method: str, status: int, seconds: float) -> Non
     _request_seconds(route, kind).observe(seconds)
 
 
+@functools.cache
+def _authentications(kind: str, outcome: str) -> Any:
+    return AUTHENTICATIONS.labels(kind, outcome)
+
+
+@functools.cache
+def _introspection_cache(result: str) -> Any:
+    return INTROSPECTION_CACHE.labels(result)
+
+
 def authentication(kind: str, outcome: str) -> None:
-    AUTHENTICATIONS.labels(kind, outcome).inc()
+    _authentications(kind, outcome).inc()
+
+
+def introspection_cache(result: str) -> None:
+    """Count an introspection-cache 'hit' or 'miss'."""
+    _introspection_cache(result).inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -206,7 +206,7 @@ class BearerAuthenticator:
         accepted = self._accepted.get(key, self._clock())
         if accepted is not None:
             if accepted[1]:
-                metrics.INTROSPECTION_CACHE.labels("hit").inc()  # the verdict, held here
+                metrics.introspection_cache("hit")  # the verdict, held here
             return accepted[0]
         if gate is not None:
             gate()

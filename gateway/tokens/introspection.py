@@ -229,7 +229,7 @@ class IntrospectionCache:
         key = digest(f"{issuer}\n{token}")
         hit = self._memory.get_entry(key, self._clock())
         if hit is not None:
-            metrics.INTROSPECTION_CACHE.labels("hit").inc()
+            metrics.introspection_cache("hit")
             return dict(hit[1]), hit[0]
         task = self._inflight.get(key)
         if task is None:
@@ -237,7 +237,7 @@ class IntrospectionCache:
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
         else:
-            metrics.INTROSPECTION_CACHE.labels("hit").inc()  # joins the call in flight
+            metrics.introspection_cache("hit")  # joins the call in flight
         result, expires_at = await asyncio.shield(task)
         return dict(result), expires_at
 
@@ -250,9 +250,9 @@ class IntrospectionCache:
     async def _resolve(self, key: str, introspect: Callable[[], Awaitable[Result]]) -> Verdict:
         shared = await self._shared_get(key)
         if shared is not None:
-            metrics.INTROSPECTION_CACHE.labels("hit").inc()
+            metrics.introspection_cache("hit")
             return shared
-        metrics.INTROSPECTION_CACHE.labels("miss").inc()
+        metrics.introspection_cache("miss")
         result = await introspect()
         now = self._clock()
         lifetime = cache_lifetime(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -36,6 +37,22 @@ def record(sub: str = "alice", sid: str | None = "sid-1") -> SessionRecord:
         last_seen=0,
         expires_at=0,
     )
+
+
+@pytest.fixture
+async def two_managers(
+    redis_server: RedisServer, prefix: str
+) -> AsyncIterator[tuple[SessionManager, SessionManager]]:
+    """Two instances' managers on one Redis, each with its own cache (60 s)."""
+    managers = (
+        manager_on(redis_store(redis_server, prefix), cache_ttl=60),
+        manager_on(redis_store(redis_server, prefix), cache_ttl=60),
+    )
+    for manager in managers:
+        await manager.start()
+    yield managers
+    for manager in managers:
+        await manager.close()
 
 
 def manager_on(store: RedisStore, **settings: object) -> SessionManager:
@@ -76,54 +93,40 @@ async def test_redis_holds_no_readable_tokens_or_ids(
 
 
 async def test_a_logout_on_one_instance_reaches_the_others_cache(
-    redis_server: RedisServer, prefix: str
+    redis_server: RedisServer, prefix: str, two_managers: tuple[SessionManager, SessionManager]
 ) -> None:
     """A caches a session; B destroys it; within 100 ms A's load gives None."""
-    a = manager_on(redis_store(redis_server, prefix), cache_ttl=60)
-    b = manager_on(redis_store(redis_server, prefix), cache_ttl=60)
-    await a.start()
-    await b.start()
-    try:
-        ticket = await a.create(record())
-        loaded = await a.load(ticket)
-        assert loaded is not None
-        with redis_server.client() as raw:  # prove A serves from its cache...
-            saved = raw.dump(prefix + "sess:" + loaded.handle)
-            raw.delete(prefix + "sess:" + loaded.handle)
-            assert await a.load(ticket) is not None
-            raw.restore(prefix + "sess:" + loaded.handle, 60_000, saved)
-        assert await b.destroy(loaded.session_id)  # ...until B's logout reaches it
-        started = time.monotonic()
-        while await a.load(ticket) is not None:
-            assert time.monotonic() - started < 0.1
-            await asyncio.sleep(0.002)
-    finally:
-        await a.close()
-        await b.close()
+    a, b = two_managers
+    ticket = await a.create(record())
+    loaded = await a.load(ticket)
+    assert loaded is not None
+    with redis_server.client() as raw:  # prove A serves from its cache...
+        saved = raw.dump(prefix + "sess:" + loaded.handle)
+        raw.delete(prefix + "sess:" + loaded.handle)
+        assert await a.load(ticket) is not None
+        raw.restore(prefix + "sess:" + loaded.handle, 60_000, saved)
+    assert await b.destroy(loaded.session_id)  # ...until B's logout reaches it
+    started = time.monotonic()
+    while await a.load(ticket) is not None:
+        assert time.monotonic() - started < 0.1
+        await asyncio.sleep(0.002)
 
 
 async def test_a_refresh_on_one_instance_reaches_the_others_cache(
-    redis_server: RedisServer, prefix: str
+    two_managers: tuple[SessionManager, SessionManager],
 ) -> None:
     """B saves new tokens; A's next loads see them, not its cached copy."""
-    a = manager_on(redis_store(redis_server, prefix), cache_ttl=60)
-    b = manager_on(redis_store(redis_server, prefix), cache_ttl=60)
-    await a.start()
-    await b.start()
-    try:
-        ticket = await a.create(record())
-        assert await a.load(ticket) is not None
-        on_b = await b.load(ticket)
-        assert on_b is not None
-        on_b.record.tokens = TokenSet(access_token="fresh")
-        assert await b.save(on_b)
-        started = time.monotonic()
-        while (seen := await a.load(ticket)) and seen.record.tokens.access_token != "fresh":
-            assert time.monotonic() - started < 0.1
-            await asyncio.sleep(0.002)
-    finally:
-        await a.close()
-        await b.close()
+    a, b = two_managers
+    ticket = await a.create(record())
+    assert await a.load(ticket) is not None
+    on_b = await b.load(ticket)
+    assert on_b is not None
+    on_b.record.tokens = TokenSet(access_token="fresh")
+    assert await b.save(on_b)
+    started = time.monotonic()
+    while (seen := await a.load(ticket)) and seen.record.tokens.access_token != "fresh":
+        assert time.monotonic() - started < 0.1
+        await asyncio.sleep(0.002)
 
 
 @pytest.mark.slow

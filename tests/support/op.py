@@ -24,7 +24,7 @@ import jwt
 from tests.support.forms import ANY_PASSWORD, op_form_data, parse_forms
 from tests.support.keys import ClientKey
 from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, ProcessBacked
 
 OP_DIR = Path(__file__).resolve().parent.parent / "op"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -88,7 +88,7 @@ def _http(
         return e.code, e.geturl() or url, e.read().decode("utf-8", "replace")
 
 
-class OidcProvider:
+class OidcProvider(ProcessBacked):
     """oidc-provider on 127.0.0.1:`port`, issuer http://127.0.0.1:`port`.
 
     Storage is in memory: a restart forgets sessions, grants and opaque tokens. Clients
@@ -158,12 +158,6 @@ class OidcProvider:
         self.process = self._make_process()
         self.process.start()
 
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
     def restart(self, keys_file: Path | None = None) -> None:
         """Stop, then start on the same port (same issuer); `keys_file` switches keys.
 
@@ -178,17 +172,6 @@ class OidcProvider:
     def new_keys_file(self) -> Path:
         """A path for a fresh keys file (the OP creates the key on its next start)."""
         return self.workdir / f"jwks-{secrets.token_hex(4)}.json"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.process.alive
-
-    def log_text(self) -> str:
-        return self.process.log_text()
 
     # -- metadata ----------------------------------------------------------------
     @property

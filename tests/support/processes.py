@@ -221,3 +221,29 @@ class ManagedProcess:
 def _kill_leftovers() -> None:
     for proc in list(_LIVE):
         proc.kill()
+
+
+class ProcessBacked:
+    """A test service run by one ManagedProcess: the lifecycle calls are the process's."""
+
+    process: ManagedProcess
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.alive
+
+    def start(self) -> None:
+        self.process.start()
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def log_text(self) -> str:
+        return self.process.log_text()

@@ -8,10 +8,10 @@ from pathlib import Path
 import redis as redis_sync
 
 from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, ProcessBacked
 
 
-class RedisServer:
+class RedisServer(ProcessBacked):
     """redis-server on 127.0.0.1:`port`.
 
     `persistent=False` (default): no RDB, no AOF, data lives only in memory.
@@ -59,14 +59,6 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.process.alive
-
     def client(self) -> redis_sync.Redis:
         """A synchronous redis-py client (for setup and checks outside the event loop)."""
         return redis_sync.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
@@ -79,17 +71,5 @@ class RedisServer:
         with self.client() as r:
             r.flushall()
 
-    def start(self) -> None:
-        self.process.start()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
-
     def restart(self) -> None:
         self.process.restart()
-
-    def log_text(self) -> str:
-        return self.process.log_text()

@@ -28,7 +28,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from tests.support.ports import free_port
-from tests.support.processes import ManagedProcess
+from tests.support.processes import ManagedProcess, ProcessBacked
 
 CHUNK = 64 * 1024
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -124,7 +124,7 @@ def make_app() -> web.Application:
     return app
 
 
-class UpstreamServer:
+class UpstreamServer(ProcessBacked):
     """This module as a subprocess on 127.0.0.1:`port`."""
 
     def __init__(self, workdir: Path, *, port: int | None = None) -> None:
@@ -141,19 +141,6 @@ class UpstreamServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def start(self) -> None:
-        self.process.start()
-
-    def stop(self) -> None:
-        self.process.stop()
-
-    def kill(self) -> None:
-        self.process.kill()
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,6 +31,10 @@ def owned_headers(route: Route) -> list[str]:
     if route.identity_token is not None:
         owned.append(route.identity_token.header)
     return [name for name in owned if name]
+
+
+# Opened by the app's cleanup context or changed while serving: a reload keeps them.
+RUNTIME_FIELDS = frozenset({"upstream_http", "login", "bearer", "draining", "readiness_checks"})
 
 
 @dataclass
@@ -90,7 +95,6 @@ class Services:
     def reload(self, config: Config) -> None:
         """Swap in a new config's routes, upstreams and headers; clients and sessions stay."""
         fresh = Services.compile(config)
-        self.config, self.routes, self.upstreams = fresh.config, fresh.routes, fresh.upstreams
-        self.injectors, self.trusted = fresh.injectors, fresh.trusted
-        self.rate_limiter, self.limited_paths = fresh.rate_limiter, fresh.limited_paths
-        self.identity_tokens = fresh.identity_tokens
+        for item in dataclasses.fields(self):
+            if item.name not in RUNTIME_FIELDS:
+                setattr(self, item.name, getattr(fresh, item.name))

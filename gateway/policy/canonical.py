@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from gateway.errors import BadRequest
@@ -43,9 +43,12 @@ class PathRefused(BadRequest):
     public_message = "The request path was refused: it cannot be read unambiguously."
 
 
-@dataclass(frozen=True, slots=True)
-class CanonicalPath:
-    """A request path as the gateway reads it, and as it sends it upstream."""
+class CanonicalPath(NamedTuple):
+    """A request path as the gateway reads it, and as it sends it upstream.
+
+    A NamedTuple rather than a frozen dataclass: one is built per request, and tuple
+    construction is several times cheaper.
+    """
 
     encoded: str  # what the upstream receives
     decoded: str  # what routes match
@@ -117,6 +120,7 @@ def _has_dot_segment(raw: str) -> bool:
 
 
 _SLASHES = re.compile(r"/{2,}")
+_NONE: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 def _trimmed(path: str) -> str:
@@ -128,6 +132,8 @@ def _trimmed(path: str) -> str:
 
 def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Other paths a common upstream may resolve ``path`` to: (case kept, case folded)."""
+    if path.isascii() and "%" not in path and path.lower() == path and _trimmed(path) == path:
+        return _NONE  # the common case on every request: nothing else to read
     bases = [path]
     if "%" in path:
         bases.append(_SLASHES.sub("/", unquote(path)))

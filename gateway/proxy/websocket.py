@@ -81,33 +81,40 @@ class Relay:
     ) -> None:
         self.client_ws = client_ws
         self.upstream_ws = upstream_ws
+        self._ending: tuple[int, bytes] | None = None
 
     async def run(self) -> None:
         """Pump messages both ways until either side closes."""
         await asyncio.gather(
-            _pump(self.client_ws, self.upstream_ws), _pump(self.upstream_ws, self.client_ws)
+            self._pump(self.client_ws, self.upstream_ws),
+            self._pump(self.upstream_ws, self.client_ws),
         )
 
     async def end(self, code: int, reason: str) -> None:
         """Close both sides with ``code``; the pumps then stop on their own."""
-        message = reason.encode("utf-8")
+        self._ending = code, reason.encode("utf-8")
         await asyncio.gather(
-            self.upstream_ws.close(code=code, message=message),
-            self.client_ws.close(code=code, message=message),
+            self.upstream_ws.close(code=code, message=self._ending[1]),
+            self.client_ws.close(code=code, message=self._ending[1]),
             return_exceptions=True,
         )
 
-
-async def _pump(source: Socket, sink: Socket) -> None:
-    async for message in source:
-        try:
-            if message.type == aiohttp.WSMsgType.TEXT:
-                await sink.send_str(message.data)
-            elif message.type == aiohttp.WSMsgType.BINARY:
-                await sink.send_bytes(message.data)
-            else:
-                break
-        except ConnectionResetError:
-            break  # the sink is closing (its peer left, or the relay was ended)
-    if not sink.closed:
-        await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)
+    async def _pump(self, source: Socket, sink: Socket) -> None:
+        async for message in source:
+            try:
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type == aiohttp.WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                else:
+                    break
+            except ConnectionResetError:
+                break  # the sink is closing (its peer left, or the relay was ended)
+        if sink.closed:
+            return
+        if self._ending is not None:
+            # end() is closing the sink too, but may still be waiting for a reader to stop:
+            # whoever gets there first must send end()'s code, not a plain 1000.
+            await sink.close(code=self._ending[0], message=self._ending[1])
+        else:
+            await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)

@@ -45,9 +45,6 @@ class SessionSockets:
         self._deadlines: dict[str, float] = {}  # ticket -> last known end, if the store fails
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def __len__(self) -> int:
-        return sum(len(relays) for relays in self._sockets.values())
-
     @contextmanager
     def watching(self, ticket: str, relay: Relay) -> Iterator[None]:
         """Watch ``relay`` for as long as the block runs."""
@@ -81,23 +78,27 @@ class SessionSockets:
             deadline = deadlines.get(ticket)
             if deadline is None or deadline <= now:
                 self._end(ticket)
-            else:
+            elif ticket in self._sockets:  # its sockets may have closed during the read
                 self._deadlines[ticket] = deadline
 
     def changed(self, handles: list[str]) -> None:
         """Invalidation listener: re-check at once the watched sessions among ``handles``."""
         tickets = [self._tickets[h] for h in handles if h in self._tickets]
         if tickets:
-            self._spawn(self.check(tickets))
+            self._spawn(self._check_logged(tickets))
 
     async def run(self) -> None:
         """Re-check every watched session each interval, until cancelled."""
         while True:
             await asyncio.sleep(self.interval)
-            try:
-                await self.check(list(self._sockets))
-            except Exception:
-                log.exception("websocket session check failed")
+            await self._check_logged(list(self._sockets))
+
+    async def _check_logged(self, tickets: Collection[str]) -> None:
+        try:
+            await self.check(tickets)
+        except Exception:
+            # The next interval tries again; one bad check must not stop the watch.
+            log.exception("websocket session check failed")
 
     async def close(self) -> None:
         """Wait for closes still under way (each is bounded by the close timeout)."""

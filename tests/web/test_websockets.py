@@ -23,6 +23,7 @@ from tests.support.op import OidcProvider
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 from tests.web.login_setup import start_login_gateway
+from tests.web.test_bearer_routes import API, bearer, trusted_issuer
 
 ALLOWED = "https://allowed.example.test"
 CLOSE_WAIT = 30.0  # generous: the check interval below is what bounds a correct gateway
@@ -174,3 +175,27 @@ async def test_socket_closes_when_session_expires(
         assert after.status == 401
     await asyncio.wait_for(recording_upstream.closed.wait(), CLOSE_WAIT)
     assert recording_upstream.close_codes == [1008]
+
+
+async def test_bearer_socket_is_not_origin_checked(
+    gateway_factory: Any, oidc_provider: OidcProvider, recording_upstream: RecordingUpstream
+) -> None:
+    """A socket authenticated by a bearer token (which no browser attaches on its own) is
+    relayed whatever its Origin; the same route still refuses a foreign cookie socket."""
+    resource_server = oidc_provider.register_client()
+    route = {**login_route(recording_upstream.url), "auth": "login_or_bearer"}
+    gw, _ = start_login_gateway(
+        gateway_factory, oidc_provider, recording_upstream.url, routes=[route],
+        extra={"bearer": {"issuers": [trusted_issuer(oidc_provider, resource_server)]}},
+    )  # fmt: skip
+    token = oidc_provider.client_credentials_token(resource_server, resource=API)
+    async with jar() as session:
+        async with session.ws_connect(
+            f"{gw.url}/ws", origin="https://elsewhere.example.test", headers=bearer(token)
+        ) as ws:
+            assert await echoes(ws)
+        await http_login(session, f"{gw.url}/home", user="carol")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await session.ws_connect(f"{gw.url}/ws", origin="https://elsewhere.example.test")
+        assert refused.value.status == 403
+    assert recording_upstream.origins == ["https://elsewhere.example.test"]

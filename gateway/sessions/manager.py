@@ -10,7 +10,7 @@ import dataclasses
 import json
 import logging
 import struct
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -104,13 +104,25 @@ class SessionManager:
         self._settings = settings
         self._clock = clock
         self._cache = SessionCache(settings.cache_ttl)
+        self._change_listeners: list[Callable[[list[str]], None]] = []
+        self._subscribed = False
 
     async def start(self) -> None:
         """Subscribe to invalidations; until this succeeds, the cache stays off."""
         if self._settings.cache_ttl > 0:
-            await self.store.subscribe(
-                INVALIDATE_CHANNEL, self._on_invalidate, on_connection=self._cache.set_live
-            )
+            await self._subscribe()
+
+    async def _subscribe(self) -> None:
+        self._subscribed = True
+        await self.store.subscribe(
+            INVALIDATE_CHANNEL, self._on_invalidate, on_connection=self._cache.set_live
+        )
+
+    async def on_change(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener`` with the handles of sessions saved or ended, on any instance."""
+        self._change_listeners.append(listener)
+        if not self._subscribed:
+            await self._subscribe()
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (readiness)."""
@@ -162,6 +174,29 @@ class SessionManager:
         if now - loaded.record.last_seen >= self._settings.idle_timeout * TOUCH_FRACTION:
             await self._touch(loaded, now)
         return loaded
+
+    async def deadlines(self, tickets: Collection[str]) -> dict[str, float]:
+        """When each live session among ``tickets`` ends if unused: one store read, no touch.
+
+        Past the cache, and without moving ``last_seen``: a check is not a use. Sessions
+        unknown, ended, expired or unreadable are left out.
+        """
+        parsed = [t for t in map(Ticket.parse, tickets) if t is not None]
+        values = await self._get_many([sess_key(t.handle) for t in parsed])
+        now, found = self._clock(), {}
+        for ticket, raw in zip(parsed, values, strict=True):
+            if raw is None:
+                continue
+            try:
+                meta = open_meta(self._keyring, ticket.handle, raw)
+                record = record_from_json(open_record(self._keyring, ticket, raw))
+            except _UNREADABLE:
+                continue
+            loaded = LoadedSession(ticket, record, meta, raw)
+            if self._alive(loaded, now):
+                idle_end = record.last_seen + self._settings.idle_timeout
+                found[str(ticket)] = min(meta.expires_at, idle_end)
+        return found
 
     async def reload(self, loaded: LoadedSession) -> LoadedSession | None:
         """Read ``loaded`` again from the store, past the cache (e.g. after a refresh lock)."""
@@ -363,7 +398,10 @@ class SessionManager:
         await self.store.publish(INVALIDATE_CHANNEL, " ".join(handles))
 
     def _on_invalidate(self, message: str) -> None:
-        self._cache.invalidate(*message.split())
+        handles = message.split()
+        self._cache.invalidate(*handles)
+        for listener in self._change_listeners:
+            listener(handles)
 
     async def _await_release(self, key: str, wait: float) -> None:
         loop = asyncio.get_running_loop()

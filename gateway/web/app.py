@@ -38,6 +38,7 @@ from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
 from gateway.web.services import Services
+from gateway.web.websocket_sessions import WEBSOCKET_SESSIONS, SessionSockets, websocket_watchdog
 
 log = logging.getLogger("gateway.app")
 
@@ -58,6 +59,8 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(drain_notices)  # torn down first: notices finish, then clients close
     app.cleanup_ctx.append(metrics_handlers.metrics_listener)
+    app[WEBSOCKET_SESSIONS] = SessionSockets()
+    app.cleanup_ctx.append(websocket_watchdog)  # after _clients: it needs the session manager
     _add_routes(app, config.prefix.rstrip("/"))
     return app
 

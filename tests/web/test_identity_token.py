@@ -17,6 +17,7 @@ from tests.support.op import OidcProvider
 from tests.support.signing_keys import write_key
 from tests.web.login_setup import start_login_gateway
 
+ISSUER = "https://gateway.example.test"
 PARRA_SECRET = "parra-api-key-secret-" + "x" * 24
 PARRA = {
     "header": "X-Parra-Access-Token",
@@ -58,7 +59,7 @@ async def test_asymmetric_tokens_verify_against_the_gateway_jwks(
     template = {"email": "{claims.email}", "roles": "{claims.groups}", "tier": "gold"}
     routes = [
         {"path": f"/{alg}/", "upstream": upstream,
-         "identity_token": {"algorithm": alg, "claims": template}}
+         "identity_token": {"algorithm": alg, "claims": template, "issuer": ISSUER}}
         for alg in ("RS256", "ES256", "EdDSA")
     ]  # fmt: skip
     gw, _ = start_login_gateway(
@@ -75,7 +76,7 @@ async def test_asymmetric_tokens_verify_against_the_gateway_jwks(
             token = body["headers"]["X-Gateway-Identity"]
             assert jwt.get_unverified_header(token)["alg"] == alg
             claims = verify(token, jwks, audience=upstream)
-            assert (claims["iss"], claims["sub"], claims["tier"]) == (gw.url, "alice", "gold")
+            assert (claims["iss"], claims["sub"], claims["tier"]) == (ISSUER, "alice", "gold")
             assert (claims["email"], claims["roles"]) == ("alice@example.test", ["users", "admins"])
             again = await get_json(session, url)
             assert again["headers"]["X-Gateway-Identity"] == token  # cached per session
@@ -130,7 +131,8 @@ async def test_key_rotation_last_key_signs_and_all_are_published(
     api = "urn:test:api"
     config = {
         "routes": [{"path": "/api/", "upstream": upstream, "auth": "bearer",
-                    "identity_token": {"audience": "billing", "claims": {"app": "{client_id}"}}}],
+                    "identity_token": {"audience": "billing", "issuer": ISSUER,
+                                       "claims": {"app": "{client_id}"}}}],
         "bearer": {"issuers": [{"issuer": oidc_provider.issuer, "audiences": [api],
                                 "allow_insecure_http": True, "allow_private_network": True}]},
         "signing_keys": [old],

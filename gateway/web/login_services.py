@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -73,26 +74,19 @@ class LoginServices:
             limiter.check(request[VIEW].client_ip, LOGIN_STARTS, public=_TOO_MANY_STARTS)
         if self.cookies.session_ambiguous(request):
             return self._conflicting_session_cookies()
-        settings = self.config.sessions
         redirect_uri = self.callback_url(request)
         target = self.safe_target(request, return_to)
         binding = self.cookies.login_binding(request)
         pending = await self.manager.pending_login(binding) if binding else None
-        now = time.time()
         if binding is None or pending is None:
             # Never adopt a binding the client made up: only one this gateway handed out
             # (and still holds a pending login for) may be reused.
             binding = random_token()
-        remaining = settings.login_state_ttl - (now - float(pending["started"])) if pending else 0
-        reusable = (
-            pending is not None
-            and pending.get("provider") == provider.name
-            and pending.get("redirect_uri") == redirect_uri
-            and remaining > 1
-        )
-        if pending is not None and reusable:
+        now = time.time()
+        ttl = self._reusable_for(pending, provider, redirect_uri, now)
+        reused = pending is not None and ttl > 0
+        if pending is not None and reused:
             state = pending
-            ttl = remaining
             if state["return_to"] != target:
                 state["return_to"] = target  # the page the user asked for last
                 await self.manager.put_login_state(binding, state, ttl)
@@ -106,7 +100,8 @@ class LoginServices:
                 "redirect_uri": redirect_uri,
                 "started": now,
             }
-            ttl = settings.login_state_ttl
+            # Under the same key as a pending login it replaces: one login per browser.
+            ttl = self.config.sessions.login_state_ttl
             await self.manager.put_login_state(binding, state, ttl)
         url = await provider.authorization_url(
             redirect_uri=redirect_uri,
@@ -116,9 +111,24 @@ class LoginServices:
         )
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
         self.cookies.set_login_binding(response, binding, ttl)
-        log.info("login started", extra={"provider": provider.name, "reused": reusable})
+        log.info("login started", extra={"provider": provider.name, "reused": reused})
         metrics.LOGINS_STARTED.labels(provider.name).inc()
         return response
+
+    def _reusable_for(
+        self,
+        pending: dict[str, Any] | None,
+        provider: ProviderClient,
+        redirect_uri: str,
+        now: float,
+    ) -> float:
+        """Seconds the pending login has left if this start can reuse it, else 0."""
+        if pending is None or pending.get("provider") != provider.name:
+            return 0.0
+        if pending.get("redirect_uri") != redirect_uri:
+            return 0.0  # reached under another origin: its callback would go elsewhere
+        remaining = self.config.sessions.login_state_ttl - (now - float(pending["started"]))
+        return remaining if remaining > 1 else 0.0
 
     def _conflicting_session_cookies(self) -> web.Response:
         """A page instead of a login that the other session cookie would shadow again."""

@@ -189,7 +189,9 @@ class IdentityTokenConfig(Section):
     )
     audience: str | None = Field(None, description="`aud` claim (default: the upstream URL).")
     issuer: str | None = Field(
-        None, description="`iss` claim (default: public_url, else the request's origin)."
+        None,
+        description="`iss` claim (default: public_url; one of the two must be set, never "
+        "the request's Host).",
     )
     ttl: Seconds = Field(300, ge=1, description="Token lifetime in seconds.")
     headers: dict[str, str] = Field(
@@ -479,6 +481,18 @@ class Sessions(Section):
         5,
         description="Seconds between re-checks of the sessions behind open WebSockets: a socket "
         "is closed (1008) at most this long after its session ends, on every instance.",
+    )
+    max_login_states: int = Field(
+        10_000,
+        ge=1,
+        description="Memory store: most pending logins kept, in a table of their own (the "
+        "oldest goes when full), so a flood of login starts never evicts a session.",
+    )
+    memory_max_entries: int = Field(
+        100_000,
+        ge=1,
+        description="Memory store: most sessions (and refresh locks) kept; the oldest goes "
+        "when full.",
     )
 
     @field_validator("secrets")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import logging
 import struct
@@ -249,32 +250,55 @@ class SessionManager:
         """The live sessions of a provider session, oldest first."""
         return await self._list(sid_index(issuer, sid))
 
-    # -- login state ----------------------------------------------------------------------
+    # -- login state ---------------------------------------------------------------------
 
-    async def put_login_state(self, state_id: str, data: dict[str, Any], ttl: float) -> None:
-        """Keep ``data`` until the callback presents ``state_id``, at most ``ttl`` seconds."""
-        if not valid_state_id(state_id):
-            raise ValueError("a state id is 1-512 visible ASCII characters")
+    # A pending login lives under its browser's binding (the login cookie), one per browser,
+    # and is sealed with the binding: without the cookie it can be neither found nor read.
+
+    async def put_login_state(self, binding: str, data: dict[str, Any], ttl: float) -> None:
+        """Keep the pending login of ``binding`` (``data["state"]`` is its state id)."""
+        if not valid_state_id(binding) or not valid_state_id(str(data.get("state", ""))):
+            raise ValueError("a binding or state id is 1-512 visible ASCII characters")
         plain = json.dumps(data, separators=(",", ":")).encode("utf-8")
-        sealed = self._keyring.seal(plain, key_material=state_id.encode(), context=b"login-state")
-        await self.store.set(login_key(state_id), sealed, ttl)
+        sealed = self._keyring.seal(plain, key_material=binding.encode(), context=b"login-state")
+        await self.store.set(login_key(binding), sealed, ttl)
 
-    async def take_login_state(self, state_id: str) -> dict[str, Any] | None:
-        """The data stored under ``state_id``, once; None if unknown, used, expired or forged."""
-        if not valid_state_id(state_id):
+    async def pending_login(self, binding: str) -> dict[str, Any] | None:
+        """The pending login of ``binding`` without using it up; None if none."""
+        found = await self._login_state(binding)
+        return found[1] if found else None
+
+    async def take_login_state(self, binding: str, state_id: str) -> dict[str, Any] | None:
+        """The pending login of ``binding`` if its state is ``state_id``, once; else None.
+
+        A wrong state leaves the pending login in place: only its own callback uses it up.
+        """
+        found = await self._login_state(binding)
+        if found is None:
             return None
-        sealed = await self.store.take(login_key(state_id))
+        raw, data = found
+        if not hmac.compare_digest(str(data.get("state", "")).encode(), state_id.encode()):
+            return None
+        # Compare-and-delete: exactly one callback wins, and never a login written since.
+        if not await self.store.release_lock(login_key(binding), raw):
+            return None
+        return data
+
+    async def _login_state(self, binding: str) -> tuple[bytes, dict[str, Any]] | None:
+        if not valid_state_id(binding):
+            return None
+        sealed = await self.store.get(login_key(binding))
         if sealed is None:
             return None
         try:
             plain = self._keyring.open_(
-                sealed, key_material=state_id.encode(), context=b"login-state"
+                sealed, key_material=binding.encode(), context=b"login-state"
             )
             data = json.loads(plain)
         except (SealError, ValueError):
             log.warning("login state did not open")
             return None
-        return data if isinstance(data, dict) else None
+        return (sealed, data) if isinstance(data, dict) else None
 
     # -- refresh lock ---------------------------------------------------------------------
 

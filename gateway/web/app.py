@@ -14,6 +14,7 @@ from gateway.config.model import Config
 from gateway.crypto import KeyRing
 from gateway.idp.resolver import idp_connector
 from gateway.login.provider import ProviderClient
+from gateway.sessions.layout import LOGIN_PREFIX
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.redis import RedisStore
@@ -90,7 +91,10 @@ def _add_routes(app: web.Application, prefix: str) -> None:
 def _store(config: Config) -> SessionStore:
     if config.sessions.store == "redis":
         return RedisStore.from_config(config.sessions.redis)
-    return MemoryStore()
+    return MemoryStore(
+        max_entries=config.sessions.memory_max_entries,
+        partitions={LOGIN_PREFIX: config.sessions.max_login_states},
+    )
 
 
 def _keyring(config: Config) -> KeyRing:

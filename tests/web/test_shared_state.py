@@ -151,8 +151,9 @@ async def get_caching(
     """Send ``token`` through ``gw``; the status and the one key its verdict went to."""
     before = verdict_keys(d.redis)
     status, _ = await get(gw, path, token)
-    [key] = verdict_keys(d.redis) - before
-    return status, key
+    written = verdict_keys(d.redis) - before
+    assert len(written) == 1, f"HTTP {status}, and {len(written)} new verdict keys in Redis"
+    return status, written.pop()
 
 
 def opaque_token(d: Deployments) -> str:

@@ -9,8 +9,9 @@ so a request carrying the session cookie more than once is trusted with neither 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gateway.config.model import Sessions
 
@@ -45,16 +46,19 @@ class CookiePolicy:
         *,
         domain: str | None,
     ) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path="/",
-            domain=domain,
-            secure=self.secure,
-            httponly=True,
-            samesite="Lax",
-        )
+        # Written as a header, not response.set_cookie: aiohttp keeps one cookie per name,
+        # so the host-only copy expired next to a Domain cookie of the same name was lost.
+        jar: SimpleCookie = SimpleCookie()
+        jar[name] = value
+        morsel = jar[name]
+        morsel["max-age"] = str(max_age)
+        morsel["path"] = "/"
+        if domain is not None:
+            morsel["domain"] = domain
+        morsel["secure"] = self.secure
+        morsel["httponly"] = True
+        morsel["samesite"] = "Lax"
+        response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
     def set_session(self, response: web.StreamResponse, ticket: str, max_age: float) -> None:
         """Set the session cookie; with a cookie domain, also drop a host-only one (stale)."""

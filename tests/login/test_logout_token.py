@@ -102,6 +102,17 @@ def test_claim_checks_accept(given: dict[str, Any], expected: LogoutRequest) -> 
     assert expected == check_claims(given, RULES, NOW)
 
 
+def test_the_replay_mark_outlives_every_acceptable_token() -> None:
+    """A token accepted now (its iat up to `leeway` ahead) stays acceptable for exactly
+    replay_ttl seconds, so its jti mark never expires while a replay could still pass."""
+    newest = claims(iat=NOW + RULES.leeway)
+    assert LogoutRequest(RULES.issuer, "s1", "alice", "j1") == check_claims(newest, RULES, NOW)
+    last = NOW + RULES.replay_ttl
+    assert LogoutRequest(RULES.issuer, "s1", "alice", "j1") == check_claims(newest, RULES, last)
+    with pytest.raises(LogoutTokenRejected, match="outside the accepted window"):
+        check_claims(newest, RULES, last + 1)
+
+
 @pytest.fixture
 async def op_jwks(oidc_provider: OidcProvider) -> AsyncIterator[JwksCache]:
     guard = AddressGuard(allow_private_network=True, allow_insecure_http=True)

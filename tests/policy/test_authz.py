@@ -113,24 +113,71 @@ CASES: list[tuple[str, dict[str, Any], Principal, str, tuple[bool, int, str | No
     ("a claimed iss cannot override it", {"claims": [{"claim": "iss", "equals": "https://x"}]},
      person(iss="https://x"), "GET", (False, 403, None)),
     ("client_ids ignore sessions", {"client_ids": ["svc-2"]}, ADA, "GET", (True, 200, None)),
+    ('email_verified "false"', {"emails": ["ada@example.com"]},
+     person(email="ada@example.com", email_verified="false"), "GET", (False, 403, None)),
+    ('email_verified "FALSE"', {"email_domains": ["example.com"]},
+     person(email="ada@example.com", email_verified="FALSE"), "GET", (False, 403, None)),
+    ('email_verified "true"', {"emails": ["ada@example.com"]},
+     person(email="ada@example.com", email_verified="true"), "GET", (True, 200, None)),
+    ("email_verified true", {"email_domains": ["example.com"]},
+     person(email=" Ada@Example.COM ", email_verified=True), "GET", (True, 200, None)),
+    ("last @ names the domain", {"email_domains": ["example.com"]},
+     person(email='"a@evil.test"@example.com'), "GET", (True, 200, None)),
+    ("an address without @ has no domain", {"email_domains": ["example.com"]},
+     person(email="example.com"), "GET", (False, 403, None)),
+    ("long method cut in the reason", {"methods": ["GET"]}, ADA, "m" * 30, (False, 405, None)),
+    ("groups and claims both hold", {"groups": ["eng"], "claims": [{"claim": "tier",
+     "equals": "gold"}]}, ADA, "GET", (True, 200, None)),
 ]  # fmt: skip
+
+# The reason each refusal gives (logged, and shown to an operator running `gateway check`).
+REASONS = {
+    "method not listed": "method DELETE not allowed",
+    "HEAD alone is not GET": "method GET not allowed",
+    "empty methods list": "method GET not allowed",
+    "one scope missing": "missing scope orders:admin",
+    "no scope of any": "needs one of the scopes x y",
+    "method checked before scope": "method PUT not allowed",
+    "claim equals other": "claim tier does not meet the route's rule",
+    "int is not string": "claim level does not meet the route's rule",
+    "True is not 1": "claim level does not meet the route's rule",
+    "missing claim": "claim nope does not meet the route's rule",
+    "one_of miss": "claim roles does not meet the route's rule",
+    "contains not a substring": "claim tier does not meet the route's rule",
+    "dotted miss": "claim org.unit.size does not meet the route's rule",
+    "every rule must hold": "claim roles does not meet the route's rule",
+    "not a group member": "not in any of the route's groups",
+    "email not listed": "e-mail address not allowed",
+    "unverified email": "e-mail address not allowed",
+    "no email": "e-mail domain not allowed",
+    "subdomain is another domain": "e-mail domain not allowed",
+    "suffix trick": "e-mail domain not allowed",
+    "client not allowed": "client not allowed",
+    "a claimed iss cannot override it": "claim iss does not meet the route's rule",
+    'email_verified "false"': "e-mail address not allowed",
+    'email_verified "FALSE"': "e-mail domain not allowed",
+    "an address without @ has no domain": "e-mail domain not allowed",
+    "long method cut in the reason": f"method {'M' * 20} not allowed",
+}
 
 
 @pytest.mark.parametrize(
-    ("policy", "principal", "method", "expected"),
-    [case[1:] for case in CASES],
+    ("case", "policy", "principal", "method", "expected"),
+    CASES,
     ids=[case[0] for case in CASES],
 )
 def test_decide(
+    case: str,
     policy: dict[str, Any],
     principal: Principal,
     method: str,
     expected: tuple[bool, int, str | None],
 ) -> None:
-    """Each requirement alone, and their order: method (405) before scopes and claims (403)."""
+    """Each requirement alone, and their order: method (405) before scopes and claims (403);
+    every refusal names the requirement that failed."""
     decision = decide(Policy(**policy), principal, method)
     assert (decision.allowed, decision.status, decision.missing_scope) == expected
-    assert decision.reason
+    assert REASONS.get(case, "allowed") == decision.reason
 
 
 def test_claim_value_prefers_full_names() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,7 +15,13 @@ ALICE = Principal(
     kind="session",
     issuer="https://op.example",
     subject="alice",
-    claims={"email": "alice@example.test", "groups": ["users", "admins"], "org": {"id": 42}},
+    claims={
+        "email": "alice@example.test",
+        "groups": ["users", "admins"],
+        "org": {"id": 42},
+        "names": {"fr": "Zoë"},
+        "at": Decimal("1.5"),
+    },
     scopes=frozenset({"openid", "email"}),
     session_id="s1",
 )
@@ -43,6 +50,9 @@ def render(template: dict[str, Any], principal: Principal = ALICE) -> dict[str, 
         ({"literal": "{{sub}}"}, {"literal": "{sub}"}),
         ({"gone": "{claims.missing}", "half": "x-{claims.missing}"}, {}),
         ({"client": "{client_id}"}, {}),
+        ({"roles": "roles: {claims.groups}"}, {"roles": 'roles: ["users","admins"]'}),
+        ({"who": "{claims.names}!"}, {"who": '{"fr":"Zoë"}!'}),
+        ({"at": "t={claims.at}"}, {"at": 't="1.5"'}),
     ],
 )  # fmt: skip
 def test_render_fills_placeholders(template: dict[str, Any], expected: dict[str, Any]) -> None:
@@ -72,3 +82,13 @@ def test_bad_templates_are_config_errors(template: dict[str, Any], message: str)
     """A template with an unknown name or broken braces is refused when the config compiles."""
     with pytest.raises(ConfigError, match=message):
         compile_template(template)
+
+
+def test_an_unknown_placeholder_names_the_known_ones() -> None:
+    """The error for an unknown placeholder lists every name that may be used."""
+    with pytest.raises(ConfigError) as info:
+        compile_template({"a": "{nope}"})
+    assert [
+        "claims.a: unknown placeholder {nope} "
+        "(known: sub, issuer, client_id, scope, kind, claims.NAME)"
+    ] == info.value.problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -115,6 +116,10 @@ ENCODINGS = [
     (False, "false"),
     ({"k": "v", "n": [1, 2]}, '{"k":"v","n":[1,2]}'),
     ({"k": "é\r\n"}, '{"k":"%C3%A9\\r\\n"}'),  # JSON escapes CR/LF itself
+    ("100%~", "100%25~"),  # '~' is printable: kept on the slow path too
+    ("\udc80x", "%ED%B2%80x"),  # a lone surrogate (undecodable byte) is encoded, no crash
+    (["X,Y", "Z"], "X%2CY,Z"),
+    ({"at": Decimal("1.5")}, '{"at":"1.5"}'),  # not JSON-native: sent as text, no crash
 ]
 
 
@@ -142,11 +147,60 @@ def test_encoded_lists_split_back(items: list[str]) -> None:
     assert [unquote(i, errors="surrogatepass") for i in encoded.split(",")] == items
 
 
-@pytest.mark.parametrize("name", ["Bad Header", "X-User\r\n", "Host", "cookie", "Content-Length"])
-def test_invalid_or_dangerous_names_are_config_errors(name: str) -> None:
-    """Header names must be tokens and may not overwrite framing or credential headers."""
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("name", ["Bad Header", "X-User\r\n", "", "X:User", "X-Üser"])
+def test_names_that_are_not_header_tokens_are_config_errors(name: str) -> None:
+    """An identity header name must be an HTTP token (no spaces, CR/LF, ':' or non-ASCII)."""
+    with pytest.raises(ConfigError, match="is not a valid header name"):
         IdentityHeaderInjector(IdentityHeaders(headers={name: "sub"}))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization", "authorization", "Proxy-Authorization", "Cookie", "Host",
+        "Content-Length", "Content-Type", "Transfer-Encoding", "TRANSFER-ENCODING",
+        "Connection", "Keep-Alive", "TE", "Trailer", "Upgrade",
+    ],
+)  # fmt: skip
+def test_names_the_gateway_controls_are_config_errors(name: str) -> None:
+    """A claim may never be sent as a credential (Authorization, Cookie) or as a framing
+    header (Content-Length, Transfer-Encoding, ...): request smuggling or impersonation."""
+    with pytest.raises(ConfigError, match="would overwrite a header the gateway controls"):
+        IdentityHeaderInjector(IdentityHeaders(headers={name: "sub"}))
+
+
+def test_every_bad_name_is_reported_at_once() -> None:
+    """All unusable names are listed in one error, each with its own reason."""
+    with pytest.raises(ConfigError) as info:
+        IdentityHeaderInjector(
+            IdentityHeaders(headers={"Host": "sub", "a b": "sub", "X-Ok": "sub"})
+        )
+    assert [
+        "identity header 'Host' would overwrite a header the gateway controls",
+        "identity header 'a b' is not a valid header name",
+    ] == info.value.problems
+
+
+def test_issuer_and_scopes_fill_in_from_the_principal() -> None:
+    """iss and scopes come from the principal when the claims lack them; no scopes, no
+    header."""
+    injector = IdentityHeaderInjector(
+        IdentityHeaders(headers={"X-Iss": "iss", "X-Scopes": "scopes"})
+    )
+    assert [("X-Iss", "https://idp"), ("X-Scopes", "a b")] == injector.build(principal())
+    bare = Principal(kind="session", issuer="https://idp", subject="u1", claims={},
+                     scopes=frozenset(), client_id=None)  # fmt: skip
+    assert [("X-Iss", "https://idp")] == injector.build(bare)
+
+
+def test_owned_headers_are_stripped_in_every_spelling() -> None:
+    """Every copy of an owned header is removed, whatever its spelling; others stay."""
+    headers = CIMultiDict(
+        [("X-Api-User", "spoof"), ("x_api_user", "spoof"), ("REMOTE-USER", "root"),
+         ("X-Forwarded-Prefix", "/admin"), ("Accept", "*/*"), ("X-Api-User", "again")]
+    )  # fmt: skip
+    OwnedHeaders(["X-Api-User"], []).strip(headers)
+    assert [("Accept", "*/*")] == list(headers.items())
 
 
 def test_owned_headers_cover_every_route_and_every_spelling() -> None:

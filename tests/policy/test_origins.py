@@ -39,6 +39,12 @@ def test_origin_table(origin: str | None, allowed: bool) -> None:
     assert websocket_origin_allowed(origin, OWN, ALLOWED) is allowed
 
 
+def test_a_malformed_own_origin_matches_nothing() -> None:
+    """If the route's own origin cannot be read (odd Host), only the allow-list passes."""
+    assert not websocket_origin_allowed("https://app.example.com", "https://a b", ALLOWED)
+    assert websocket_origin_allowed("https://admin.example.com", "https://a b", ALLOWED)
+
+
 def test_own_origin_with_a_default_port_in_host_matches() -> None:
     """A Host header that spells out the default port still names the browser's origin."""
     assert websocket_origin_allowed("http://app.test", "http://app.test:80", ())

@@ -7,12 +7,16 @@ import hashlib
 import hmac
 import json
 import time
+import warnings
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from gateway.config.model import Bearer, TrustedIssuer
 from gateway.errors import InvalidToken
@@ -389,3 +393,18 @@ def test_check_times(
         return
     with pytest.raises(InvalidToken, match=expected):
         check_times(claims, now, leeway)
+
+
+async def test_a_token_signed_with_a_short_rsa_key_is_refused(
+    auth: BearerAuthenticator, fake_provider: FakeProvider
+) -> None:
+    """An issuer key under 2048 bits (factorable) is not trusted, even correctly published."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    jwk.update(kid="weak", use="sig", alg="RS256")
+    fake_provider.publish(SigningKey("weak", "RS256", private, jwk))
+    with warnings.catch_warnings():  # PyJWT warns when signing with it, too
+        warnings.simplefilter("ignore", jwt.InsecureKeyLengthWarning)
+        token = SigningKey("weak", "RS256", private, jwk).sign(fake_provider.token_claims())
+    with pytest.raises(InvalidToken, match="key for this token is unusable"):
+        await check(auth, token)

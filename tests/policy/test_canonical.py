@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from gateway.config.model import Route
 from gateway.errors import BadRequest
-from gateway.policy.canonical import PathRefused, canonical_host, canonical_path
+from gateway.policy.canonical import PathRefused, canonical_host, canonical_path, host_name
 from gateway.policy.routes import RouteTable
 
 
@@ -38,33 +38,84 @@ def test_canonical_form(raw: str, encoded: str, decoded: str) -> None:
     assert (encoded, decoded) == (path.encoded, path.decoded)
 
 
+DOT = "a dot segment"
+SLASH = "an encoded slash or a backslash"
+CONTROL = "a control character"
+ESCAPE = "malformed percent escape"
+NOT_UTF8 = "not UTF-8"
+NOT_PATH = "not an origin-form path"
+
+
 @pytest.mark.parametrize(
-    "raw",
+    ("raw", "why"),
     [
-        "/x/..;/admin/secret",  # Tomcat reads /admin/secret
-        "/x/%2e%2e;/admin/secret",
-        "/x/..;foo=bar/admin/secret",
-        "/x/.;/admin",
-        "/x/../admin",
-        "/x/%2E%2e/admin",
-        "/x/./admin",
-        "/a%2Fb",  # an encoded slash: one segment to us, two to some upstreams
-        "/a%5cb",
-        "/a\\b",
-        "/a%00b",
-        "/a%0d%0ab",
-        "/a%",  # malformed escape
-        "/a%zz",
-        "/a%ff",  # not UTF-8
-        "*",
-        "http://evil/x",
-        "relative",
+        ("/x/..;/admin/secret", DOT),  # Tomcat reads /admin/secret
+        ("/x/%2e%2e;/admin/secret", DOT),
+        ("/x/..;foo=bar/admin/secret", DOT),
+        ("/x/.;/admin", DOT),
+        ("/x/../admin", DOT),
+        ("/x/%2E%2e/admin", DOT),
+        ("/x/./admin", DOT),
+        ("/a%2Fb", SLASH),  # an encoded slash: one segment to us, two to some upstreams
+        ("/a%5cb", SLASH),
+        ("/a\\b", SLASH),
+        ("/a%00b", CONTROL),
+        ("/a%0d%0ab", CONTROL),
+        ("/a%7Fb", CONTROL),  # DEL
+        ("/a%C2%80b", CONTROL),  # C1 controls U+0080..U+009F
+        ("/a%C2%9Fb", CONTROL),
+        ("/a%", ESCAPE),
+        ("/a%zz", ESCAPE),
+        ("/a%ff", NOT_UTF8),
+        ("/a\udcffb", NOT_UTF8),  # an undecodable byte the server kept as a surrogate
+        ("*", NOT_PATH),
+        ("http://evil/x", NOT_PATH),
+        ("relative", NOT_PATH),
     ],
 )
-def test_refused(raw: str) -> None:
-    """What cannot be read one way is a 400, not a guess."""
-    with pytest.raises(PathRefused):
+def test_refused(raw: str, why: str) -> None:
+    """What cannot be read one way is a 400, not a guess; the log says which check refused."""
+    with pytest.raises(PathRefused) as info:
         canonical_path(raw)
+    assert f"path refused ({why}): {raw!r}" == str(info.value)
+
+
+def test_a_refused_long_path_is_logged_cut_at_200_characters() -> None:
+    """Only the first 200 characters of a refused path reach the log."""
+    raw = "/" + "a" * 300 + "/%2F"
+    with pytest.raises(PathRefused) as info:
+        canonical_path(raw)
+    assert f"path refused ({SLASH}): {raw[:200]!r}" == str(info.value)
+
+
+@pytest.mark.parametrize("raw", ["/a%C2%A0b", "/a%7Eb", "/caf%C3%A9"])
+def test_printable_non_ascii_is_accepted(raw: str) -> None:
+    """A no-break space (U+00A0, the first after the C1 controls) and letters pass."""
+    assert canonical_path(raw).decoded.startswith("/")
+
+
+@pytest.mark.parametrize(
+    ("raw", "readings", "folded"),
+    [
+        ("/admin", (), ()),
+        ("/Admin.", ("/Admin",), ("/admin.", "/admin")),  # IIS trims, Express folds
+        ("/a%252F%252Fb", ("/a/b",), ("/a%2f%2fb",)),  # decoded twice, slashes merged
+        ("/A%2561", ("/Aa",), ("/a%61", "/aa")),
+        (
+            "/\uff21\uff24\uff2d\uff29\uff2e",
+            ("/ADMIN",),
+            ("/\uff41\uff44\uff4d\uff49\uff4e", "/admin"),
+        ),
+    ],
+)
+def test_other_readings_are_listed_once_without_the_path_itself(
+    raw: str, readings: tuple[str, ...], folded: tuple[str, ...]
+) -> None:
+    """Each reading an upstream may apply is listed once, case-kept and folded apart."""
+    path = canonical_path(raw)
+    assert (readings, folded) == (path.readings, path.folded)
+    assert readings == path.readings_for(case_sensitive=True)
+    assert readings + folded == path.readings_for(case_sensitive=False)
 
 
 @pytest.mark.parametrize(
@@ -83,22 +134,58 @@ def test_canonical_host(value: str, host: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "www.a.test, admin.a.test", "[x", "a@b", "a b", "x:99999", "x:", "a/b"]
-)
+    "value",
+    ["", "www.a.test, admin.a.test", "[x", "a@b", "a b", "x:99999", "x:", "a/b", "x:0", "x:65536",
+     "...", "." + "a" * 200],
+)  # fmt: skip
 def test_unusable_host_is_bad_request(value: str) -> None:
-    """Two hosts, user info, a broken literal: 400, never one of several readings."""
-    with pytest.raises(BadRequest):
+    """Two hosts, user info, a broken literal, port 0 or over 65535, only dots: 400, never
+    one of several readings; the log quotes at most 100 characters of it."""
+    with pytest.raises(BadRequest) as info:
         canonical_host(value)
+    assert "The Host header is malformed." == info.value.public_message
+    assert f"unusable host {value[:100]!r}" == str(info.value)
 
 
-SECURED = RouteTable(
-    [
-        Route(name="public", path="/", upstream="http://u", auth="public"),
-        Route(name="admin", path="/admin", upstream="http://u", auth="login"),
-        Route(name="static", path="/static", upstream="http://u", auth="public"),
-        Route(name="api", path="/API", upstream="http://u", auth="bearer", case_sensitive=True),
-    ]
-)
+@pytest.mark.parametrize(("value", "host"), [("x:1", "x:1"), ("x:65535", "x:65535")])
+def test_every_real_port_is_accepted(value: str, host: str) -> None:
+    """Ports 1 to 65535 are hosts' ports."""
+    assert host == canonical_host(value)
+
+
+@pytest.mark.parametrize(
+    ("host", "name"),
+    [("example.com", "example.com"), ("example.com:8443", "example.com"), ("[::1]", "::1"),
+     ("[::1]:8080", "::1"), ("10.0.0.1:80", "10.0.0.1")],
+)  # fmt: skip
+def test_host_name_drops_port_and_brackets(host: str, name: str) -> None:
+    """The name part of a canonical host: no port, no IPv6 brackets."""
+    assert name == host_name(host)
+
+
+def test_a_case_sensitive_route_is_not_refused_for_its_folded_reading() -> None:
+    """A route that declares a case-sensitive upstream is not refused because its path,
+    folded, would be another protected route's: that upstream never folds."""
+    table = RouteTable(
+        [
+            Route(name="API", path="/API", upstream="http://u", auth="bearer", case_sensitive=True),
+            Route(name="api", path="/api", upstream="http://u", auth="login"),
+        ]
+    )
+    route = table.resolve("h", canonical_path("/API/x"))
+    assert route is not None
+    assert "API" == route.name
+
+
+def secured() -> RouteTable:
+    return RouteTable(
+        [
+            Route(name="public", path="/", upstream="http://u", auth="public"),
+            Route(name="admin", path="/admin", upstream="http://u", auth="login"),
+            Route(name="static", path="/static", upstream="http://u", auth="public"),
+            Route(name="api", path="/API", upstream="http://u", auth="bearer", case_sensitive=True),
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,7 +204,7 @@ SECURED = RouteTable(
 def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
     """A path some upstream reads as a protected route's never passes through a laxer one."""
     with pytest.raises(PathRefused):
-        SECURED.resolve("h", canonical_path(raw))
+        secured().resolve("h", canonical_path(raw))
 
 
 @pytest.mark.parametrize(
@@ -131,7 +218,7 @@ def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
 )
 def test_readings_that_gain_nothing_pass(raw: str, expected: str) -> None:
     """Mixed case is refused only where it would reach a route with checks of its own."""
-    route = SECURED.resolve("h", canonical_path(raw))
+    route = secured().resolve("h", canonical_path(raw))
     assert route is not None
     assert expected == route.name
 
@@ -185,16 +272,17 @@ def test_never_laxer_than_any_modelled_upstream(pieces: list[str]) -> None:
     """For any path the gateway lets through route R, no modelled upstream resolves what it
     receives to a resource of another route with checks of its own."""
     raw = "/" + "".join(pieces)
+    table = secured()
     try:
         path = canonical_path(raw)
-        route = SECURED.resolve("h", path)
+        route = table.resolve("h", path)
     except PathRefused:
         return
     assert route is not None
     for name, reading in UPSTREAMS.items():
         if name in ("express", "iis") and route.config.case_sensitive:
             continue
-        served = SECURED.match("h", reading(path.encoded))
+        served = table.match("h", reading(path.encoded))
         assert served is None or served is route or served.unrestricted, (
             f"{raw!r} passed as {route.name}; {name} serves {reading(path.encoded)!r} "
             f"of route {served.name}"

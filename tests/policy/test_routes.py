@@ -17,15 +17,17 @@ def table(*specs: tuple[str | None, str, str]) -> RouteTable:
     )
 
 
-ROUTES = table(
-    (None, "/", "any-root"),
-    (None, "/api", "any-api"),
-    (None, "/api/v2/", "any-api-v2"),
-    ("app.example.com", "/", "app-root"),
-    ("app.example.com", "/admin", "app-admin"),
-    ("*.example.com", "/", "wild-root"),
-    ("*.eu.example.com", "/", "wild-eu"),
-)
+# Built inside each test (not at import), so a change to table building is seen by it.
+def routes() -> RouteTable:
+    return table(
+        (None, "/", "any-root"),
+        (None, "/api", "any-api"),
+        (None, "/api/v2/", "any-api-v2"),
+        ("app.example.com", "/", "app-root"),
+        ("app.example.com", "/admin", "app-admin"),
+        ("*.example.com", "/", "wild-root"),
+        ("*.eu.example.com", "/", "wild-eu"),
+    )
 
 
 @pytest.mark.parametrize(
@@ -44,13 +46,86 @@ ROUTES = table(
         ("x.eu.example.com", "/", "wild-eu"),  # the longer wildcard suffix wins
         ("example.com", "/", "any-root"),  # *.example.com does not match the apex
         ("app.example.com", "/api", "app-root"),  # host-specific beats a longer any-host prefix
+        ("evilexample.com", "/", "any-root"),  # a wildcard needs the dot: no suffix trick
+        ("a-much-longer-host-name.test", "/", "any-root"),
+        (".example.com", "/", "any-root"),  # the bare suffix is no host under it
+        ("a.b.example.com", "/", "wild-root"),
+        ("x.EU.example.com.", "/", "wild-eu"),
     ],
 )
 def test_route_choice(host: str, path: str, expected: str) -> None:
     """The table picks the most specific host, then the longest prefix."""
-    route = ROUTES.match(host, path)
+    route = routes().match(host, path)
     assert route is not None
     assert expected == route.name
+
+
+def test_prefix_order_does_not_depend_on_config_order() -> None:
+    """The longest prefix wins whatever order the routes are configured in, and the
+    longest wildcard suffix wins whatever order the wildcards are in."""
+    reversed_table = table(
+        ("*.eu.example.com", "/", "wild-eu"),
+        ("*.example.com", "/", "wild-root"),
+        (None, "/api/v2/", "any-api-v2"),
+        (None, "/api", "any-api"),
+        (None, "/", "any-root"),
+    )
+    shuffled = table(
+        ("*.example.com", "/", "wild-root"),
+        (None, "/api", "any-api"),
+        (None, "/", "any-root"),
+        ("*.eu.example.com", "/", "wild-eu"),
+        (None, "/api/v2/", "any-api-v2"),
+    )
+    for t in (reversed_table, shuffled):
+        found = [
+            t.match(h, p)
+            for h, p in [
+                ("o.test", "/api/v2/x"),
+                ("o.test", "/api/x"),
+                ("o.test", "/x"),
+                ("x.eu.example.com", "/"),
+            ]
+        ]
+        assert ["any-api-v2", "any-api", "any-root", "wild-eu"] == [r.name if r else None
+                                                                   for r in found]  # fmt: skip
+
+
+def test_routes_iterate_in_config_order_with_default_names() -> None:
+    """Iterating the table yields every route once, in config order; an unnamed route is
+    named by its position."""
+    t = RouteTable(
+        [
+            Route(host="*.example.com", path="/", upstream="http://u", name="w"),
+            Route(path="/b", upstream="http://u"),
+            Route(host="app.example.com", path="/", upstream="http://u", name="e"),
+            Route(path="/a", upstream="http://u", name="a"),
+        ]
+    )
+    assert [(0, "w"), (1, "route1"), (2, "e"), (3, "a")] == [(r.index, r.name) for r in t]
+    route = t.match("o.test", "/b/x")
+    assert route is not None
+    assert "route1" == route.name
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "matches"),
+    [
+        ("/", "/anything", True),
+        ("/api", "/api", True),
+        ("/api", "/api/", True),
+        ("/api/", "/api", True),
+        ("/api/", "/api/x", True),
+        ("/api/", "/apix", False),
+        ("/api", "/apix", False),
+        ("/api", "/", False),
+        ("/api/v2/", "/api/v2x", False),
+    ],
+)
+def test_a_prefix_matches_whole_segments(prefix: str, path: str, matches: bool) -> None:
+    """A prefix guards itself, with or without its trailing slash, and what is below it."""
+    route = RouteTable([Route(path=prefix, upstream="http://u")]).match("h", path)
+    assert matches == (route is not None)
 
 
 def test_no_match_is_none() -> None:
@@ -61,7 +136,18 @@ def test_no_match_is_none() -> None:
 
 @pytest.mark.parametrize(
     ("header", "host"),
-    [("a.test:8080", "a.test"), ("a.test", "a.test"), ("[::1]:8080", "::1"), ("[::1]", "::1")],
+    [
+        ("a.test:8080", "a.test"),
+        ("a.test", "a.test"),
+        ("[::1]:8080", "::1"),
+        ("[::1]", "::1"),
+        ("::1", "::1"),
+        ("[::1", "[::1"),
+        ("[]", ""),
+        ("[::1]]", "::1"),
+        ("a:b:c", "a:b:c"),
+        (" a.test:80 ", "a.test"),
+    ],
 )
 def test_split_host(header: str, host: str) -> None:
     """The Host header's port and IPv6 brackets are not part of the host name."""
@@ -82,18 +168,29 @@ def test_strip_prefix() -> None:
     assert route.upstream_path(canonical_path("/svc;v=1/a%20b")) == "/a%20b"
 
 
+def test_without_strip_prefix_the_whole_path_goes_upstream() -> None:
+    """Without strip_prefix (and on a '/' route with it) the canonical path is sent whole."""
+    kept = RouteTable([Route(path="/svc/", upstream="http://u")]).match("h", "/svc/a")
+    assert kept is not None
+    assert "/svc/a" == kept.upstream_path(canonical_path("/svc/a"))
+    root = RouteTable([Route(path="/", upstream="http://u", strip_prefix=True)]).match("h", "/a")
+    assert root is not None
+    assert "/a/b" == root.upstream_path(canonical_path("/a/b"))
+    deep = RouteTable([Route(path="/a/b/", upstream="http://u", strip_prefix=True)])
+    route = deep.match("h", "/a/b/c")
+    assert route is not None
+    assert "/c" == route.upstream_path(canonical_path("/a/b/c"))
+
+
 @given(host=st.text(max_size=60), path=st.text(max_size=200))
 def test_matching_any_host_and_path_returns_a_route_or_none(host: str, path: str) -> None:
     """Route matching is total: any host and path give a route or None, never an error."""
-    route = ROUTES.match(host, "/" + path)
+    route = routes().match(host, "/" + path)
     assert route is None or route.matches_path("/" + path)
 
 
-SECURED = table(
-    (None, "/", "public"),
-    (None, "/admin", "admin"),
-    (None, "/docs/", "docs"),
-)
+def secured() -> RouteTable:
+    return table((None, "/", "public"), (None, "/admin", "admin"), (None, "/docs/", "docs"))
 
 
 @pytest.mark.parametrize(
@@ -111,6 +208,6 @@ SECURED = table(
 )
 def test_lenient_readings_never_reach_a_laxer_route(path: str, expected: str) -> None:
     """A path the upstream would read as a protected one matches the protected route."""
-    route = SECURED.resolve("h", canonical_path(path))
+    route = secured().resolve("h", canonical_path(path))
     assert route is not None
     assert expected == route.name

@@ -15,7 +15,8 @@ from gateway.proxy.headers import (
     upstream_request_headers,
 )
 
-PROXIES = TrustedProxies(["10.0.0.0/24", "fd00::/64"])
+def proxies() -> TrustedProxies:
+    return TrustedProxies(["10.0.0.0/24", "fd00::/64"])
 
 
 def headers(*items: tuple[str, str]) -> CIMultiDictProxy[str]:
@@ -23,7 +24,7 @@ def headers(*items: tuple[str, str]) -> CIMultiDictProxy[str]:
 
 
 def view_of(peer: str, *items: tuple[str, str], scheme: str = "http") -> ClientView:
-    return PROXIES.client_view(peer, headers(("Host", "app.example"), *items), scheme, None)
+    return proxies().client_view(peer, headers(("Host", "app.example"), *items), scheme, None)
 
 
 def test_an_untrusted_peer_cannot_claim_another_address_scheme_or_host() -> None:
@@ -100,8 +101,8 @@ def test_trust_is_by_network(networks: list[str], address: str, trusted: bool) -
 def test_a_missing_host_is_refused_unless_a_default_stands_in() -> None:
     """No Host header: 400, except where the listener names a default (HTTP/1.0 checks)."""
     with pytest.raises(BadRequest, match="0 Host headers"):
-        PROXIES.client_view("203.0.113.9", headers(), "http", None)
-    view = PROXIES.client_view("203.0.113.9", headers(), "http", None, "Health.Example")
+        proxies().client_view("203.0.113.9", headers(), "http", None)
+    view = proxies().client_view("203.0.113.9", headers(), "http", None, "Health.Example")
     assert "health.example" == view.host
 
 
@@ -109,7 +110,7 @@ def test_two_host_headers_are_refused() -> None:
     """Two Host headers are refused even when a default exists (one reading only)."""
     two = headers(("Host", "app.example"), ("Host", "admin.example"))
     with pytest.raises(BadRequest, match="2 Host headers") as info:
-        PROXIES.client_view("203.0.113.9", two, "http", None, "app.example")
+        proxies().client_view("203.0.113.9", two, "http", None, "app.example")
     assert "Exactly one Host header is required." == info.value.public_message
 
 
@@ -126,7 +127,7 @@ def test_an_absolute_target_naming_the_host_is_accepted(
     scheme: str, authority: str, host: str
 ) -> None:
     """An absolute-form target and the Host header agree up to case and the default port."""
-    view = PROXIES.client_view("203.0.113.9", headers(("Host", host)), scheme, authority)
+    view = proxies().client_view("203.0.113.9", headers(("Host", host)), scheme, authority)
     assert host.lower() == view.host
 
 
@@ -144,7 +145,7 @@ def test_an_absolute_target_naming_another_host_is_refused(
 ) -> None:
     """A request whose target names another host (or port) than Host is refused with 400."""
     with pytest.raises(BadRequest, match="differs from Host"):
-        PROXIES.client_view("203.0.113.9", headers(("Host", host)), scheme, authority)
+        proxies().client_view("203.0.113.9", headers(("Host", host)), scheme, authority)
 
 
 def upstream(
@@ -186,7 +187,7 @@ def test_upstream_headers_drop_hop_by_hop_forged_and_owned_ones() -> None:
         ("Accept", "text/html"),
         ("Accept", "application/json"),
     )
-    view = PROXIES.client_view("203.0.113.9", incoming, "http", None)
+    view = proxies().client_view("203.0.113.9", incoming, "http", None)
     out = upstream(incoming, view, owned=("x-user",))
     assert ["text/html", "application/json"] == out.getall("Accept")
     assert "a=1" == out["Cookie"]
@@ -219,7 +220,7 @@ def test_behind_a_trusted_proxy_the_chain_and_forwarded_are_extended() -> None:
         ("X-Forwarded-Proto", "https"),
         ("Forwarded", 'for=198.51.100.1;host="app.example"'),
     )
-    view = PROXIES.client_view("10.0.0.1", incoming, "http", None)
+    view = proxies().client_view("10.0.0.1", incoming, "http", None)
     out = upstream(incoming, view, preserve_host=True)
     assert "app.example" == out["Host"]
     assert "198.51.100.1, 10.0.0.1" == out["X-Forwarded-For"]

@@ -41,7 +41,9 @@ async def echo(response: aiohttp.ClientResponse) -> dict[str, Any]:
     return body
 
 
-async def test_request_reaches_upstream_with_path_query_and_body(gateway: TestClient) -> None:
+async def test_request_reaches_upstream_with_path_query_and_body(
+    gateway: TestClient[Any, Any],
+) -> None:
     """Method, path, query and body arrive unchanged."""
     response = await gateway.post("/some/path?a=1&b=two", data=b"hello")
     body = await echo(response)
@@ -51,7 +53,7 @@ async def test_request_reaches_upstream_with_path_query_and_body(gateway: TestCl
     assert body["body_length"] == 5
 
 
-async def test_hop_by_hop_headers_are_removed(gateway: TestClient) -> None:
+async def test_hop_by_hop_headers_are_removed(gateway: TestClient[Any, Any]) -> None:
     """Connection-specific headers, and those named in Connection, never reach the upstream."""
     response = await gateway.get(
         "/",
@@ -70,7 +72,9 @@ async def test_hop_by_hop_headers_are_removed(gateway: TestClient) -> None:
     assert headers["x-kept"] == "yes"
 
 
-async def test_forwarded_headers_from_untrusted_client_are_replaced(gateway: TestClient) -> None:
+async def test_forwarded_headers_from_untrusted_client_are_replaced(
+    gateway: TestClient[Any, Any],
+) -> None:
     """An untrusted client cannot claim another address, scheme or host."""
     response = await gateway.get(
         "/",
@@ -123,14 +127,14 @@ async def test_host_header_replaced_unless_preserved(
     assert kept["Host"] == "app.test"
 
 
-async def test_request_id_is_propagated(gateway: TestClient) -> None:
+async def test_request_id_is_propagated(gateway: TestClient[Any, Any]) -> None:
     """A well-formed incoming X-Request-ID reaches the upstream and comes back."""
     response = await gateway.get("/", headers={"X-Request-ID": "abc-123"})
     assert (await echo(response))["headers"]["X-Request-ID"] == "abc-123"
     assert response.headers["X-Request-ID"] == "abc-123"
 
 
-async def test_websocket_echo_through_the_proxy(gateway: TestClient) -> None:
+async def test_websocket_echo_through_the_proxy(gateway: TestClient[Any, Any]) -> None:
     """A WebSocket upgrade is proxied and messages flow both ways."""
     async with gateway.ws_connect("/ws") as ws:
         await ws.send_str("ping")
@@ -168,7 +172,7 @@ async def test_slow_upstream_is_504_with_html_for_browsers(
 
 @pytest.mark.parametrize("path", ["/login-app/x", "/api/x", "/mixed/x"])
 async def test_protected_routes_fail_closed_without_authenticator(
-    gateway: TestClient, path: str
+    gateway: TestClient[Any, Any], path: str
 ) -> None:
     """Non-public routes refuse when no provider or bearer issuer is configured."""
     response = await gateway.get(path, headers={"Authorization": "Bearer x"})
@@ -186,7 +190,7 @@ async def test_no_route_is_404(aiohttp_client: ClientFactory, upstream: str) -> 
     assert response.status == 404
 
 
-async def raw_request(client: TestClient, request: bytes) -> bytes:
+async def raw_request(client: TestClient[Any, Any], request: bytes) -> bytes:
     """Send bytes as they are (no client-side normalisation) and read the reply."""
     reader, writer = await asyncio.open_connection(client.host, client.port)
     writer.write(request)
@@ -197,7 +201,7 @@ async def raw_request(client: TestClient, request: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("path", ["/a/../b", "/a/./b", "/%2e%2e/b", "/a/%2E%2E/b", "/a\\..\\b"])
-async def test_dot_segments_are_refused(gateway: TestClient, path: str) -> None:
+async def test_dot_segments_are_refused(gateway: TestClient[Any, Any], path: str) -> None:
     """Paths that could be read differently by the upstream get 400."""
     reply = await raw_request(
         gateway, f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
@@ -228,7 +232,7 @@ async def test_header_size_limit(aiohttp_client: ClientFactory, upstream: str) -
     assert response.status in (400, 431)
 
 
-async def test_upstream_errors_do_not_leak_between_requests(gateway: TestClient) -> None:
+async def test_upstream_errors_do_not_leak_between_requests(gateway: TestClient[Any, Any]) -> None:
     """Concurrent requests keep their own responses (pooled connections are not mixed up)."""
     paths = [f"/item/{i}" for i in range(50)]
     responses = await asyncio.gather(*(gateway.get(p) for p in paths))

@@ -15,6 +15,7 @@ from gateway.proxy.headers import (
     upstream_request_headers,
 )
 
+
 def proxies() -> TrustedProxies:
     return TrustedProxies(["10.0.0.0/24", "fd00::/64"])
 

@@ -33,7 +33,7 @@ def namespace(**changes: Any) -> str:
     config = copy.deepcopy(BASE)
     for path, value in changes.items():
         *parents, last = path.split("__")
-        node = config
+        node: Any = config
         for part in parents:
             node = node[int(part)] if part.isdigit() else node[part]
         node[last] = value

@@ -4,6 +4,7 @@ and a tiny HTTP server that records logout notices."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import secrets
 import threading
@@ -65,7 +66,7 @@ class Monitor:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with redis_sync.Redis.from_url(self.url).monitor() as monitor:
+        with redis_sync.Redis.from_url(self.url).monitor() as monitor:  # type: ignore[no-untyped-call]
             self.ready.set()
             for entry in monitor.listen():
                 if self.MARKER in entry["command"]:
@@ -98,5 +99,5 @@ class BulkWriter:
         self.pipe.sadd(self.prefix + index, member)
         self.pipe.pexpire(self.prefix + index, int(ttl * 1000))
 
-    async def index_members(self, index: str) -> set[str]:
+    async def index_members(self, index: str) -> builtins.set[str]:
         return set()

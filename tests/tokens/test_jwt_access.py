@@ -399,7 +399,7 @@ async def test_a_token_signed_with_a_short_rsa_key_is_refused(
     auth: BearerAuthenticator, fake_provider: FakeProvider
 ) -> None:
     """An issuer key under 2048 bits (factorable) is not trusted, even correctly published."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    private = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (the point of the test)
     jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
     jwk.update(kid="weak", use="sig", alg="RS256")
     fake_provider.publish(SigningKey("weak", "RS256", private, jwk))

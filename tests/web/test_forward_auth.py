@@ -68,7 +68,7 @@ async def test_forward_auth_answers_trusted_proxies_only(
 def policy_gateway(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) -> Any:
     """A login gateway trusting 127.0.0.1 as its proxy, with routes for host 127.0.0.1."""
     token = {"algorithm": "HS256", "secret": TOKEN_SECRET, "issuer": ISSUER}
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"host": "127.0.0.1", "path": "/", "upstream": upstream, "identity_token": token},
         {"host": "127.0.0.1", "path": "/admin/", "upstream": upstream,
          "policy": {"emails": ["alice@example.test"]}},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -93,9 +93,9 @@ async def test_redis_store_keeps_no_readable_token(
     client = redis.Redis.from_url(redis_server.url)
     keys = list(client.scan_iter("t-raw:*"))
     assert keys, "the session must be in Redis"
-    raw = b"".join(client.get(k) or b"" for k in keys if client.type(k) == b"string") + b"".join(
-        b"".join(client.smembers(k)) for k in keys if client.type(k) == b"set"
-    )
+    strings = [cast(bytes | None, client.get(k)) for k in keys if client.type(k) == b"string"]
+    members = [cast(set[bytes], client.smembers(k)) for k in keys if client.type(k) == b"set"]
+    raw = b"".join(v or b"" for v in strings) + b"".join(b"".join(m) for m in members)
     assert access_token.encode() not in raw
     assert b"dave@example.test" not in raw
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -179,7 +179,7 @@ def sealed_by_stranger(key: bytes, active: bool) -> bytes:
     return stranger.seal(plain, key_material=bare, context=b"shared/introspection")
 
 
-def plant(d: Deployments, key: bytes, value: bytes) -> None:
+def plant(d: Deployments, key: bytes, value: Any) -> None:
     d.redis.set(key, value, px=600_000)
 
 
@@ -205,12 +205,11 @@ async def test_forged_verdicts_in_redis_never_let_a_made_up_token_in(
     another instance, the upstream never sees the request, and the entry is counted."""
     d = deployments
     counted = await rejections(d.a2)
-    for n, (token, forge) in enumerate(
-        [
-            ("totally-made-up", lambda key: plain_verdict(True)),
-            ("totally-made-up-2", lambda key: sealed_by_stranger(key, True)),
-        ]
-    ):
+    forgeries: list[tuple[str, Callable[[bytes], bytes]]] = [
+        ("totally-made-up", lambda key: plain_verdict(True)),
+        ("totally-made-up-2", lambda key: sealed_by_stranger(key, True)),
+    ]
+    for n, (token, forge) in enumerate(forgeries):
         status, key = await get_caching(d, d.a1, f"/api/probe-{n}", token)
         assert status == 401
         plant(d, key, forge(key))
@@ -227,7 +226,10 @@ async def test_planted_negative_verdict_does_not_refuse_a_valid_token(
     """A refusal planted at a valid token's key (plain JSON, or sealed under another secret)
     does not make another instance refuse it: the upstream serves that instance's request."""
     d = deployments
-    forgeries = [lambda key: plain_verdict(False), lambda key: sealed_by_stranger(key, False)]
+    forgeries: list[Callable[[bytes], bytes]] = [
+        lambda key: plain_verdict(False),
+        lambda key: sealed_by_stranger(key, False),
+    ]
     for n, forge in enumerate(forgeries):
         token = opaque_token(d)
         status, key = await get_caching(d, d.a1, f"/api/first-{n}", token)

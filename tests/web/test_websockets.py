@@ -87,7 +87,7 @@ async def echoes(ws: aiohttp.ClientWebSocketResponse) -> bool:
     return await ws.receive_str(timeout=10) == word
 
 
-async def closed_by_gateway(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str]:
+async def closed_by_gateway(ws: aiohttp.ClientWebSocketResponse) -> tuple[int, str | None]:
     """The close code and reason the client received (times out if the socket stays open)."""
     message = await ws.receive(timeout=CLOSE_WAIT)
     assert message.type == WSMsgType.CLOSE, message

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -76,30 +75,28 @@ async def test_keys_and_channels_carry_the_prefix(redis_server: RedisServer, pre
 
 @pytest.mark.parametrize("method", sorted(CALLS))
 async def test_refused_connections_raise_store_unavailable(method: str) -> None:
-    """Nothing listening: every method raises StoreUnavailable at once, never returns None."""
+    """Nothing listening: every method raises StoreUnavailable, never returns None or hangs."""
     store = _store_at(free_port(), timeout=0.5)
-    started = time.monotonic()
     try:
         with pytest.raises(StoreUnavailable, match="redis"):
-            await CALLS[method](store)
+            async with asyncio.timeout(10):  # a hang guard, not a speed claim
+                await CALLS[method](store)
     finally:
         await store.close()
-    assert time.monotonic() - started < 2
 
 
 @pytest.mark.parametrize("method", ["get", "take", "index_members"])
 async def test_a_hung_server_times_out_as_store_unavailable(
     method: str, silent_server: int
 ) -> None:
-    """A server that never answers costs at most about (retries + 1) x timeout."""
+    """A server that never answers ends in StoreUnavailable (Timeout), never a hang."""
     store = _store_at(silent_server, timeout=0.3)
-    started = time.monotonic()
     try:
         with pytest.raises(StoreUnavailable, match="Timeout"):
-            await CALLS[method](store)
+            async with asyncio.timeout(10):  # a hang guard, not a speed claim
+                await CALLS[method](store)
     finally:
         await store.close()
-    assert time.monotonic() - started < 1.5
 
 
 @pytest.mark.slow

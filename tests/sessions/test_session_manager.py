@@ -307,11 +307,9 @@ async def test_refresh_lock_lets_one_in_and_the_rest_wait(manager: SessionManage
                 events.append("released")
             return held
 
-    started = time.monotonic()
     results = await asyncio.gather(*(refresh(str(i)) for i in range(4)))
     assert results.count(True) == 1
     assert events[1] == "released"  # every waiter came after the holder was done
-    assert time.monotonic() - started < 2
     async with manager.refresh_lock("session-x") as held:
         assert held
 
@@ -321,9 +319,10 @@ async def test_refresh_lock_wait_is_bounded(manager: SessionManager) -> None:
     async with manager.refresh_lock("session-y", wait=5) as held:
         assert held
         started = time.monotonic()
-        async with manager.refresh_lock("session-y", wait=0.2) as second:
-            assert not second
-        assert 0.15 < time.monotonic() - started < 1
+        async with asyncio.timeout(4):  # the holder never lets go: only `wait` ends this
+            async with manager.refresh_lock("session-y", wait=0.2) as second:
+                assert not second
+        assert time.monotonic() - started >= 0.15  # it did wait (a slow machine only adds)
 
 
 @pytest.mark.parametrize("state_id", ["", "x" * 513, "é-state", "with space", "\udcff"])

@@ -97,7 +97,8 @@ async def test_redis_holds_no_readable_tokens_or_ids(
 async def test_a_logout_on_one_instance_reaches_the_others_cache(
     redis_server: RedisServer, prefix: str, two_managers: tuple[SessionManager, SessionManager]
 ) -> None:
-    """A caches a session; B destroys it; within 100 ms A's load gives None."""
+    """A caches a session (for 60 s); B destroys it; A's load gives None long before its
+    cache would have expired: the logout reached it. (How fast is bench/'s business.)"""
     a, b = two_managers
     ticket = await a.create(record())
     loaded = await a.load(ticket)
@@ -108,10 +109,12 @@ async def test_a_logout_on_one_instance_reaches_the_others_cache(
         assert await a.load(ticket) is not None
         raw.restore(prefix + "sess:" + loaded.handle, 60_000, saved)
     assert await b.destroy(loaded.session_id)  # ...until B's logout reaches it
-    started = time.monotonic()
-    while await a.load(ticket) is not None:
-        assert time.monotonic() - started < 0.1
+    for _ in range(2000):  # polls for seconds at most: far below the 60 s cache lifetime
+        if await a.load(ticket) is None:
+            break
         await asyncio.sleep(0.002)
+    else:
+        pytest.fail("A still serves the destroyed session from its cache")
 
 
 async def test_a_refresh_on_one_instance_reaches_the_others_cache(
@@ -125,10 +128,13 @@ async def test_a_refresh_on_one_instance_reaches_the_others_cache(
     assert on_b is not None
     on_b.record.tokens = TokenSet(access_token="fresh")
     assert await b.save(on_b)
-    started = time.monotonic()
-    while (seen := await a.load(ticket)) and seen.record.tokens.access_token != "fresh":
-        assert time.monotonic() - started < 0.1
+    for _ in range(2000):  # polls for seconds at most: far below the 60 s cache lifetime
+        seen = await a.load(ticket)
+        if seen is not None and seen.record.tokens.access_token == "fresh":
+            break
         await asyncio.sleep(0.002)
+    else:
+        pytest.fail("A still serves its cached tokens")
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -50,41 +52,94 @@ def test_reads_each_header_family(
     assert read(headers) == expected
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {},
-        {"X-Original-URL": "http://app.example/"},  # no method
-        {"X-Forwarded-Uri": "/x", "X-Forwarded-Method": "G E T"},
-        {"X-Original-URL": "ftp://app.example/", "X-Original-Method": "GET"},
-        {"X-Original-URL": "http://user@app.example/", "X-Original-Method": "GET"},
-        {"X-Original-URI": "relative", "X-Original-Method": "GET"},
-        {"X-Forwarded-Uri": "/a\nb", "X-Forwarded-Method": "GET"},
-    ],
-)
-def test_missing_or_malformed_is_bad_request(headers: dict[str, str]) -> None:
-    """Without a usable target and method the answer is 400, never a guess."""
-    with pytest.raises(BadRequest):
-        read(headers)
+TARGET = "X-Original-URL (nginx) or X-Forwarded-Uri (Traefik, Caddy)"
 
 
 @pytest.mark.parametrize(
-    "headers",
+    ("headers", "header"),
     [
-        # Traefik sets X-Forwarded-*; the client slipped in an X-Original-URL for another path.
-        {**TRAEFIK, "X-Original-URL": f"https://{H}/public", "X-Original-Method": "POST"},
-        {**TRAEFIK, "X-Original-URI": T, "X-Original-Method": "GET"},
-        # nginx sets X-Original-*; the client slipped in X-Forwarded-Uri.
-        {**NGINX, "X-Forwarded-Uri": "/public", "X-Forwarded-Method": "POST"},
-        {**NGINX, "X-Original-URI": "/public"},
-        [("X-Forwarded-Uri", "/a"), ("X-Forwarded-Uri", "/b"), ("X-Forwarded-Method", "GET")],
-        {"X-Original-URL": "http://app.example/a/../admin", "X-Original-Method": "GET"},
-        {"X-Forwarded-Uri": "/a/%2e%2e/admin", "X-Forwarded-Method": "GET"},
+        ({}, TARGET),
+        ({"X-Original-URL": "http://app.example/"}, "X-Original-Method"),  # no method
+        ({"X-Forwarded-Uri": "/x", "X-Forwarded-Method": "G E T"}, "X-Forwarded-Method"),
+        ({"X-Original-URI": "/x", "X-Original-Method": "A" * 21}, "X-Original-Method"),
+        ({"X-Original-URL": "ftp://app.example/", "X-Original-Method": "GET"}, "X-Original-URL"),
+        ({"X-Original-URL": "http://user@app.example/", "X-Original-Method": "GET"},
+         "X-Original-URL"),
+        ({"X-Original-URL": "http:///x", "X-Original-Method": "GET"}, "X-Original-URL"),
+        ({"X-Original-URL": "http://[x/", "X-Original-Method": "GET"}, "X-Original-URL"),
+        ({"X-Original-URL": "http://a b/", "X-Original-Method": "GET"}, "X-Original-URL"),
+        ({"X-Original-URL": "http://h/a b", "X-Original-Method": "GET"}, "X-Original-URL"),
+        ({"X-Original-URI": "relative", "X-Original-Method": "GET"}, "X-Original-URI"),
+        ({"X-Forwarded-Uri": "/a\nb", "X-Forwarded-Method": "GET"}, "X-Forwarded-Uri"),
+        ({"X-Forwarded-Uri": "/a b", "X-Forwarded-Method": "GET"}, "X-Forwarded-Uri"),
     ],
 )  # fmt: skip
-def test_conflicting_or_dotted_targets_are_refused(
-    headers: dict[str, str] | list[tuple[str, str]],
-) -> None:
-    """Two descriptions of different requests, repeated headers or dot segments: 403."""
-    with pytest.raises(Forbidden):
+def test_missing_or_malformed_is_bad_request(headers: dict[str, str], header: str) -> None:
+    """Without a usable target and method the answer is 400, never a guess; the answer
+    names the header at fault."""
+    with pytest.raises(BadRequest, match=f"^forward-auth: unusable {re.escape(header)}$") as info:
         read(headers)
+    assert f"Forward-auth: the {header} header is missing or malformed." == (
+        info.value.public_message
+    )
+
+
+def test_a_twenty_character_method_is_still_a_method() -> None:
+    """Methods up to 20 characters are read (WebDAV and friends have long ones)."""
+    method = "VERSION-CONTROLLLLLL"
+    assert 20 == len(method)
+    assert method == read({"X-Original-URI": "/x", "X-Original-Method": method})[0]
+
+
+def test_fragments_are_not_part_of_the_target() -> None:
+    """A fragment never reaches a server: X-Original-URL and -URI agree without it."""
+    headers = {
+        "X-Original-URL": "http://app.example/x#frag",
+        "X-Original-URI": "/x#other",
+        "X-Original-Method": "GET",
+    }
+    assert ("GET", "http", "app.example", "/x", "/x") == read(headers)
+
+
+MIXED = "X-Original-* and X-Forwarded-* headers"
+
+
+@pytest.mark.parametrize(
+    ("headers", "why"),
+    [
+        # Traefik sets X-Forwarded-*; the client slipped in an X-Original-URL for another path.
+        ({**TRAEFIK, "X-Original-URL": f"https://{H}/public", "X-Original-Method": "POST"},
+         f"{MIXED} disagree"),
+        ({**TRAEFIK, "X-Original-URI": T, "X-Original-Method": "GET"}, f"{MIXED} disagree"),
+        # nginx sets X-Original-*; the client slipped in X-Forwarded-Uri.
+        ({**NGINX, "X-Forwarded-Uri": "/public", "X-Forwarded-Method": "POST"},
+         f"{MIXED} disagree"),
+        ({**NGINX, "X-Original-URI": "/public"}, "X-Original-URL and X-Original-URI disagree"),
+        ([("X-Forwarded-Uri", "/a"), ("X-Forwarded-Uri", "/b"), ("X-Forwarded-Method", "GET")],
+         "repeated X-Forwarded-Uri headers disagree"),
+    ],
+)  # fmt: skip
+def test_conflicting_targets_are_refused(
+    headers: dict[str, str] | list[tuple[str, str]], why: str
+) -> None:
+    """Two descriptions of different requests, or repeated headers: 403, saying which."""
+    with pytest.raises(Forbidden, match=f"^forward-auth: {re.escape(why)}$") as info:
+        read(headers)
+    assert "Conflicting forward-auth headers." == info.value.public_message
+
+
+@pytest.mark.parametrize(
+    ("headers", "path"),
+    [
+        ({"X-Original-URL": "http://app.example/a/../admin", "X-Original-Method": "GET"},
+         "/a/../admin"),
+        ({"X-Forwarded-Uri": "/a/%2e%2e/admin", "X-Forwarded-Method": "GET"}, "/a/%2e%2e/admin"),
+    ],
+)  # fmt: skip
+def test_dotted_targets_are_refused(headers: dict[str, str], path: str) -> None:
+    """A target with dot segments is refused (403) by the canonical-path check."""
+    with pytest.raises(
+        Forbidden, match=re.escape(f"path refused (a dot segment): {path!r}")
+    ) as info:
+        read(headers)
+    assert "Path refused." == info.value.public_message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,7 @@ from gateway.login.logout_token import (
     LogoutTokenRules,
     check_claims,
     claim_jti,
+    release_jti,
     replay_name,
     validate_logout_token,
 )
@@ -61,31 +63,36 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
+NOT_A_NUMBER = "logout token iat is not a number"
+OUTSIDE = "logout token iat is outside the accepted window"
+NO_EVENT = "logout token events lack the back-channel logout event"
 BAD_CLAIMS = [
-    ("iat missing", claims(iat=None)),
-    ("iat a string", claims(iat="1700000000")),
-    ("iat a boolean", claims(iat=True)),
-    ("iat too old", claims(iat=NOW - 331)),
-    ("iat in the future", claims(iat=NOW + 31)),
-    ("no events", claims(events=None)),
-    ("events a list", claims(events=[EVENT])),
-    ("event member not an object", claims(events={EVENT: "yes"})),
-    ("another event only", claims(events={"http://example.com/other": {}})),
-    ("nonce present", claims(nonce="n")),
-    ("jti missing", claims(jti=None)),
-    ("jti empty", claims(jti="")),
-    ("neither sid nor sub", claims(sid=None, sub=None)),
-    ("sid not a string", claims(sid=5)),
-    ("sub empty", claims(sub="", sid=None)),
+    ("iat missing", claims(iat=None), NOT_A_NUMBER),
+    ("iat a string", claims(iat="1700000000"), NOT_A_NUMBER),
+    ("iat a boolean", claims(iat=True), NOT_A_NUMBER),
+    ("iat too old", claims(iat=NOW - 331), OUTSIDE),
+    ("iat in the future", claims(iat=NOW + 31), OUTSIDE),
+    ("no events", claims(events=None), NO_EVENT),
+    ("events a list", claims(events=[EVENT]), NO_EVENT),
+    ("event member not an object", claims(events={EVENT: "yes"}), NO_EVENT),
+    ("another event only", claims(events={"http://example.com/other": {}}), NO_EVENT),
+    ("nonce present", claims(nonce="n"), "logout token must not contain a nonce"),
+    ("jti missing", claims(jti=None), "logout token jti is missing"),
+    ("jti empty", claims(jti=""), "logout token jti is missing"),
+    ("neither sid nor sub", claims(sid=None, sub=None), "logout token names neither sid nor sub"),
+    ("sid not a string", claims(sid=5), "logout token sid is not a non-empty string"),
+    ("sub empty", claims(sub="", sid=None), "logout token sub is not a non-empty string"),
 ]
 
 
-@pytest.mark.parametrize(("case", "bad"), BAD_CLAIMS, ids=[c for c, _ in BAD_CLAIMS])
-def test_claim_checks_refuse(case: str, bad: dict[str, Any]) -> None:
-    """Each malformed claim set is refused with a 400-class LogoutTokenRejected."""
+@pytest.mark.parametrize(("case", "bad", "reason"), BAD_CLAIMS, ids=[c[0] for c in BAD_CLAIMS])
+def test_claim_checks_refuse(case: str, bad: dict[str, Any], reason: str) -> None:
+    """Each malformed claim set is refused with a 400 that tells the provider which check
+    refused it."""
     with pytest.raises(LogoutTokenRejected) as info:
         check_claims(bad, RULES, NOW)
     assert info.value.status == 400
+    assert (reason, reason) == (str(info.value), info.value.public_message)
 
 
 @pytest.mark.parametrize(
@@ -95,6 +102,8 @@ def test_claim_checks_refuse(case: str, bad: dict[str, Any]) -> None:
         (claims(sub=None), LogoutRequest(RULES.issuer, "s1", None, "j1")),
         (claims(sid=None), LogoutRequest(RULES.issuer, None, "alice", "j1")),
         (claims(iat=NOW - 329), LogoutRequest(RULES.issuer, "s1", "alice", "j1")),
+        (claims(iat=NOW - 330), LogoutRequest(RULES.issuer, "s1", "alice", "j1")),  # the edges
+        (claims(iat=NOW + 30), LogoutRequest(RULES.issuer, "s1", "alice", "j1")),
     ],
 )
 def test_claim_checks_accept(given: dict[str, Any], expected: LogoutRequest) -> None:
@@ -138,22 +147,46 @@ async def test_signed_token_from_the_op_is_accepted(
     assert LogoutRequest(oidc_provider.issuer, "sid-1", "alice", "jti-1") == result
 
 
-FORGERIES: dict[str, Callable[[OidcProvider], str]] = {
-    "foreign key": lambda op: sign(op, logout_claims(op, CLIENT), key=foreign_rsa_key()),
-    "alg none": lambda op: unsigned(logout_claims(op, CLIENT)),
-    "HS256 with the client id as secret": lambda op: sign(
-        op, logout_claims(op, CLIENT), alg="HS256", key=CLIENT * 3
+FORGERIES: dict[str, tuple[Callable[[OidcProvider], str], str]] = {
+    "foreign key": (
+        lambda op: sign(op, logout_claims(op, CLIENT), key=foreign_rsa_key()),
+        "logout token rejected: Signature verification failed",
     ),
-    "wrong aud": lambda op: sign(op, logout_claims(op, "someone-else")),
-    "wrong iss": lambda op: sign(op, logout_claims(op, CLIENT, iss=op.issuer + "/other")),
-    "expired": lambda op: sign(op, logout_claims(op, CLIENT, exp=int(time.time()) - 100)),
-    "typed as an access token": lambda op: sign(
-        op, logout_claims(op, CLIENT), header={"typ": "at+jwt"}
+    "alg none": (
+        lambda op: unsigned(logout_claims(op, CLIENT)),
+        "logout token algorithm 'none' is not accepted",
     ),
-    "unknown kid": lambda op: sign(
-        op, logout_claims(op, CLIENT), key=foreign_rsa_key(), header={"kid": "nope"}
+    "HS256 with the client id as secret": (
+        lambda op: sign(op, logout_claims(op, CLIENT), alg="HS256", key=CLIENT * 3),
+        "logout token algorithm 'HS256' is not accepted",
     ),
-    "not a JWT": lambda op: "not.a.jwt",
+    "wrong aud": (
+        lambda op: sign(op, logout_claims(op, "someone-else")),
+        "logout token rejected: Audience doesn't match",
+    ),
+    "wrong iss": (
+        lambda op: sign(op, logout_claims(op, CLIENT, iss=op.issuer + "/other")),
+        "logout token rejected: Invalid issuer",
+    ),
+    "expired": (
+        lambda op: sign(op, logout_claims(op, CLIENT, exp=int(time.time()) - 100)),
+        "logout token rejected: Signature has expired",
+    ),
+    "typed as an access token": (
+        lambda op: sign(op, logout_claims(op, CLIENT), header={"typ": "at+jwt"}),
+        "logout token has type 'at+jwt'",
+    ),
+    "typed at length": (
+        lambda op: sign(op, logout_claims(op, CLIENT), header={"typ": "x" * 40 + "+jwt"}),
+        f"logout token has type '{'x' * 30}'",
+    ),
+    "unknown kid": (
+        lambda op: sign(
+            op, logout_claims(op, CLIENT), key=foreign_rsa_key(), header={"kid": "nope"}
+        ),
+        "logout token key: ",
+    ),
+    "not a JWT": (lambda op: "not.a.jwt", "logout token is not a signed JWT"),
 }
 
 
@@ -161,12 +194,26 @@ FORGERIES: dict[str, Callable[[OidcProvider], str]] = {
 async def test_forged_or_misaddressed_tokens_are_refused(
     oidc_provider: OidcProvider, op_jwks: JwksCache, case: str
 ) -> None:
-    """Signature, algorithm, iss, aud, exp and typ are all enforced."""
-    token = FORGERIES[case](oidc_provider)
-    with pytest.raises(LogoutTokenRejected):
+    """Signature, algorithm, iss, aud, exp, typ and the key id are each enforced, and the
+    provider is told which check refused."""
+    forge, reason = FORGERIES[case]
+    with pytest.raises(LogoutTokenRejected, match=f"^{re.escape(reason)}") as info:
         await validate_logout_token(
-            token, jwks=op_jwks, rules=op_rules(oidc_provider), now=time.time()
+            forge(oidc_provider), jwks=op_jwks, rules=op_rules(oidc_provider), now=time.time()
         )
+    assert str(info.value) == info.value.public_message
+
+
+async def test_a_token_just_past_its_exp_is_accepted_within_the_leeway(
+    oidc_provider: OidcProvider, op_jwks: JwksCache
+) -> None:
+    """Clock skew: a logout token whose exp passed 10 s ago is still accepted (leeway 30)."""
+    body = logout_claims(oidc_provider, CLIENT, sid="sid-2", jti="jti-2")
+    body["exp"] = int(time.time()) - 10
+    result = await validate_logout_token(
+        sign(oidc_provider, body), jwks=op_jwks, rules=op_rules(oidc_provider), now=body["iat"]
+    )
+    assert "sid-2" == result.sid
 
 
 def shared(store: Any, secret: str = SECRET, clock: Callable[[], float] = time.time) -> SharedState:
@@ -179,9 +226,24 @@ async def test_jti_is_claimed_once_per_memory_store() -> None:
     store = shared(MemoryStore())
     request = LogoutRequest("https://op.example", "s", None, "jti-7")
     await claim_jti(store, request, 60)
-    with pytest.raises(LogoutTokenRejected, match="already used"):
+    with pytest.raises(LogoutTokenRejected) as info:
         await claim_jti(store, request, 60)
+    assert "logout token was already used (jti replay)" == info.value.public_message
     await claim_jti(store, LogoutRequest("https://other.example", "s", None, "jti-7"), 60)
+
+
+async def test_a_released_jti_can_be_claimed_again() -> None:
+    """A logout whose sessions could not be ended gives its jti back: the provider's retry
+    is not refused as a replay; another issuer's same jti stays claimed."""
+    store = shared(MemoryStore())
+    request = LogoutRequest("https://op.example", "s", None, "jti-8")
+    other = LogoutRequest("https://other.example", "s", None, "jti-8")
+    await claim_jti(store, request, 60)
+    await claim_jti(store, other, 60)
+    await release_jti(store, request)
+    await claim_jti(store, request, 60)
+    with pytest.raises(LogoutTokenRejected, match="already used"):
+        await claim_jti(store, other, 60)
 
 
 @pytest.fixture

@@ -84,6 +84,7 @@ class FakeProvider:
     introspection_delay: float = 0.0
     failing: set[str] = field(default_factory=set)
     required_authorization: str | None = None  # e.g. "Basic ..." the introspection needs
+    unsupported: set[str] = field(default_factory=set)  # tokens answered unsupported_token_type
     server: TestServer | None = None
     issuer: str = ""
 
@@ -149,6 +150,8 @@ class FakeProvider:
         )
         if self.introspection_delay:
             await asyncio.sleep(self.introspection_delay)
+        if str(form.get("token")) in self.unsupported:  # oidc-provider, for its own JWTs
+            return web.json_response({"error": "unsupported_token_type"}, status=400)
         answer = self.introspection.get(str(form.get("token")), {"active": False})
         return web.json_response(answer)
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gateway import metrics
 from gateway.config.model import Bearer, Introspection, TrustedIssuer
 from gateway.errors import (
     BadRequest,
@@ -30,7 +31,13 @@ from gateway.tokens.authenticator import (
     www_authenticate,
 )
 from gateway.tokens.bearer import MissingToken
-from tests.idp.fake_provider import FakeProvider, ServerFactory, rsa_key, start_fake_provider
+from tests.idp.fake_provider import (
+    FakeClock,
+    FakeProvider,
+    ServerFactory,
+    rsa_key,
+    start_fake_provider,
+)
 
 
 def issuer(fake: FakeProvider, mode: str | None = None) -> TrustedIssuer:
@@ -266,3 +273,167 @@ def test_arbitrary_headers_give_only_documented_errors(header: str) -> None:
                 raise AssertionError("a forged token was accepted")
 
     asyncio.run(attempt())
+
+
+def outcomes() -> dict[str, float]:
+    """The bearer authentication counters, by outcome."""
+    return {
+        outcome: metrics.REGISTRY.get_sample_value(
+            "gateway_authentications_total", {"kind": "bearer", "outcome": outcome}
+        )
+        or 0.0
+        for outcome in ("ok", "missing", "invalid", "unavailable")
+    }
+
+
+def hits() -> float:
+    sample = metrics.REGISTRY.get_sample_value(
+        "gateway_introspection_cache_total", {"result": "hit"}
+    )
+    return sample or 0.0
+
+
+async def test_each_outcome_is_counted_once_under_its_own_name(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """An operator's dashboard sees ok, missing, invalid and unavailable bearer requests,
+    each counted once under its own outcome."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    token = key.sign(fake_provider.token_claims())
+    cases: list[tuple[str | None, str]] = [
+        (f"Bearer {token}", "ok"),
+        (None, "missing"),
+        ("Bearer opaque-unknown", "invalid"),
+    ]
+    for header, outcome in cases:
+        before = outcomes()
+        with contextlib.suppress(GatewayError):
+            await auth.authenticate(header, "")
+        after = outcomes()
+        assert {o: after[o] - before[o] for o in after} == {
+            o: (1.0 if o == outcome else 0.0) for o in after
+        }, outcome
+    fake_provider.failing.add("/introspect")
+    before = outcomes()
+    with pytest.raises(ProviderUnavailable):
+        await auth.authenticate("Bearer other-opaque", "")
+    assert 1.0 == outcomes()["unavailable"] - before["unavailable"]
+
+
+async def test_an_accepted_token_is_served_from_memory_with_its_principal(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """A token accepted once gives the same principal again without another call; an
+    introspected one counts as a cache hit, a local JWT does not."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    fake_provider.introspection["opaque-1"] = live(sub="from-introspection", scope="a")
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    first = await auth.authenticate("Bearer opaque-1", "")
+    calls, before = fake_provider.hits["/introspect"], hits()
+    again = await auth.authenticate("Bearer opaque-1", "")
+    assert (again.subject, again.kind, again.issuer) == ("from-introspection", "bearer",
+                                                         fake_provider.issuer)  # fmt: skip
+    assert first == again
+    assert calls == fake_provider.hits["/introspect"]
+    assert 1.0 == hits() - before
+    token = key.sign(fake_provider.token_claims())
+    await auth.authenticate(f"Bearer {token}", "")
+    before = hits()
+    principal = await auth.authenticate(f"Bearer {token}", "")
+    assert "user-1" == principal.subject
+    assert 0.0 == hits() - before
+
+
+async def test_refusals_say_why(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """An untrusted issuer, an inactive token, a token the provider calls revoked, and a
+    token naming nobody are each refused with their own public reason."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    stranger = key.sign(fake_provider.token_claims(iss="https://stranger.example"))
+    fake_provider.introspection["nobody"] = live(sub=None)
+    cases = [
+        (stranger, "The token's issuer is not trusted."),
+        ("inactive", "The access token is not active."),
+        ("nobody", "The token names neither a subject nor a client."),
+    ]
+    for token, reason in cases:
+        with pytest.raises(InvalidToken) as info:
+            await auth.authenticate(f"Bearer {token}", "")
+        assert reason == info.value.public_message, token
+
+
+async def test_a_jwt_the_endpoint_will_not_introspect_is_checked_locally_for_a_while(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With mode 'all', an endpoint answering unsupported_token_type for a valid JWT makes
+    the gateway check that issuer's JWTs locally for cache_ttl seconds, then ask again."""
+    clock = FakeClock(time.time())
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    config = Bearer(issuers=[issuer(fake_provider, "all")], cache_ttl=60)
+    auth = BearerAuthenticator(config, http_session, clock=clock)
+    first = key.sign(fake_provider.token_claims(jti="1"))
+    fake_provider.unsupported.add(first)
+    principal = await auth.authenticate(f"Bearer {first}", "")
+    assert ("user-1", 1) == (principal.subject, fake_provider.hits["/introspect"])
+    second = key.sign(fake_provider.token_claims(jti="2"))
+    await auth.authenticate(f"Bearer {second}", "")
+    assert 1 == fake_provider.hits["/introspect"]  # paused: checked locally
+    clock.advance(59)
+    await auth.authenticate(f"Bearer {key.sign(fake_provider.token_claims(jti='3'))}", "")
+    assert 1 == fake_provider.hits["/introspect"]
+    clock.advance(1)
+    third = key.sign(fake_provider.token_claims(jti="4"))
+    fake_provider.introspection[third] = live(sub="asked-again")
+    assert "asked-again" == (await auth.authenticate(f"Bearer {third}", "")).subject
+    assert 2 == fake_provider.hits["/introspect"]
+
+
+async def test_a_forged_jwt_does_not_pause_introspection(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """Only a JWT that passes the local checks pauses introspection: a forged one that
+    draws unsupported_token_type is refused and the next JWT is introspected as usual."""
+    key, forger = rsa_key("k1"), rsa_key("k1", slot=1)
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "all")]), http_session)
+    forged = forger.sign(fake_provider.token_claims())
+    fake_provider.unsupported.add(forged)
+    with pytest.raises(InvalidToken):
+        await auth.authenticate(f"Bearer {forged}", "")
+    genuine = key.sign(fake_provider.token_claims(jti="g"))
+    fake_provider.introspection[genuine] = live(sub="introspected")
+    assert "introspected" == (await auth.authenticate(f"Bearer {genuine}", "")).subject
+
+
+async def test_a_bearer_token_in_the_query_string_is_refused_whatever_the_header(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """access_token in the URL (logged everywhere) is a 400 even with a valid header."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    token = key.sign(fake_provider.token_claims())
+    assert "user-1" == (await auth.authenticate(f"Bearer {token}")).subject
+    with pytest.raises(BadRequest):
+        await auth.authenticate(f"Bearer {token}", f"access_token={token}")
+
+
+async def test_the_gate_runs_only_for_tokens_not_yet_accepted(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """A rate-limit gate is consulted before the first check of a token, not on reuse."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+    calls: list[str] = []
+    token = key.sign(fake_provider.token_claims())
+    await auth.authenticate(f"Bearer {token}", "", gate=lambda: calls.append("gate"))
+    await auth.authenticate(f"Bearer {token}", "", gate=lambda: calls.append("gate"))
+    assert ["gate"] == calls

@@ -34,14 +34,26 @@ def test_valid_headers(header: str, token: str) -> None:
     assert parse_bearer(header) == token
 
 
-MISSING = [None, "", "   ", "Basic dXNlcjpwYXNz", "Token abc", "Bearerabc"]
+NO_HEADER = "no Authorization header"
+OTHER_SCHEME = "the Authorization header is not of the Bearer scheme"
+MISSING = [
+    (None, NO_HEADER),
+    ("", NO_HEADER),
+    ("   ", NO_HEADER),
+    ("Basic dXNlcjpwYXNz", OTHER_SCHEME),
+    ("Token abc", OTHER_SCHEME),
+    ("Bearerabc", OTHER_SCHEME),
+]
 
 
-@pytest.mark.parametrize("header", MISSING)
-def test_missing_credentials(header: str | None) -> None:
-    """No header, or another scheme: MissingToken (the challenge then has no error code)."""
-    with pytest.raises(MissingToken):
+@pytest.mark.parametrize(("header", "why"), MISSING)
+def test_missing_credentials(header: str | None, why: str) -> None:
+    """No header, or another scheme: MissingToken (the challenge then has no error code);
+    the log says which."""
+    with pytest.raises(MissingToken) as info:
         parse_bearer(header)
+    assert why == str(info.value)
+    assert "An access token is required." == info.value.public_message
 
 
 MALFORMED = [
@@ -63,29 +75,42 @@ MALFORMED = [
 
 @pytest.mark.parametrize("header", MALFORMED)
 def test_malformed_headers(header: str) -> None:
-    """Anything outside the b64token grammar, or too large, is an invalid token."""
+    """Anything outside the b64token grammar, or too large, is an invalid token, and the
+    caller is told which."""
     with pytest.raises(InvalidToken) as caught:
         parse_bearer(header)
     assert not isinstance(caught.value, MissingToken)
+    reason = (
+        "The access token is too large."
+        if len(header) > MAX_TOKEN_HEADER_BYTES
+        else "The Authorization header is not 'Bearer' followed by a token."
+    )
+    assert (reason, reason) == (str(caught.value), caught.value.public_message)
 
 
 def test_one_header_only() -> None:
     """Two Authorization headers are refused; one or none pass through."""
     assert one_authorization_header([]) is None
     assert one_authorization_header(["Bearer a"]) == "Bearer a"
-    with pytest.raises(InvalidToken, match="more than one"):
+    with pytest.raises(InvalidToken) as info:
         one_authorization_header(["Bearer a", "Bearer b"])
+    reason = "The request carries more than one Authorization header."
+    assert (reason, reason) == (str(info.value), info.value.public_message)
 
 
 @pytest.mark.parametrize(
     "query",
     ["access_token=abc", "a=1&access_token=abc", "ACCESS_TOKEN=abc", "access%5Ftoken=abc",
-     "access_token", "x=1;access_token=2"],
+     "access_token", "x=1;access_token=2", "%61ccess_token=abc", "access_token=a=b",
+     "+access_token+=x"],
 )  # fmt: skip
 def test_query_token_refused(query: str) -> None:
-    """A token in the URL is a bad request, however it is spelled."""
-    with pytest.raises(BadRequest):
+    """A token in the URL is a bad request, however it is spelled, and says where to put it."""
+    with pytest.raises(BadRequest, match=r"^access_token in the query string$") as info:
         refuse_token_in_query(query)
+    assert "Send the access token in the Authorization header, not in the URL." == (
+        info.value.public_message
+    )
 
 
 @pytest.mark.parametrize("query", ["", "a=1", "token=abc", "my_access_token=1", "access=1"])

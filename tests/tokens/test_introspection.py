@@ -20,6 +20,7 @@ from gateway.tokens.introspection import (
     IntrospectionClient,
     cache_lifetime,
     introspection_verdict,
+    verdict_scope,
 )
 from tests.idp.fake_provider import FakeClock, FakeProvider, open_guard, rsa_key
 from tests.tokens.shared_store import DictStore, sealed
@@ -244,21 +245,28 @@ async def test_rejected_credentials_are_503_with_a_hint(
 
 NOW = 1_000_000.0
 ISSUER = TrustedIssuer(issuer="https://idp", audiences=["api"], discovery=False)
+NOT_ACTIVE = "The access token is not active."
 VERDICTS = [
     ({"active": True, "aud": "api"}, None),
-    ({"active": "true", "aud": "api"}, "not active"),
-    ({"active": False}, "not active"),
-    ({}, "not active"),
-    ({"active": True, "aud": "api", "iss": "https://other"}, "issuer"),
-    ({"active": True, "aud": "api", "token_type": "refresh_token"}, "not a bearer access token"),
+    ({"active": "true", "aud": "api"}, NOT_ACTIVE),
+    ({"active": False}, NOT_ACTIVE),
+    ({}, NOT_ACTIVE),
+    ({"active": True, "aud": "api", "iss": "https://other"}, "The token's issuer is not trusted."),
+    ({"active": True, "aud": "api", "iss": "https://idp"}, None),
+    ({"active": True, "aud": "api", "token_type": "refresh_token"},
+     "The token is not a bearer access token."),
     ({"active": True, "aud": "api", "token_type": "access_token"}, None),
+    ({"active": True, "aud": "api", "token_type": "Bearer"}, None),
     ({"active": True, "aud": ["x", "api"]}, None),
-    ({"active": True, "aud": "x"}, "audience"),
-    ({"active": True}, "names no audience"),
-    ({"active": True, "aud": "api", "exp": NOW - 31}, "expired"),
+    ({"active": True, "aud": "x"}, "The token is not meant for this service (audience)."),
+    ({"active": True}, "The token names no audience, so it is not meant for this service."),
+    ({"active": True, "aud": "api", "exp": NOW - 31}, "The access token has expired."),
+    ({"active": True, "aud": "api", "exp": NOW - 30}, "The access token has expired."),
     ({"active": True, "aud": "api", "exp": NOW - 29}, None),
-    ({"active": True, "aud": "api", "nbf": NOW + 31}, "not valid yet"),
-]
+    ({"active": True, "aud": "api", "nbf": NOW + 31}, "The access token is not valid yet."),
+    ({"active": True, "aud": "api", "nbf": NOW + 30}, None),  # the leeway's edge
+    ({"active": True, "aud": "api", "nbf": NOW + 10}, None),
+]  # fmt: skip
 
 
 def test_audience_may_be_optional_by_choice() -> None:
@@ -272,13 +280,41 @@ def test_audience_may_be_optional_by_choice() -> None:
 
 @pytest.mark.parametrize(("response", "refusal"), VERDICTS)
 def test_introspection_verdict(response: dict[str, Any], refusal: str | None) -> None:
-    """Only an active bearer access token of this issuer, for this audience, is accepted."""
+    """Only an active bearer access token of this issuer, for this audience, inside its
+    times (30 s leeway), is accepted; a refusal names the check that failed."""
     verdict = introspection_verdict(response, ISSUER, NOW)
     if refusal is None:
         assert verdict == response
     else:
-        assert verdict["active"] is False
-        assert refusal in verdict["reason"]
+        assert {"active": False, "reason": refusal} == verdict
+
+
+SCOPE_CHANGES: list[dict[str, Any]] = [
+    {"issuer": "https://other-idp"},
+    {"audiences": ["api", "more"]},
+    {"leeway": 5},
+    {"introspection": Introspection(client_id="rs", require_audience=False)},
+    {"introspection": Introspection(client_id="other-rs")},
+    {"introspection": Introspection(client_id="rs", endpoint="https://idp/other-introspect")},
+]
+
+
+@pytest.mark.parametrize("change", SCOPE_CHANGES)
+def test_a_verdict_is_never_shared_with_other_inputs(change: dict[str, Any]) -> None:
+    """Another issuer, audience set, leeway, audience rule, client or endpoint gives
+    another verdict scope: a verdict reached under one is never reused under the other."""
+    base = ISSUER.model_copy(update={"introspection": Introspection(client_id="rs")})
+    assert verdict_scope(base) != verdict_scope(base.model_copy(update=change))
+
+
+def test_the_verdict_scope_ignores_audience_order_and_repeats() -> None:
+    """The same audiences in another order, or repeated, are the same inputs."""
+    again = ISSUER.model_copy(update={"audiences": ["b", "api", "b"]})
+    swapped = ISSUER.model_copy(update={"audiences": ["api", "b"]})
+    assert verdict_scope(again) == verdict_scope(swapped)
+    bare = ISSUER.model_copy(update={"introspection": None})
+    required = ISSUER.model_copy(update={"introspection": Introspection(client_id="rs")})
+    assert verdict_scope(bare) != verdict_scope(required)
 
 
 LIFETIMES = [

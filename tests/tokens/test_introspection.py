@@ -18,6 +18,7 @@ from gateway.errors import InvalidToken, ProviderUnavailable
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.tokens.introspection import (
     IntrospectionClient,
+    UnsupportedTokenType,
     cache_lifetime,
     introspection_verdict,
     verdict_scope,
@@ -330,3 +331,49 @@ LIFETIMES = [
 def test_cache_lifetime(result: dict[str, Any], seconds: float) -> None:
     """Positive verdicts live until exp, capped by cache_ttl; negative ones briefly."""
     assert cache_lifetime(result, NOW, positive_ttl=300, negative_ttl=10) == seconds
+
+
+def client_for(fake: FakeProvider, session: aiohttp.ClientSession, **settings: Any) -> Any:
+    config = trusted(fake, **settings)
+    assert config.introspection is not None
+    return IntrospectionClient(
+        config.introspection, fake.issuer, f"{fake.issuer}/introspect", session, open_guard()
+    )
+
+
+async def test_a_token_the_endpoint_will_not_introspect_is_told_apart(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """HTTP 400 unsupported_token_type is its own answer (the JWT is then checked locally);
+    any other 400 or a 500 is an outage, the 400 with a hint about the credentials."""
+    client = client_for(fake_provider, http_session)
+    endpoint = f"{fake_provider.issuer}/introspect"
+    fake_provider.unsupported.add("jwt-like")
+    with pytest.raises(UnsupportedTokenType) as info:
+        await client.introspect("jwt-like")
+    assert f"{endpoint} does not introspect this token" == str(info.value)
+    fake_provider.required_authorization = "Basic bm9ib2R5Og=="
+    with pytest.raises(ProviderUnavailable) as outage:
+        await client.introspect("t")
+    assert not isinstance(outage.value, UnsupportedTokenType)
+    assert f"{endpoint} answered HTTP 401 (check the resource server's credentials)" == str(
+        outage.value
+    )
+    fake_provider.required_authorization = None
+    fake_provider.failing.add("/introspect")
+    with pytest.raises(ProviderUnavailable) as down:
+        await client.introspect("t")
+    assert f"{endpoint} answered HTTP 500" == str(down.value)
+    assert 3 == client.call_count
+
+
+async def test_client_secret_basic_escapes_the_credentials(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """client_secret_basic form-encodes id and secret first (RFC 6749 2.3.1): a secret
+    with ':' or '/' still authenticates."""
+    fake_provider.required_authorization = aiohttp.encode_basic_auth("orders%2Fapi", "s%3Ae%2Fc%25")
+    client = client_for(fake_provider, http_session, client_id="orders/api", client_secret="s:e/c%")
+    fake_provider.introspection["t"] = {"active": True}
+    assert {"active": True} == await client.introspect("t")
+    assert 1 == client.call_count

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config.model import Route
-from gateway.policy.canonical import canonical_path
+from gateway.policy.canonical import PathRefused, canonical_path
 from gateway.policy.routes import RouteTable, split_host
 
 
@@ -211,3 +211,69 @@ def test_lenient_readings_never_reach_a_laxer_route(path: str, expected: str) ->
     route = secured().resolve("h", canonical_path(path))
     assert route is not None
     assert expected == route.name
+
+
+def test_a_reading_that_reaches_a_protected_route_is_refused_and_logged() -> None:
+    """A path some upstream reads as another route's with checks of its own is refused,
+    and the log says which reading and which routes."""
+    t = RouteTable(
+        [
+            Route(name="public", path="/", upstream="http://u", auth="public"),
+            Route(name="admin", path="/admin", upstream="http://u", auth="login"),
+        ]
+    )
+    with pytest.raises(PathRefused) as info:
+        t.resolve("h", canonical_path("/ADMIN/x"))
+    assert "path '/ADMIN/x' reads as '/admin/x' upstream, which is route admin, not public" == (
+        str(info.value)
+    )
+    long = "/ADMIN/" + "x" * 300
+    with pytest.raises(PathRefused) as cut:
+        t.resolve("h", canonical_path(long))
+    assert str(cut.value).startswith(f"path {long[:200]!r} reads as {long.lower()[:200]!r} ")
+
+
+def test_a_reading_that_reaches_only_public_routes_passes() -> None:
+    """Another reading that lands on an unrestricted (public, no policy) route gains
+    nothing: the request goes through its own route."""
+    t = RouteTable(
+        [
+            Route(name="public", path="/", upstream="http://u", auth="public"),
+            Route(name="docs", path="/docs", upstream="http://u", auth="public"),
+            Route(name="admin", path="/admin", upstream="http://u", auth="login"),
+        ]
+    )
+    route = t.resolve("h", canonical_path("/DOCS/x"))
+    assert route is not None
+    assert "public" == route.name
+    admin = t.resolve("H.", canonical_path("/admin/x"))
+    assert admin is not None
+    assert "admin" == admin.name
+
+
+def test_host_specific_readings_are_judged_on_their_own_host() -> None:
+    """A reading is matched on the request's host: another host's protected route does not
+    make this host's path ambiguous, this host's does."""
+    t = RouteTable(
+        [
+            Route(name="public", path="/", upstream="http://u", auth="public"),
+            Route(name="admin-a", host="a.test", path="/admin", upstream="http://u", auth="login"),
+            Route(name="public-a", host="a.test", path="/", upstream="http://u", auth="public"),
+        ]
+    )
+    route = t.resolve("b.test", canonical_path("/ADMIN"))
+    assert route is not None
+    assert "public" == route.name
+    with pytest.raises(PathRefused, match="which is route admin-a, not public-a"):
+        t.resolve("a.test", canonical_path("/ADMIN"))
+
+
+def test_prefixes_with_capital_x_and_slashes_are_cut_exactly() -> None:
+    """A prefix is compared as written: /BOX/ does not guard /BO, and strip_prefix cuts
+    exactly its segments (/a/X/ from /a/X/c leaves /c)."""
+    box = RouteTable([Route(path="/BOX/", upstream="http://u", case_sensitive=True)])
+    assert box.match("h", "/BO") is None
+    t = RouteTable([Route(path="/a/X/", upstream="http://u", strip_prefix=True)])
+    route = t.match("h", "/a/X/c")
+    assert route is not None
+    assert "/c" == route.upstream_path(canonical_path("/a/X/c"))

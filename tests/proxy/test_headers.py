@@ -271,3 +271,43 @@ def test_response_headers_drop_hop_by_hop_and_keep_the_rest() -> None:
         ("Set-Cookie", "b=2"),
         ("Cache-Control", "no-store"),
     ] == list(out.items())
+
+
+def test_a_network_written_with_host_bits_is_still_the_network() -> None:
+    """trusted_proxies: ["10.0.0.1/24"] trusts the whole /24, as an operator means it."""
+    assert TrustedProxies(["10.0.0.1/24"]).trusts("10.0.0.200")
+
+
+def test_a_trusted_proxy_may_downgrade_the_scheme_to_http() -> None:
+    """Behind a TLS-terminating listener, a trusted proxy saying http is believed."""
+    assert "http" == view_of("10.0.0.1", ("X-Forwarded-Proto", "http"), scheme="https").scheme
+
+
+def test_a_differing_target_host_is_logged_cut_and_answered_plainly() -> None:
+    """The refusal quotes at most 100 characters of each host and tells the client why."""
+    authority = "a" * 150 + ".example"
+    host = "b" * 150 + ".example"
+    with pytest.raises(BadRequest) as info:
+        proxies().client_view("203.0.113.9", headers(("Host", host)), "http", authority)
+    assert f"request target host {authority[:100]!r} differs from Host {host[:100]!r}" == str(
+        info.value
+    )
+    assert "The request target and the Host header name different hosts." == (
+        info.value.public_message
+    )
+
+
+def test_several_forwarded_headers_of_a_trusted_proxy_are_kept_in_order() -> None:
+    """Each Forwarded header a trusted proxy sent is kept, joined by ', ', before the
+    gateway's own element; without any, only the gateway's element is sent."""
+    incoming = headers(
+        ("Host", "app.example"), ("Forwarded", "for=1.1.1.1"), ("Forwarded", "for=2.2.2.2")
+    )
+    view = proxies().client_view("10.0.0.1", incoming, "http", None)
+    out = upstream(incoming, view)
+    assert (
+        'for=1.1.1.1, for=2.2.2.2, for=10.0.0.1;proto=http;host="app.example"' == (out["Forwarded"])
+    )
+    bare = headers(("Host", "app.example"))
+    out = upstream(bare, proxies().client_view("10.0.0.1", bare, "http", None))
+    assert 'for=10.0.0.1;proto=http;host="app.example"' == out["Forwarded"]

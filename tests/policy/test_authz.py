@@ -50,6 +50,8 @@ CASES: list[tuple[str, dict[str, Any], Principal, str, tuple[bool, int, str | No
      (False, 403, "orders:admin")),
     ("any scope held", {"scopes_any": ["x", "orders:read"]}, API, "GET", (True, 200, None)),
     ("no scope of any", {"scopes_any": ["x", "y"]}, API, "GET", (False, 403, "x y")),
+    ("two scopes missing", {"scopes_all": ["orders:read", "a", "b"]}, API, "GET",
+     (False, 403, "a b")),
     ("method checked before scope", {"methods": ["GET"], "scopes_all": ["z"]}, API, "PUT",
      (False, 405, None)),
     ("claim equals string", {"claims": [{"claim": "tier", "equals": "gold"}]}, ADA, "GET",
@@ -137,6 +139,7 @@ REASONS = {
     "empty methods list": "method GET not allowed",
     "one scope missing": "missing scope orders:admin",
     "no scope of any": "needs one of the scopes x y",
+    "two scopes missing": "missing scope a b",
     "method checked before scope": "method PUT not allowed",
     "claim equals other": "claim tier does not meet the route's rule",
     "int is not string": "claim level does not meet the route's rule",
@@ -218,6 +221,8 @@ PROBLEMS: list[tuple[str, Policy, list[str]]] = [
     ("email outside domains", Policy(emails=["x@other.io"], email_domains=["corp.io"]),
      ["outside email_domains"]),
     ("address as domain", Policy(email_domains=["bob@corp.io"]), ["is an address"]),
+    ("capital address as domain", Policy(email_domains=["X@corp.io"]), ["is an address"]),
+    ("domain written with @", Policy(emails=["x@corp.io"], email_domains=["@corp.io"]), []),
     ("scope with space", Policy(scopes_any=["a b"]), ["holds a space"]),
     ("empty group", Policy(groups=[""]), ["empty value"]),
 ]  # fmt: skip
@@ -232,3 +237,10 @@ def test_policy_problems(policy: Policy, expected: list[str]) -> None:
     assert len(problems) == len(expected), problems
     for fragment, problem in zip(expected, problems, strict=True):
         assert fragment in problem
+
+
+def test_an_empty_methods_list_is_reported_in_full() -> None:
+    """`gateway check` tells the operator exactly why the route is unreachable."""
+    assert ["methods is an empty list, so no request can pass"] == policy_problems(
+        Policy(methods=[])
+    )

@@ -49,6 +49,18 @@ def test_instances_of_one_deployment_share_a_namespace() -> None:
     assert namespace() == namespace(bearer__cache_ttl=60)
 
 
+def test_the_order_of_issuers_and_providers_does_not_matter() -> None:
+    """Two instances listing the same issuers and providers in another order share."""
+    second_issuer = {"issuer": "https://b.example", "audiences": ["api"]}
+    second_provider = {"name": "b", "issuer": "https://b.example", "client_id": "gw",
+                       "client_secret": "s"}  # fmt: skip
+    issuers = [*BASE["bearer"]["issuers"], second_issuer]
+    providers = [*BASE["providers"], second_provider]
+    assert namespace(bearer__issuers=issuers, providers=providers) == namespace(
+        bearer__issuers=issuers[::-1], providers=providers[::-1]
+    )
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -57,6 +69,22 @@ def test_instances_of_one_deployment_share_a_namespace() -> None:
         {"bearer__issuers__0__issuer": "https://other.example"},
         {"bearer__issuers__0__introspection": {"client_id": "rs2", "client_secret": "s"}},
         {"providers__0__client_id": "gw2"},
+        {"providers__0__issuer": "https://other-op.example"},
+        {
+            "bearer__issuers__0__introspection": {
+                "client_id": "rs",
+                "client_secret": "s",
+                "endpoint": "https://idp.example/other",
+            }
+        },
+        {
+            "bearer__issuers__0__introspection": {
+                "client_id": "rs",
+                "client_secret": "s",
+                "require_audience": False,
+            }
+        },
+        {"bearer__issuers__0__introspection": None},
     ],
 )
 def test_other_deployments_get_other_namespaces(change: dict[str, Any]) -> None:

@@ -21,7 +21,13 @@ from jwt.algorithms import RSAAlgorithm
 from gateway.config.model import Bearer, TrustedIssuer
 from gateway.errors import InvalidToken
 from gateway.tokens.authenticator import BearerAuthenticator
-from gateway.tokens.jwt_access import JwtAccessTokenValidator, check_header, check_times
+from gateway.tokens.jwt_access import (
+    JwtAccessTokenValidator,
+    check_header,
+    check_times,
+    looks_like_jwt,
+    unverified_parts,
+)
 from tests.idp.fake_provider import (
     FakeClock,
     FakeProvider,
@@ -346,17 +352,19 @@ async def test_rotated_key_after_cooldown(
     assert fake_provider.hits["/jwks"] == 3
 
 
+ALG = "The token's signing algorithm is not accepted."
 HEADERS = [
     ({"alg": "RS256"}, "RS256"),
     ({"alg": "ES256", "typ": "at+jwt", "kid": "x"}, "ES256"),
-    ({"alg": "HS256"}, "algorithm"),
-    ({"alg": "none"}, "algorithm"),
-    ({"alg": "PS512"}, "algorithm"),  # not in the issuer's list
-    ({}, "algorithm"),
-    ({"alg": "RS256", "typ": "id_token+jwt"}, "typ"),
-    ({"alg": "RS256", "crit": ["exp"]}, "extensions"),
-    ({"alg": "RS256", "kid": 3}, "malformed"),
-]
+    ({"alg": "HS256"}, ALG),
+    ({"alg": "none"}, ALG),
+    ({"alg": "PS512"}, ALG),  # not in the issuer's list
+    ({}, ALG),
+    ({"alg": "RS256", "typ": "id_token+jwt"}, "The token is not an access token (typ)."),
+    ({"alg": "RS256", "crit": ["exp"]},
+     "The token requires extensions this service does not support."),
+    ({"alg": "RS256", "kid": 3}, "The access token is malformed."),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("header", "expected"), HEADERS)
@@ -368,18 +376,19 @@ def test_check_header(header: dict[str, Any], expected: str) -> None:
         return
     with pytest.raises(InvalidToken) as caught:
         check_header(header, allowed)
-    assert expected in caught.value.public_message
+    assert expected == caught.value.public_message
 
 
 TIMES = [
     ({"exp": 1100}, 1000, 0, None),
-    ({"exp": 1000}, 1000, 0, "expired"),
+    ({"exp": 1000}, 1000, 0, "The access token has expired."),
     ({"exp": 990}, 1000, 30, None),
     ({"exp": 1100.5, "nbf": 1020, "iat": 1020}, 1000, 30, None),
-    ({"exp": 1100, "nbf": 1031}, 1000, 30, "not valid yet"),
-    ({"exp": 1100, "iat": 1031}, 1000, 30, "issued in the future"),
-    ({"exp": True}, 1000, 0, "not a number"),
-    ({}, 1000, 0, "no expiry"),
+    ({"exp": 1100, "nbf": 1030, "iat": 1030}, 1000, 30, None),  # the leeway's edge
+    ({"exp": 1100, "nbf": 1031}, 1000, 30, "The access token is not valid yet."),
+    ({"exp": 1100, "iat": 1031}, 1000, 30, "The access token was issued in the future."),
+    ({"exp": True}, 1000, 0, "The token's exp claim is not a number."),
+    ({}, 1000, 0, "The token has no expiry time (exp)."),
 ]
 
 
@@ -391,8 +400,9 @@ def test_check_times(
     if expected is None:
         assert check_times(claims, now, leeway) == claims["exp"]
         return
-    with pytest.raises(InvalidToken, match=expected):
+    with pytest.raises(InvalidToken) as caught:
         check_times(claims, now, leeway)
+    assert expected == caught.value.public_message
 
 
 async def test_a_token_signed_with_a_short_rsa_key_is_refused(
@@ -408,3 +418,50 @@ async def test_a_token_signed_with_a_short_rsa_key_is_refused(
         token = SigningKey("weak", "RS256", private, jwk).sign(fake_provider.token_claims())
     with pytest.raises(InvalidToken, match="key for this token is unusable"):
         await check(auth, token)
+
+
+@pytest.mark.parametrize(
+    ("token", "jwt_shaped"),
+    [("a.b.c", False), ("e30.e30", False), ("bm90IGpzb24.e30.c2ln", False),
+     ("W10.e30.c2ln", False), ("e30.bm90.c2ln", True), ("e30.W10.c2ln", True)],
+)  # fmt: skip
+def test_only_a_json_object_header_makes_a_jwt(token: str, jwt_shaped: bool) -> None:
+    """A token is handled as a JWT only with three parts and a JSON-object header (others
+    are opaque, for introspection); a JWT whose payload is unreadable is malformed."""
+    assert jwt_shaped == looks_like_jwt(token)
+    if jwt_shaped:
+        with pytest.raises(InvalidToken) as caught:
+            unverified_parts(token)
+        assert "The access token is malformed." == caught.value.public_message
+
+
+async def test_an_accepted_jwt_is_reused_until_exp_plus_leeway(
+    auth: BearerAuthenticator, fake_provider: FakeProvider, signer: SigningKey, clock: FakeClock
+) -> None:
+    """A verified token is not verified again; it stays usable until exp + leeway and
+    is refused as expired from then on."""
+    claims = fake_provider.token_claims()
+    token = signer.sign(claims)
+    validator = auth.jwt
+    first = await validator.validate(token)
+    assert claims["exp"] + 30 == first.usable_until
+    fake_provider.publish()  # the key is gone: only the memory of the check remains
+    assert first is await validator.validate(token)
+    clock.advance(claims["exp"] + 30 - clock.now)
+    with pytest.raises(InvalidToken) as caught:
+        await validator.validate(token)
+    assert "The access token has expired." == caught.value.public_message
+
+
+async def test_only_configured_issuers_are_trusted(
+    auth: BearerAuthenticator, fake_provider: FakeProvider, signer: SigningKey
+) -> None:
+    """trusts() answers for configured issuers only; another issuer's token is refused
+    before any key is fetched."""
+    assert auth.jwt.trusts(fake_provider.issuer)
+    assert not auth.jwt.trusts("https://stranger.example")
+    stranger = signer.sign(fake_provider.token_claims(iss="https://stranger.example"))
+    with pytest.raises(InvalidToken) as caught:
+        await auth.jwt.validate(stranger)
+    assert "The token's issuer is not trusted." == caught.value.public_message
+    assert 0 == fake_provider.hits["/jwks"]

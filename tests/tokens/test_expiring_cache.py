@@ -47,7 +47,7 @@ def test_a_missing_key_is_none() -> None:
 @pytest.mark.parametrize("size", [0, -1])
 def test_a_cache_must_hold_at_least_one_entry(size: int) -> None:
     """max_entries below 1 is refused at construction."""
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=r"^max_entries must be at least 1$"):
         ExpiringCache[str, int](size)
 
 

@@ -214,3 +214,69 @@ def test_header_authorization_conflicts_with_pass_access_token() -> None:
     }
     with pytest.raises(ConfigError, match="conflicts with pass_access_token"):
         parse_config(yaml.safe_dump({"routes": [route]}))
+
+
+def decoded(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
+        token, "k" * 32, algorithms=["HS256"], options={"verify_aud": False, "verify_exp": False}
+    )
+    return claims
+
+
+def test_bearer_callers_never_share_a_cached_token() -> None:
+    """Two bearer callers of one route (no session) each get a token naming themselves."""
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32}))
+    svc_a = Principal("bearer", "https://op.example", "svc-a", {"sub": "svc-a"})
+    svc_b = Principal("bearer", "https://op.example", "svc-b", {"sub": "svc-b"})
+    assert "svc-a" == decoded(mint.mint(svc_a))["sub"]
+    assert "svc-b" == decoded(mint.mint(svc_b))["sub"]
+
+
+def test_changed_claims_mint_a_new_token_for_the_same_session() -> None:
+    """After a refresh changed the session's claims, the upstream sees the new ones."""
+    mint, _ = minter(
+        config({"algorithm": "HS256", "secret": "k" * 32, "claims": {"email": "{claims.email}"}})
+    )
+    assert "a@x.test" == decoded(mint.mint(ALICE))["email"]
+    changed = Principal("session", ALICE.issuer, "alice", {"email": "b@x.test"}, session_id="s1")
+    assert "b@x.test" == decoded(mint.mint(changed))["email"]
+
+
+def test_a_session_principal_is_not_capped_by_its_id_token_exp() -> None:
+    """Only a bearer caller's exp caps the minted token; a session's claims may carry the
+    (long past) id_token exp, which says nothing about the session."""
+    clock = Clock()
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32}), clock)
+    session = Principal("session", ALICE.issuer, "alice", {"exp": 1}, session_id="s9")
+    assert int(clock.now) + 300 == decoded(mint.mint(session))["exp"]
+
+
+def test_another_header_carries_the_bare_token() -> None:
+    """A header other than Authorization carries the token itself, no 'Bearer ' prefix."""
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32, "header": "X-Identity"}))
+    value = mint.header_value(ALICE)
+    assert value.startswith("ey")
+    assert "alice" == decoded(value)["sub"]
+    assert "X-Identity" == mint.header_name
+
+
+def test_standard_claims_make_every_token_unique() -> None:
+    """Standard claims add iat and a 22-character random jti to each minted token."""
+    clock = Clock()
+    mint, _ = minter(
+        config({"algorithm": "HS256", "secret": "k" * 32, "include_standard_claims": True}), clock
+    )
+    claims = decoded(mint.mint(ALICE))
+    assert int(clock.now) == claims["iat"]
+    assert 22 == len(claims["jti"])
+
+
+def test_a_short_lived_token_is_reminted_in_its_last_quarter() -> None:
+    """With a 40 s lifetime the cached token is handed out for 30 s, then replaced."""
+    clock = Clock()
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32, "ttl": 40}), clock)
+    first = mint.mint(ALICE)
+    clock.now += 29.5
+    assert first == mint.mint(ALICE)
+    clock.now += 0.5
+    assert first != mint.mint(ALICE)

@@ -62,6 +62,31 @@ def test_route_policy_problems(route: dict[str, Any], expected: list[tuple[str, 
         assert fragment in message
 
 
+def test_every_route_is_reviewed_with_its_key_path_in_full() -> None:
+    """Problems of every route come out in order, each with its key path and the whole
+    sentence an operator reads."""
+    unknown = (
+        "claims: iss 'https://gone.example' refers to an unknown provider: no caller of this "
+        "route comes from it (see providers, bearer.issuers, provider)"
+    )
+    settings = config(
+        {"path": "/a/", "auth": "bearer", "policy": {"methods": []}},
+        {"path": "/b/", "auth": "login", "policy": {"client_ids": ["svc"], "claims": [
+            {"claim": "tier", "equals": "gold"}, {"claim": "iss", "equals": "https://gone.example"},
+            {"claim": "iss", "equals": "https://gone.example"}]}},
+        {"path": "/c/", "auth": "login_or_bearer", "provider": "op",
+         "policy": iss(one_of=[OP, API_ISSUER])},
+    )  # fmt: skip
+    assert [
+        ("error", "routes[0].policy", "methods is an empty list, so no request can pass"),
+        ("error", "routes[1].policy", unknown),
+        ("error", "routes[1].policy", unknown),
+        ("warn", "routes[1]", "client_ids restricts bearer callers only; this route has none"),
+        ("warn", "routes[2]", "provider 'op' pins browser sign-in only: bearer tokens of every "
+                              "bearer issuer pass (add a claims rule on iss to restrict them)"),
+    ] == route_policy_problems(Config(**settings))  # fmt: skip
+
+
 def gateway_check(tmp_path: Path, settings: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(settings))

@@ -139,3 +139,29 @@ def test_a_truncated_value_is_refused() -> None:
         open_record(KEYS, ticket, value[: 3 + meta_length + 10])
     with pytest.raises(SealError):
         open_meta(KEYS, ticket.handle, value[: 3 + meta_length - 1])
+
+
+# A session stored by this version (ticket "A"*43 . "B"*43, KEYS): sealed with a random
+# nonce, so written once; every later version must still open it.
+STORED = bytes.fromhex(
+    "010092011983fd9787bdb8ca237f20644e8625439a19774f3f59f3f5cee21d446939c4ee7fba4b3bb3b6441e"
+    "eb019165df3b6cffc28ffacb61a6486fcaa6f7bd2a4d994efb49ffc48f50f7b697d2030e0ae63231055671a5"
+    "a3560ebba6f889cc96e4eebca2a91050e9a191c2c57ca3838cb2b8d1c9601e762a77bd458b8dfe19b37e23b7"
+    "4f236eaac9b7cfd5802c803d3c56c756da011983fd97657dd98f4168033955749d02f5ffb5f2e6b08070e638"
+    "ebc4ca691b82e5d6314df60faac128cddba352febebdb39746eef4641c644a4854c32e557d4d3359506d68e3"
+    "017c4128582f3e11cdbf66cd85b58a1cc9b4bede81d1e5b6c86316c527729b3526e403444a74d95f48a95511"
+    "2fa4d9f32e622d579ada3f46b7c768c99aefc22cc7bdfde9ec8c79331eaacc0606796eaf3830e16544182b9c"
+    "3c6920eefe5b48462eb81f8c06ce3580f83da46c6f1750d6ee201fba3383fb047a78bb6516be2a4b6dad079e"
+    "d0ff89a2728fc6e36f632460947e467b246ab10f8261fd6c359f1ba1f788e5dea3308ed3c5271e9a189f0a3c"
+    "d17b5dfac7006d5b1e3efe0453c8bffc8d1c8cef2dfa723627dc3a0050f2e1b78f48b4da61d41e0e066262c3"
+    "91031bb7c1c0a7641478ac7521dc51dad20c35a2823221ec79180b8fea8bbc7913b25c23de42c5019ca71fbc"
+    "65db"
+)
+
+
+def test_sessions_stored_earlier_still_open() -> None:
+    """An upgrade must not log everyone out: a stored value of this format opens, meta
+    with the server key, record with the ticket."""
+    ticket = Ticket("A" * 43, "B" * 43)
+    assert SessionMeta.of(RECORD) == open_meta(KEYS, ticket.handle, STORED)
+    assert RECORD == record_from_json(open_record(KEYS, ticket, STORED))

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from gateway.config.model import ClaimRule, Policy
 from gateway.types import Principal
@@ -128,6 +129,14 @@ def method_allowed(methods: list[str] | None, method: str) -> bool:
         return True
     method = method.upper()
     return method in methods or (method == "HEAD" and "GET" in methods)
+
+
+def override_methods(query_string: str) -> list[str]:
+    """Methods a `_method` query parameter asks for (Express method-override, Laravel,
+    Rails, Symfony turn a POST into that method): each must pass `policy.methods` too."""
+    if "_method" not in query_string:
+        return []
+    return [value.upper() for value in parse_qs(query_string).get("_method", [])]
 
 
 def decide(policy: Policy, principal: Principal, method: str) -> Decision:

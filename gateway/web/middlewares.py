@@ -12,7 +12,13 @@ from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from gateway import metrics
-from gateway.errors import GatewayError, InsufficientScope, InvalidToken, Unauthorized
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    InsufficientScope,
+    InvalidToken,
+    Unauthorized,
+)
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import canonical_path
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
@@ -59,6 +65,14 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             services.rate_limiter.check(request[VIEW].client_ip, request.path)
         response = await handler(request)
     except GatewayError as exc:
+        if (
+            400 <= exc.status < 500
+            and exc.status not in (401, 403)
+            and _asks_forward_auth(request, services.config.prefix)
+        ):
+            # nginx's auth_request turns every answer but 2xx/401/403 into a 500 for the
+            # user: a malformed original request is refused plainly instead.
+            exc = Forbidden(f"forward-auth: {exc}", public=exc.public_message)
         response = _error_to_response(request, exc, services.config.bearer.realm)
     except web.HTTPException as exc:
         if exc.status >= 400:
@@ -78,6 +92,11 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     return response
+
+
+def _asks_forward_auth(request: web.Request, prefix: str) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical == prefix.rstrip("/") + "/auth"
 
 
 def _absolute_authority(request: web.Request) -> str | None:

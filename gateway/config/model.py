@@ -44,6 +44,13 @@ def _http_url(value: str) -> str:
 def _path_prefix(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must start with '/'")
+    segments = value.split("/")
+    odd = any(ch in value for ch in "%;\\?#") or not value.isprintable() or "//" in value
+    if odd or "." in segments or ".." in segments:
+        raise ValueError(
+            "must be a plain decoded path: no '//', dot segments, '%', ';', '?', '#' or '\\' "
+            "(requests are matched after canonicalisation, see docs/security.md)"
+        )
     return value
 
 
@@ -238,6 +245,18 @@ class Route(Section):
     provider: str | None = Field(None, description="Pin the login to this provider's name.")
     preserve_host: bool = Field(False, description="Send the client's Host header upstream.")
     strip_prefix: bool = Field(False, description="Remove the matched path prefix upstream.")
+    case_sensitive: bool = Field(
+        False,
+        description="The upstream matches paths case-sensitively (never serves /Admin as "
+        "/admin): a path whose case-folded reading is another protected route's is then "
+        "not refused.",
+    )
+    raw_path: bool = Field(
+        False,
+        description="Send the path upstream as the client wrote it (';' parameters and "
+        "escapes kept) instead of the canonical path. Matching and checks still use the "
+        "canonical path. Only for upstreams that need it (e.g. ';jsessionid').",
+    )
     timeouts: Timeouts = Field(default_factory=Timeouts)
     tls: UpstreamTls = Field(default_factory=UpstreamTls)
     policy: Policy = Field(default_factory=Policy)
@@ -259,6 +278,24 @@ class Route(Section):
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
     )
+
+    @model_validator(mode="after")
+    def _raw_path_alone(self) -> Route:
+        if self.raw_path and self.strip_prefix:
+            raise ValueError("raw_path and strip_prefix cannot be combined: a raw path has no "
+                             "canonical prefix to cut")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _public_policy(self) -> Route:
+        # Only `methods` can be decided without a caller: any other rule on a public
+        # route would look enforced and never be.
+        if self.auth == "public" and self.policy.model_copy(update={"methods": None}) != Policy():
+            raise ValueError(
+                "policy: a public route has no caller identity, so only policy.methods "
+                "applies; use auth: login or bearer for the other rules"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_authorization(self) -> Route:

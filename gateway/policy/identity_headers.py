@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from multidict import CIMultiDict
+
 from gateway.config.model import IdentityHeaders
 from gateway.errors import ConfigError
 from gateway.policy.authz import MISSING, claim_value
@@ -29,23 +31,53 @@ FORBIDDEN_NAMES = frozenset(
 )  # fmt: skip
 
 
+# Client headers the gateway owns on every route, whatever the route's own identity headers:
+# what other gateways and frameworks use to carry identity (oauth2-proxy's X-Forwarded-*,
+# Apache's Remote-User), client address (IP allow-lists behind the gateway), and method or
+# URL overrides (Express method-override, Symfony, IIS URL rewrite) that would let a
+# request the gateway allowed become another one upstream.
+OWNED_NAMES = frozenset(
+    {
+        "remote-user", "x-remote-user", "x-user", "x-real-ip", "true-client-ip",
+        "x-client-ip", "client-ip", "x-cluster-client-ip", "cf-connecting-ip",
+        "fastly-client-ip", "x-proxyuser-ip", "x-original-url", "x-rewrite-url",
+        "x-original-uri", "x-original-method", "x-original-host", "x-http-method-override",
+        "x-http-method", "x-method-override", "front-end-https", "x-url-scheme",
+        "x-host", "x-scheme",
+    }
+)  # fmt: skip
+# Every X-Forwarded-* is the gateway's: it writes -For, -Proto and -Host itself.
+OWNED_PREFIXES = ("x-forwarded-",)
+
+
 def comparable_name(name: str) -> str:
     """A header name as upstreams may read it: trimmed, lower case, '_' taken as '-'."""
     return name.strip().lower().replace("_", "-")
 
 
-_PLAIN = re.compile(r"[ -$&-~]*")  # printable ASCII without '%': nothing to encode
+_PLAIN = re.compile(r"[!-$&-~](?:[ -$&-~]*[!-$&-~])?")  # nothing to encode, no edge spaces
 
 
 def percent_encode(text: str, also: str = "") -> str:
-    """Printable ASCII kept; controls, non-ASCII, '%' and `also` become %XX of UTF-8."""
+    """Printable ASCII kept; controls, non-ASCII, '%', `also` and edge spaces become %XX.
+
+    Leading and trailing spaces are encoded because HTTP parsers drop them: a user named
+    " admin " would otherwise reach the upstream as "admin".
+    """
     if _PLAIN.fullmatch(text) and not any(ch in text for ch in also):
         return text  # the common case, on every request: skip the per-character walk
-    return "".join(
-        ch
-        if " " <= ch <= "~" and ch != "%" and ch not in also
-        else "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
-        for ch in text
+    core = text.strip(" ")
+    lead = len(text) - len(text.lstrip(" "))
+    trail = len(text) - lead - len(core)
+    return (
+        "%20" * lead
+        + "".join(
+            ch
+            if " " <= ch <= "~" and ch != "%" and ch not in also
+            else "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
+            for ch in core
+        )
+        + "%20" * trail
     )
 
 
@@ -136,3 +168,27 @@ class IdentityHeaderInjector:
             if value is not None:
                 built.append((header, value))
         return built
+
+
+class OwnedHeaders:
+    """Client headers no route may pass on: every route's identity headers and the defaults.
+
+    One set for the whole gateway, because a header one route vouches for (X-Api-User)
+    reaches the same upstream through every other route too.
+    """
+
+    def __init__(self, names: Iterable[str], prefixes: Iterable[str]) -> None:
+        self._names = frozenset(comparable_name(n) for n in names) | OWNED_NAMES
+        self._prefixes = (*{comparable_name(p) for p in prefixes if comparable_name(p)},
+                          *OWNED_PREFIXES)  # fmt: skip
+
+    def owns(self, name: str) -> bool:
+        """True for an owned name or prefix, whatever the case, '_' or '-', or edge spaces."""
+        name = comparable_name(name)
+        return name in self._names or name.startswith(self._prefixes)
+
+    def strip(self, headers: CIMultiDict[str]) -> None:
+        """Remove every owned header the client sent, in every spelling."""
+        owned = {name for name in headers.keys() if self.owns(name)}  # noqa: SIM118
+        for name in owned:
+            headers.popall(name, None)

@@ -27,15 +27,19 @@ def safe_return_url(candidate: str | None, origin: str, allowed_hosts: Collectio
         if candidate.startswith("//") or decoded.startswith("//"):
             return _FALLBACK
         return candidate
-    parts = urlsplit(candidate)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.username is not None:
+    try:
+        parts = urlsplit(candidate)
+        username, hostname = parts.username, parts.hostname
+    except ValueError:  # '[' without ']', a netloc that NFKC-folds into '/', ...
+        return _FALLBACK
+    if parts.scheme not in ("http", "https") or not parts.netloc or username is not None:
         return _FALLBACK
     if "@" in parts.netloc:
         return _FALLBACK
     target_origin = f"{parts.scheme}://{parts.netloc}".lower()
     if target_origin == origin.lower():
         return candidate
-    host = (parts.hostname or "").lower()
+    host = (hostname or "").lower()
     if any(_host_allowed(host, allowed) for allowed in allowed_hosts) and parts.scheme == "https":
         return candidate
     return _FALLBACK

@@ -41,8 +41,6 @@ def issuer_rule_problems(policy: Policy, reachable: set[str]) -> list[tuple[Leve
 
 def _mode_problems(route: Route) -> list[tuple[Level, str]]:
     problems: list[tuple[Level, str]] = []
-    if route.auth == "public" and route.policy != Policy():
-        problems.append(("warn", "the route is public, so its policy is never applied"))
     if route.auth == "login" and route.policy.client_ids:
         problems.append(("warn", "client_ids restricts bearer callers only; this route has none"))
     if route.auth in ("bearer", "login_or_bearer") and route.provider is not None:

@@ -2,16 +2,16 @@
 
 Host first (exact, then the longest wildcard suffix, then routes without a host),
 then the longest path prefix among that host's routes — the way nginx picks a
-server and then a location.
+server and then a location. Paths are canonical (gateway.policy.canonical).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from gateway.config.model import Route
+from gateway.config.model import Policy, Route
+from gateway.policy.canonical import CanonicalPath, PathRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +30,19 @@ class CompiledRoute:
             return path.startswith(self.prefix)
         return path.startswith(self.prefix + "/")
 
-    def upstream_path(self, path: str) -> str:
-        """The path sent upstream: the request path, minus the prefix when asked."""
+    @property
+    def unrestricted(self) -> bool:
+        """Public with no policy: reaching it under another reading gains nothing."""
+        return self.config.auth == "public" and self.config.policy == Policy()
+
+    def upstream_path(self, path: CanonicalPath) -> str:
+        """The encoded path sent upstream: the canonical path, minus the prefix when asked."""
         if not self.config.strip_prefix or self.prefix == "/":
-            return path
-        rest = path[len(self.prefix.rstrip("/")) :]
-        return rest if rest.startswith("/") else "/" + rest
+            return path.encoded
+        # Cut whole segments: as many as the prefix has, counted in the canonical path.
+        depth = self.prefix.rstrip("/").count("/")
+        rest = "/".join(path.encoded.split("/")[depth + 1 :])
+        return "/" + rest
 
 
 class RouteTable:
@@ -58,10 +65,28 @@ class RouteTable:
         # Longer suffixes are more specific: *.a.example.com before *.example.com.
         self._suffixes = sorted(self._wildcard, key=len, reverse=True)
 
+    def resolve(self, host: str, path: CanonicalPath) -> CompiledRoute | None:
+        """The route for a canonical target; PathRefused if another reading is stricter.
+
+        An upstream that folds case, trims dots or decodes twice serves the resource of
+        another reading: if that reading belongs to a route with checks of its own, the
+        target is ambiguous and refused rather than let through the laxer route.
+        """
+        route = self.match(host, path.decoded)
+        if route is None:
+            return None
+        for reading in path.readings_for(route.config.case_sensitive):
+            other = self.match(host, reading)
+            if other is not None and other is not route and not other.unrestricted:
+                raise PathRefused(
+                    f"path {path.decoded[:200]!r} reads as {reading[:200]!r} upstream, which "
+                    f"is route {other.name}, not {route.name}"
+                )
+        return route
+
     def match(self, host: str, path: str) -> CompiledRoute | None:
-        """The route for ``host`` (no port, any case) and ``path``, or None."""
+        """The route for ``host`` (no port, any case) and a decoded ``path``, or None."""
         host = host.lower().rstrip(".")
-        path = routing_path(path)
         for group in self._candidates(host):
             for route in group:
                 if route.matches_path(path):
@@ -82,38 +107,6 @@ class RouteTable:
         """Every route, in config order."""
         groups = [self._any, *self._exact.values(), *self._wildcard.values()]
         yield from sorted((r for g in groups for r in g), key=lambda r: r.index)
-
-
-_PARAMS = re.compile(r";[^/]*")
-_SLASHES = re.compile(r"/{2,}")
-
-
-def path_problem(path: str) -> str | None:
-    """Why a decoded path is refused, or None.
-
-    A dot segment or a backslash could make a prefix match one route while the upstream
-    resolves the path to another; NUL ends strings early in some upstreams.
-    """
-    segments = path.split("/")
-    if ".." in segments or "." in segments:
-        return "dot segments"
-    if "\\" in path or "\x00" in path:
-        return "a backslash or NUL"
-    return None
-
-
-def routing_path(path: str) -> str:
-    """The path as the most lenient upstream reads it: ';params' dropped, '//' collapsed.
-
-    Matching must never pick a laxer route than the one the upstream will serve: nginx
-    merges slashes and Tomcat / Spring ignore ';' path parameters, so '//admin' and
-    '/admin;x=1' must match the route of '/admin'. The upstream still gets the raw path.
-    """
-    if ";" in path:
-        path = _PARAMS.sub("", path)
-    if "//" in path:
-        path = _SLASHES.sub("/", path)
-    return path
 
 
 def split_host(host_header: str) -> str:

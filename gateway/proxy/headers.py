@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from gateway.errors import BadRequest
+from gateway.policy.canonical import canonical_host
 
 # RFC 9110 7.6.1: connection-specific fields never travel past one hop.
 HOP_BY_HOP = frozenset(
@@ -40,6 +43,10 @@ class ClientView:
     forwarded_for: tuple[str, ...]
     trusted_peer: bool
 
+    @property
+    def origin(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
 
 class TrustedProxies:
     """The set of peers whose X-Forwarded-* and Forwarded headers are believed."""
@@ -57,9 +64,15 @@ class TrustedProxies:
         return any(ip in net for net in self._nets)
 
     def client_view(
-        self, peer: str, headers: CIMultiDictProxy[str], scheme: str, host: str
+        self, peer: str, headers: CIMultiDictProxy[str], scheme: str, authority: str | None
     ) -> ClientView:
-        """The effective client address, scheme and host for this request."""
+        """The effective client address, scheme and canonical host for this request.
+
+        ``authority`` is the request line's host[:port] when the target was absolute-form:
+        it must name the same host as the Host header, or the request is refused (a proxy
+        routing by one and an upstream serving by the other would disagree).
+        """
+        host = _request_host(headers, scheme, authority)
         if not self.trusts(peer):
             return ClientView(peer, peer, scheme, host, (), False)
         chain = tuple(_split_csv(headers.getall("X-Forwarded-For", [])))
@@ -69,16 +82,45 @@ class TrustedProxies:
             client = hop
             if not self.trusts(hop):
                 break
-        proto = headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-        fwd_host = headers.get("X-Forwarded-Host", "").split(",")[0].strip()
+        # A proxy appends its own value: the rightmost one is what our trusted proxy saw.
+        proto = _last(headers.getall("X-Forwarded-Proto", [])).lower()
+        fwd_host = _last(headers.getall("X-Forwarded-Host", []))
         return ClientView(
             peer=peer,
             client_ip=client,
             scheme=proto if proto in ("http", "https") else scheme,
-            host=fwd_host or host,
+            host=canonical_host(fwd_host) if fwd_host else host,
             forwarded_for=chain,
             trusted_peer=True,
         )
+
+
+def _last(values: Sequence[str]) -> str:
+    parts = list(_split_csv(values))
+    return parts[-1] if parts else ""
+
+
+def _without_default_port(host: str, scheme: str) -> str:
+    default = ":443" if scheme == "https" else ":80"
+    return host[: -len(default)] if host.endswith(default) else host
+
+
+def _request_host(headers: CIMultiDictProxy[str], scheme: str, authority: str | None) -> str:
+    """The one canonical Host: exactly one header, agreeing with an absolute-form target."""
+    values = headers.getall("Host", [])
+    if len(values) != 1:
+        raise BadRequest(
+            f"{len(values)} Host headers", public="Exactly one Host header is required."
+        )
+    host = canonical_host(values[0])
+    if authority is not None:
+        target = canonical_host(authority)
+        if _without_default_port(target, scheme) != _without_default_port(host, scheme):
+            raise BadRequest(
+                f"request target host {authority[:100]!r} differs from Host {values[0][:100]!r}",
+                public="The request target and the Host header name different hosts.",
+            )
+    return host
 
 
 def _split_csv(values: Sequence[str]) -> Iterable[str]:
@@ -99,18 +141,22 @@ def upstream_request_headers(
     view: ClientView,
     *,
     drop: frozenset[str],
+    owned: Callable[[str], bool],
     upstream_host: str,
     preserve_host: bool,
     request_id: str,
 ) -> CIMultiDict[str]:
-    """The headers sent upstream: client headers minus hop-by-hop and ``drop``, plus forwarding."""
+    """The headers sent upstream: client headers minus hop-by-hop, ``drop`` and ``owned``
+    ones (whatever their spelling), plus the gateway's own forwarding headers."""
     dropped = drop | connection_tokens(incoming)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
-        if name.lower() not in dropped:
+        if name.lower() not in dropped and not owned(name):
             out.add(name, value)
-    out["Host"] = incoming.get("Host", upstream_host) if preserve_host else upstream_host
+    # The canonical host: the one the route was chosen by, never a second reading.
+    out["Host"] = view.host if preserve_host else upstream_host
     out["X-Forwarded-For"] = ", ".join((*view.forwarded_for, view.peer))
+    out["X-Real-IP"] = view.client_ip
     out["X-Forwarded-Proto"] = view.scheme
     out["X-Forwarded-Host"] = view.host
     out["Forwarded"] = _forwarded(incoming, view)

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from multidict import CIMultiDictProxy
-from yarl import URL
 
 from gateway.errors import BadRequest, Forbidden
 from gateway.policy.authz import METHOD_TOKEN
-from gateway.policy.routes import path_problem
+from gateway.policy.canonical import CanonicalPath, PathRefused, canonical_host, canonical_path
 from gateway.proxy.headers import ClientView
 
 ORIGINAL_HEADERS = (
@@ -39,9 +38,13 @@ class OriginalRequest:
 
     method: str
     scheme: str
-    host: str  # as the client sent it, port included
-    path: str  # percent-decoded, for route matching
+    host: str  # canonical (gateway.policy.canonical), port included
+    target: CanonicalPath  # the canonical path, for route matching
     path_qs: str  # as the client sent it
+
+    @property
+    def path(self) -> str:
+        return self.target.decoded
 
     @property
     def origin(self) -> str:
@@ -70,17 +73,23 @@ def _conflict(what: str) -> Forbidden:
     return Forbidden(f"forward-auth: {what} disagree", public="Conflicting forward-auth headers.")
 
 
-def _path_and_query(raw: str, header: str) -> tuple[str, str]:
-    """The decoded path and the raw path+query of a request target like '/a%20b?x=1'."""
+def _path_and_query(raw: str, header: str) -> tuple[CanonicalPath, str]:
+    """The canonical path and the raw path+query of a request target like '/a%20b?x=1'."""
     raw = raw.partition("#")[0]
-    if not raw.startswith("/") or raw.startswith("//") or not raw.isprintable() or " " in raw:
+    if not raw.startswith("/") or not raw.isprintable() or " " in raw:
         raise _bad(header)
-    path = URL(raw.partition("?")[0], encoded=True).path
-    problem = path_problem(path)
-    if problem is not None:
-        # The path only: a query string may carry credentials and must stay out of logs.
-        raise Forbidden(f"forward-auth: {problem} in {path!r}", public="Path refused.")
-    return path, raw
+    try:
+        return canonical_path(raw.partition("?")[0]), raw
+    except PathRefused as exc:
+        # Forbidden, not 400: nginx turns any other auth_request answer into a 500.
+        raise Forbidden(f"forward-auth: {exc}", public="Path refused.") from None
+
+
+def _host(value: str, header: str) -> str:
+    try:
+        return canonical_host(value)
+    except BadRequest:
+        raise _bad(header) from None
 
 
 def _method(headers: CIMultiDictProxy[str], name: str) -> str:
@@ -91,12 +100,18 @@ def _method(headers: CIMultiDictProxy[str], name: str) -> str:
 
 
 def _from_url(url: str, method: str) -> OriginalRequest:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:
+        raise _bad("X-Original-URL") from None
+    if parts.scheme not in ("http", "https") or not hostname or "@" in parts.netloc:
         raise _bad("X-Original-URL")
     target = url[len(f"{parts.scheme}://{parts.netloc}") :] or "/"
     path, path_qs = _path_and_query(target, "X-Original-URL")
-    return OriginalRequest(method, parts.scheme, parts.netloc, path, path_qs)
+    return OriginalRequest(
+        method, parts.scheme, _host(parts.netloc, "X-Original-URL"), path, path_qs
+    )
 
 
 def _nginx_family(headers: CIMultiDictProxy[str], view: ClientView) -> OriginalRequest | None:

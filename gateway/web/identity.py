@@ -17,12 +17,12 @@ from gateway.errors import (
     RateLimited,
     Unauthorized,
 )
-from gateway.policy.authz import decide
+from gateway.policy.authz import decide, method_allowed
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
-from gateway.web.keys import VIEW
+from gateway.web.keys import TARGET, VIEW
 from gateway.web.responses import wants_html
-from gateway.web.services import Services
+from gateway.web.services import Compiled, Services
 
 BEARER_FAILURES = "bearer-failures"
 
@@ -76,12 +76,17 @@ async def establish_identity(
                 "Sign in again, then submit the form again.",
             )
         raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
-    return_to = login.origin(request) + request.path_qs
+    return_to = login.origin(request) + _canonical_path_qs(request)
     if route.config.provider or len(login.providers) == 1:
         name = route.config.provider or next(iter(login.providers))
         return await login.start_login(request, login.providers[name], return_to)
     prefix = services.config.prefix.rstrip("/")
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
+
+
+def _canonical_path_qs(request: web.Request) -> str:
+    query = request.rel_url.raw_query_string
+    return request[TARGET].encoded + (f"?{query}" if query else "")
 
 
 async def _bearer_principal(
@@ -112,6 +117,12 @@ async def _bearer_principal(
         raise
 
 
+def authorize_public(route: CompiledRoute, method: str) -> None:
+    """A public route's policy: only its methods can be decided without a caller."""
+    if not method_allowed(route.config.policy.methods, method):
+        raise MethodNotAllowed(f"method {method.upper()[:20]} not allowed on {route.name}")
+
+
 def authorize(route: CompiledRoute, principal: Principal, method: str) -> None:
     """Apply the route's policy; raise the matching 403/405."""
     decision = decide(route.config.policy, principal, method)
@@ -125,16 +136,8 @@ def authorize(route: CompiledRoute, principal: Principal, method: str) -> None:
     raise Forbidden(decision.reason)
 
 
-def strip_identity_headers(
-    services: Services, route: CompiledRoute, headers: CIMultiDict[str]
-) -> None:
-    """Remove every client header that looks like an identity header, whatever its case."""
-    for name in services.injectors[route.index].strip(headers):
-        headers.popall(name, None)
-
-
 def add_identity_headers(
-    services: Services,
+    compiled: Compiled,
     route: CompiledRoute,
     principal: Principal,
     headers: CIMultiDict[str],
@@ -142,7 +145,7 @@ def add_identity_headers(
     origin: str | None = None,
 ) -> None:
     """Set the route's identity headers (and identity token; ``origin`` is its default iss)."""
-    for name, value in services.injectors[route.index].build(principal):
+    for name, value in compiled.injectors[route.index].build(principal):
         headers[name] = value
     config = route.config
     if principal.kind == "session":
@@ -152,7 +155,7 @@ def add_identity_headers(
             headers[config.pass_id_token_header] = principal.id_token
     elif not config.forward_authorization:
         headers.popall("Authorization", None)
-    minter = services.identity_tokens.minters.get(route.index)
+    minter = compiled.identity_tokens.minters.get(route.index)
     if minter is not None:
         headers[minter.header_name] = minter.header_value(principal, origin)
 

@@ -14,7 +14,8 @@ from aiohttp.typedefs import Handler
 from gateway import metrics
 from gateway.errors import GatewayError, InsufficientScope, InvalidToken, Unauthorized
 from gateway.log import request_id_var, subject_var
-from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
+from gateway.policy.canonical import canonical_path
+from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
 from gateway.web.responses import error_response
 
 log = logging.getLogger("gateway.request")
@@ -43,11 +44,13 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     request_id = _request_id(request)
     token = request_id_var.set(request_id)
     subject_var.set(None)
-    request[VIEW] = services.trusted.client_view(
-        request.remote or "", request.headers, request.scheme, request.host
-    )
+    compiled = request[COMPILED] = services.compiled
     response: web.StreamResponse | None = None
     try:
+        request[VIEW] = compiled.trusted.client_view(
+            request.remote or "", request.headers, request.scheme, _absolute_authority(request)
+        )
+        request[TARGET] = canonical_path(_target_path(request.raw_path))
         if services.rate_limiter is not None and request.path in services.limited_paths:
             services.rate_limiter.check(request[VIEW].client_ip, request.path)
         response = await handler(request)
@@ -71,6 +74,22 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     return response
+
+
+def _absolute_authority(request: web.Request) -> str | None:
+    """The host[:port] of an absolute-form request target (`GET http://host/x`), else None."""
+    target = request.raw_path
+    if target.startswith("/"):
+        return None
+    return target.partition("://")[2].partition("/")[0].partition("?")[0].partition("#")[0]
+
+
+def _target_path(target: str) -> str:
+    """The raw path of a request target, origin-form or absolute-form, without the query."""
+    if not target.startswith("/") and "://" in target:
+        rest = target.partition("://")[2]
+        target = "/" + rest.partition("/")[2] if "/" in rest.partition("?")[0] else "/"
+    return target.partition("?")[0]
 
 
 def _route_label(request: web.Request, prefix: str) -> str:

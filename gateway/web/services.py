@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from gateway.config.model import Config, Route
-from gateway.policy.identity_headers import IdentityHeaderInjector
+from gateway.policy.identity_headers import IdentityHeaderInjector, OwnedHeaders
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import TrustedProxies
@@ -33,13 +33,21 @@ def owned_headers(route: Route) -> list[str]:
     return [name for name in owned if name]
 
 
-# Opened by the app's cleanup context or changed while serving: a reload keeps them.
-RUNTIME_FIELDS = frozenset({"upstream_http", "login", "bearer", "draining", "readiness_checks"})
+def owned_header_set(config: Config) -> OwnedHeaders:
+    """Every route's identity and gateway-set header names, stripped on every route."""
+    names: list[str] = list(config.identity.headers)
+    for route in config.routes:
+        names += [*(route.identity_headers or {}), *owned_headers(route)]
+    return OwnedHeaders(names, config.identity.strip_prefixes)
 
 
-@dataclass
-class Services:
-    """The compiled config plus the long-lived clients opened in the app's cleanup context."""
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """One immutable snapshot of the compiled config; a request keeps the one it started with.
+
+    The tables are keyed by route index, so they must only ever be read from the same
+    snapshot as the route: a reload swaps the whole snapshot, never a table in place.
+    """
 
     config: Config
     routes: RouteTable
@@ -47,16 +55,10 @@ class Services:
     injectors: dict[int, IdentityHeaderInjector]
     trusted: TrustedProxies
     identity_tokens: IdentityTokens
-    upstream_http: aiohttp.ClientSession | None = None
-    login: LoginServices | None = None
-    bearer: BearerAuthenticator | None = None
-    rate_limiter: RateLimiter | None = None
-    limited_paths: frozenset[str] = frozenset()
-    draining: bool = False
-    readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    owned: OwnedHeaders
 
     @classmethod
-    def compile(cls, config: Config) -> Services:
+    def build(cls, config: Config) -> Compiled:
         routes = RouteTable(config.routes)
         return cls(
             config=config,
@@ -74,6 +76,31 @@ class Services:
             },
             trusted=TrustedProxies(config.trusted_proxies),
             identity_tokens=IdentityTokens.compile(config, routes),
+            owned=owned_header_set(config),
+        )
+
+
+# Opened by the app's cleanup context or changed while serving: a reload keeps them.
+RUNTIME_FIELDS = frozenset({"upstream_http", "login", "bearer", "draining", "readiness_checks"})
+
+
+@dataclass
+class Services:
+    """The compiled config plus the long-lived clients opened in the app's cleanup context."""
+
+    compiled: Compiled
+    upstream_http: aiohttp.ClientSession | None = None
+    login: LoginServices | None = None
+    bearer: BearerAuthenticator | None = None
+    rate_limiter: RateLimiter | None = None
+    limited_paths: frozenset[str] = frozenset()
+    draining: bool = False
+    readiness_checks: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+
+    @classmethod
+    def compile(cls, config: Config) -> Services:
+        return cls(
+            compiled=Compiled.build(config),
             rate_limiter=RateLimiter(config.rate_limit.per_minute)
             if config.rate_limit.enabled
             else None,
@@ -81,6 +108,24 @@ class Services:
                 config.prefix.rstrip("/") + "/" + name for name in RATE_LIMITED_ENDPOINTS
             ),
         )
+
+    # The current snapshot's parts, for code outside a request's flow (a request reads
+    # request[COMPILED] instead, so a reload in the middle cannot mix two configs).
+    @property
+    def config(self) -> Config:
+        return self.compiled.config
+
+    @property
+    def routes(self) -> RouteTable:
+        return self.compiled.routes
+
+    @property
+    def trusted(self) -> TrustedProxies:
+        return self.compiled.trusted
+
+    @property
+    def identity_tokens(self) -> IdentityTokens:
+        return self.compiled.identity_tokens
 
     @property
     def reserved_prefix(self) -> str:

@@ -26,3 +26,23 @@ def test_redis_store_with_several_workers_is_fine() -> None:
         "sessions: {store: redis}\n" + PROVIDER
     )
     assert 2 == parse_config(text).listen.workers
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ("{path: /, upstream: 'http://u', auth: public, policy: {groups: [admins]}}",
+         r"routes\[0\].*only policy\.methods applies"),
+        ("{path: /x, upstream: 'http://u', raw_path: true, strip_prefix: true}",
+         r"routes\[0\].*raw_path and strip_prefix"),
+        ("{path: '/a/../b', upstream: 'http://u'}", r"routes\[0\]\.path.*plain decoded path"),
+        ("{path: '/a;x', upstream: 'http://u'}", r"routes\[0\]\.path.*plain decoded path"),
+        ("{path: '/a%2Fb', upstream: 'http://u'}", r"routes\[0\]\.path.*plain decoded path"),
+        ("{path: '//a', upstream: 'http://u'}", r"routes\[0\]\.path.*plain decoded path"),
+    ],
+)  # fmt: skip
+def test_route_rules_are_config_errors(route: str, message: str) -> None:
+    """Rules that could never be applied, or paths no canonical request can match, are
+    refused at start-up with their key path."""
+    with pytest.raises(ConfigError, match=message):
+        parse_config(f"routes: [{route}]\n")

@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 
 from gateway.config.model import IdentityHeaders
 from gateway.errors import ConfigError
-from gateway.policy.identity_headers import IdentityHeaderInjector, encode_claim
+from gateway.policy.identity_headers import IdentityHeaderInjector, OwnedHeaders, encode_claim
 from gateway.types import Principal
 
 DEFAULTS = IdentityHeaders()
@@ -104,6 +104,9 @@ ENCODINGS = [
     ("Zoë", "Zo%C3%AB"),
     ("日本", "%E6%97%A5%E6%9C%AC"),
     ("100%", "100%25"),
+    (" admin ", "%20admin%20"),  # HTTP parsers trim field values: edge spaces are encoded
+    ("  ", "%20%20"),
+    ([" a", "b "], "%20a,b%20"),
     (["a", "b,c", "d\ne"], "a,b%2Cc,d%0Ae"),
     (["x", 1, True, None], "x,1,true,null"),
     ([], None),
@@ -127,6 +130,7 @@ def test_encoded_strings_are_safe_and_reversible(text: str) -> None:
     encoded = encode_claim(text)
     assert encoded is not None
     assert all(" " <= ch <= "~" for ch in encoded)
+    assert encoded == encoded.strip()  # what an HTTP parser keeps is the whole value
     assert unquote(encoded, errors="surrogatepass") == text
 
 
@@ -143,3 +147,16 @@ def test_invalid_or_dangerous_names_are_config_errors(name: str) -> None:
     """Header names must be tokens and may not overwrite framing or credential headers."""
     with pytest.raises(ConfigError):
         IdentityHeaderInjector(IdentityHeaders(headers={name: "sub"}))
+
+
+def test_owned_headers_cover_every_route_and_every_spelling() -> None:
+    """One set for the gateway: any route's identity names, the defaults, any spelling."""
+    owned = OwnedHeaders(["X-Api-User"], ["X-Auth-Request-"])
+    spoofable = ("X-Api-User", "x_api_user", "X-API-USER ", "Remote-User", "REMOTE_USER",
+                 "X-Forwarded-Anything", "X-HTTP-Method-Override", "x_http_method_override",
+                 "X-Real-IP", "True-Client-IP", "X-Original-URL",
+                 "X-Auth-Request-Email")  # fmt: skip
+    for name in spoofable:
+        assert owned.owns(name), name
+    for name in ("Accept", "Authorization", "X-Api", "Cookie", "X-Request-ID"):
+        assert not owned.owns(name), name

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.config.model import Route
+from gateway.policy.canonical import canonical_path
 from gateway.policy.routes import RouteTable, split_host
 
 
@@ -68,13 +69,17 @@ def test_split_host(header: str, host: str) -> None:
 
 
 def test_strip_prefix() -> None:
-    """With strip_prefix the upstream sees the path below the matched prefix."""
+    """With strip_prefix the upstream sees the canonical path below the matched prefix."""
     route = RouteTable([Route(path="/svc", upstream="http://u", strip_prefix=True)]).match(
         "h", "/svc/a/b"
     )
     assert route is not None
-    assert route.upstream_path("/svc/a/b") == "/a/b"
-    assert route.upstream_path("/svc") == "/"
+    assert route.upstream_path(canonical_path("/svc/a/b")) == "/a/b"
+    assert route.upstream_path(canonical_path("/svc")) == "/"
+    # Cut by segments of the canonical path, not by the raw length: '//svc/admin' is
+    # '/svc/admin', and the upstream must get '/admin' (it used to get '/c/admin').
+    assert route.upstream_path(canonical_path("//svc/admin")) == "/admin"
+    assert route.upstream_path(canonical_path("/svc;v=1/a%20b")) == "/a%20b"
 
 
 @given(host=st.text(max_size=60), path=st.text(max_size=200))
@@ -106,6 +111,6 @@ SECURED = table(
 )
 def test_lenient_readings_never_reach_a_laxer_route(path: str, expected: str) -> None:
     """A path the upstream would read as a protected one matches the protected route."""
-    route = SECURED.match("h", path)
+    route = SECURED.resolve("h", canonical_path(path))
     assert route is not None
     assert expected == route.name

@@ -18,15 +18,17 @@ from multidict import CIMultiDict
 
 from gateway.errors import Forbidden, InvalidToken, MethodNotAllowed, Unauthorized
 from gateway.log import subject_var
-from gateway.policy.routes import CompiledRoute, split_host
+from gateway.policy.canonical import PathRefused, host_name
+from gateway.policy.routes import CompiledRoute
 from gateway.proxy.original_request import OriginalRequest, original_request
 from gateway.types import Principal
 from gateway.web.identity import (
     add_identity_headers,
     authorize,
+    authorize_public,
     establish_identity,
 )
-from gateway.web.keys import ROUTE_NAME, SERVICES, VIEW
+from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, VIEW
 from gateway.web.responses import error_response, wants_html
 from gateway.web.services import Services
 
@@ -45,25 +47,30 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
             f"forward-auth asked by {view.peer}, which is not in trusted_proxies",
             public="Forward-auth answers trusted proxies only.",
         )
+    compiled = request[COMPILED]
     original = original_request(request.headers, view)
-    route = services.routes.match(split_host(original.host), original.path)
+    try:
+        route = compiled.routes.resolve(host_name(original.host), original.target)
+    except PathRefused as exc:
+        raise Forbidden(f"forward-auth: {exc}", public="Path refused.") from None
     if route is None:
-        raise Forbidden(f"forward-auth: no route for {original.host!r} {original.path!r}")
+        raise Forbidden(f"forward-auth: no route for {original.host!r} {original.path[:200]!r}")
     request[ROUTE_NAME] = route.name
     response = web.Response(status=200, headers={"Cache-Control": "no-store"})
-    if route.config.auth == "public":
-        return response
-    principal = await _principal(request, services, route, original)
-    if isinstance(principal, web.StreamResponse):
-        return principal  # not signed in: 401 (with the login URL) or 302 to the login
-    subject_var.set(principal.subject)
     try:
+        if route.config.auth == "public":
+            authorize_public(route, original.method)
+            return response
+        principal = await _principal(request, services, route, original)
+        if isinstance(principal, web.StreamResponse):
+            return principal  # not signed in: 401 (with the login URL) or 302 to the login
+        subject_var.set(principal.subject)
         authorize(route, principal, original.method)
     except MethodNotAllowed as exc:
         # nginx takes any answer but 2xx/401/403 for an error (500): refuse plainly.
         raise Forbidden(str(exc), public=exc.public_message) from None
     headers: CIMultiDict[str] = CIMultiDict()
-    add_identity_headers(services, route, principal, headers, origin=original.origin)
+    add_identity_headers(compiled, route, principal, headers, origin=original.origin)
     response.headers.extend(headers)
     return response
 

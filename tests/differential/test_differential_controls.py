@@ -69,3 +69,19 @@ async def test_bearer_caller_reaches_api_with_its_identity(
         reply.probe["method"],
         reply.probe["read"].get("X-Api-User"),
     )
+
+
+@pytest.mark.parametrize("upstream", list(PROBE_KINDS))
+async def test_user_named_with_edge_spaces_is_not_read_as_another_user(
+    upstream: str, proxy_gateways: dict[str, GatewayProcess]
+) -> None:
+    """A user who signs up as " admin " is signed in as such, but the upstream's header
+    parser (which trims) must not read the identity as "admin"."""
+    gw = proxy_gateways[upstream]
+    cookie = f"Cookie: {await session_cookie(gw, ' admin ')}"
+    reply = await send(gw.port, Attack("admin-path", "/admin/secret", headers=(cookie,)).request())
+    assert reply.probe is not None, (reply.status, reply.body[:300])
+    assert "admin" == reply.probe["resource"]
+    read = reply.probe["read"].get("X-Auth-Request-User")
+    assert read is not None
+    assert "admin" != read.strip()

@@ -145,7 +145,7 @@ def proxy_gateways(
 
 # ---------------------------------------------------------------------------------------
 # Forward-auth mode: docs/forward-auth.md's nginx and Caddy snippets, one site per vhost
-FORWARD_AUTH_KINDS = ("express", "tomcat", "gunicorn")
+FORWARD_AUTH_KINDS = ("express", "tomcat", "gunicorn", "php")
 FORWARD_AUTH_DOC = Path(__file__).resolve().parents[2] / "docs" / "forward-auth.md"
 FORWARD_AUTH_ROUTES = [
     {"host": ADMIN, "path": "/", "upstream": None, "auth": "login"},

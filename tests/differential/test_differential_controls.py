@@ -35,14 +35,16 @@ async def test_signed_in_user_reaches_admin_with_identity(
     gw = proxy_gateways[upstream]
     cookie = f"Cookie: {await session_cookie(gw, 'carol')}"
     forged = "X-Auth-Request-User: mallory"
+    others = ("X-Api-User: mallory", "X-Forwarded-User: mallory", "Remote-User: mallory")
     for attack, resource in (
-        (Attack("admin-path", "/admin/secret", headers=(cookie, forged)), "admin"),
+        (Attack("admin-path", "/admin/secret", headers=(cookie, forged, *others)), "admin"),
         (Attack("admin-vhost", "/dashboard", host=ADMIN, headers=(cookie, forged)), "admin-host"),
     ):
         reply = await send(gw.port, attack.request())
         assert reply.probe is not None, (attack.id, reply.status, reply.body[:300])
         assert (resource, "GET") == (reply.probe["resource"], reply.probe["method"]), attack.id
         assert "carol" == reply.probe["read"].get("X-Auth-Request-User"), reply.probe
+        assert not [v for v in reply.probe["read"].values() if "mallory" in v], reply.probe
     public = await send(gw.port, Attack("read-only", "/ro/x", headers=(cookie,)).request())
     assert public.probe is not None
     assert ("public", "GET") == (
@@ -61,14 +63,16 @@ async def test_bearer_caller_reaches_api_with_its_identity(
     """A real client_credentials token opens /api/ and the upstream reads the route's own
     identity header (X-Api-User) as the token's subject, not the client's forged one."""
     token = oidc_provider.client_credentials_token(resource_server, resource=API)
-    attack = Attack("api", "/api/x", method="POST",
-                    headers=(f"Authorization: Bearer {token}", "X-Api-User: mallory"))  # fmt: skip
+    forged = ("X-Api-User: mallory", "X-Auth-Request-User: mallory", "X-Forwarded-User: mallory")
+    authorization = f"Authorization: Bearer {token}"
+    attack = Attack("api", "/api/x", method="POST", headers=(authorization, *forged))
     reply = await send(proxy_gateways[upstream].port, attack.request())
     assert reply.probe is not None, (reply.status, reply.body[:300])
     assert ("POST", resource_server["client_id"]) == (
         reply.probe["method"],
         reply.probe["read"].get("X-Api-User"),
     )
+    assert not [v for v in reply.probe["read"].values() if "mallory" in v], reply.probe
 
 
 @pytest.mark.parametrize("upstream", list(PROBE_KINDS))

@@ -56,7 +56,8 @@ async def test_signed_in_user_reaches_admin_through_forward_auth(
         cookie = "; ".join(
             f"{c.key}={c.value}" for c in session.cookie_jar if c.key.endswith("gateway_session")
         )
-    headers = (f"Cookie: {cookie}", "X-Auth-Request-User: mallory")
+    headers = (f"Cookie: {cookie}", "X-Auth-Request-User: mallory", "X-Forwarded-User: mallory",
+               "Remote-User: mallory", "X-Api-User: mallory")  # fmt: skip
     for attack, resource in (
         (Attack("admin-path", "/admin/secret", headers=headers), "admin"),
         (Attack("admin-vhost", "/dashboard", host=ADMIN, headers=headers), "admin-host"),
@@ -65,3 +66,4 @@ async def test_signed_in_user_reaches_admin_through_forward_auth(
         assert reply.probe is not None, (attack.id, reply.status, reply.body[:300])
         assert resource == reply.probe["resource"], attack.id
         assert "dave" == reply.probe["read"].get("X-Auth-Request-User"), reply.probe
+        assert not [v for v in reply.probe["read"].values() if "mallory" in v], reply.probe

@@ -15,7 +15,8 @@ if ($method === 'POST') {
     }
 }
 $host = $_SERVER['HTTP_HOST'] ?? '';
-if (stripos($host, 'admin.') === 0) { $resource = 'admin-host'; }
+// PROBE_SITE=admin: this instance is the admin site as a whole
+if (getenv('PROBE_SITE') === 'admin' || stripos($host, 'admin.') === 0) { $resource = 'admin-host'; }
 elseif ($path === '/admin' || strpos($path, '/admin/') === 0) { $resource = 'admin'; }
 else { $resource = 'public'; }
 $read = new stdClass();

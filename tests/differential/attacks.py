@@ -32,8 +32,6 @@ class Attack:
     method: str = "GET"
     host: str | None = "127.0.0.1"
     headers: tuple[str, ...] = ()
-    forward_auth: bool = True  # also meaningful behind nginx/Caddy
-    proxy: bool = True
 
     def request(self, host: str | None = None) -> bytes:
         lines = [f"{self.method} {self.target} HTTP/1.1"]
@@ -156,17 +154,14 @@ def _spoofed() -> list[Attack]:
 
 def _gateway_errors() -> list[Attack]:
     return [
-        Attack("login-rd-bracket", "/_gateway/login?rd=https://%5B", forward_auth=False),
-        Attack("login-rd-fullwidth-solidus", "/_gateway/login?rd=https://x%EF%BC%8Fy",
-               forward_auth=False),
-        Attack("login-rd-backslash", "/_gateway/login?rd=https:/%5Cevil.test", forward_auth=False),
+        Attack("login-rd-bracket", "/_gateway/login?rd=https://%5B"),
+        Attack("login-rd-fullwidth-solidus", "/_gateway/login?rd=https://x%EF%BC%8Fy"),
+        Attack("login-rd-backslash", "/_gateway/login?rd=https:/%5Cevil.test"),
     ]  # fmt: skip
 
 
 ATTACKS: list[Attack] = [*_paths(), *_absolute_and_hosts(), *_methods(), *_spoofed(),
                          *_gateway_errors()]  # fmt: skip
-PROXY_ATTACKS = [a for a in ATTACKS if a.proxy]
-FORWARD_AUTH_ATTACKS = [a for a in ATTACKS if a.forward_auth]
 
 
 @dataclass

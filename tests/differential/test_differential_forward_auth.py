@@ -12,7 +12,7 @@ import pytest
 
 from tests.differential.attacks import (
     ADMIN,
-    FORWARD_AUTH_ATTACKS,
+    ATTACKS,
     Attack,
     problems,
     send,
@@ -27,7 +27,7 @@ PROXIES = ("nginx", "caddy")
 
 @pytest.mark.parametrize("proxy", PROXIES)
 @pytest.mark.parametrize("upstream", FORWARD_AUTH_KINDS)
-@pytest.mark.parametrize("attack", FORWARD_AUTH_ATTACKS, ids=lambda a: a.id)
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.id)
 async def test_attack_through_forward_auth_reaches_nothing_protected(
     attack: Attack,
     upstream: str,

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.differential.attacks import PROXY_ATTACKS, Attack, problems, send, verdict
+from tests.differential.attacks import ATTACKS, Attack, problems, send, verdict
 from tests.support.gateway import GatewayProcess
 from tests.support.real_upstreams import PROBE_KINDS
 
 
 @pytest.mark.parametrize("upstream", list(PROBE_KINDS))
-@pytest.mark.parametrize("attack", PROXY_ATTACKS, ids=lambda a: a.id)
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.id)
 async def test_attack_through_proxy_reaches_nothing_protected(
     attack: Attack, upstream: str, proxy_gateways: dict[str, GatewayProcess]
 ) -> None:

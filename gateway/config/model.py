@@ -41,6 +41,25 @@ def _http_url(value: str) -> str:
     return value.rstrip("/") if parts.path not in ("", "/") else value
 
 
+def canonical_origin(value: str) -> str:
+    """``scheme://host[:port]`` in lower case without a default port (RFC 6454 serialisation)."""
+    parts = urlsplit(value.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("not an origin: bad port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an origin (expected http:// or https:// with a host)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError("an origin is scheme://host[:port], nothing more")
+    host = parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    default = 443 if parts.scheme == "https" else 80
+    return (
+        f"{parts.scheme}://{host}" if port in (None, default) else f"{parts.scheme}://{host}:{port}"
+    )
+
+
 def _path_prefix(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError("must start with '/'")
@@ -64,6 +83,7 @@ def _network(value: str) -> str:
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 PathPrefix = Annotated[str, AfterValidator(_path_prefix)]
+Origin = Annotated[str, AfterValidator(canonical_origin)]
 Network = Annotated[str, AfterValidator(_network)]
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -169,7 +189,9 @@ class IdentityTokenConfig(Section):
     )
     audience: str | None = Field(None, description="`aud` claim (default: the upstream URL).")
     issuer: str | None = Field(
-        None, description="`iss` claim (default: public_url, else the request's origin)."
+        None,
+        description="`iss` claim (default: public_url; one of the two must be set, never "
+        "the request's Host).",
     )
     ttl: Seconds = Field(300, ge=1, description="Token lifetime in seconds.")
     headers: dict[str, str] = Field(
@@ -277,6 +299,11 @@ class Route(Section):
     )
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
+    )
+    websocket_origins: list[Origin] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) allowed to open a WebSocket here with the "
+        "session cookie, besides the route's own origin; every other Origin gets 403.",
     )
 
     @model_validator(mode="after")
@@ -450,6 +477,23 @@ class Sessions(Section):
         2, ge=0, description="Per-instance cache of sessions, seconds (0: off)."
     )
     login_state_ttl: Seconds = Field(600, description="Seconds a login may take.")
+    websocket_check_interval: Seconds = Field(
+        5,
+        description="Seconds between re-checks of the sessions behind open WebSockets: a socket "
+        "is closed (1008) at most this long after its session ends, on every instance.",
+    )
+    max_login_states: int = Field(
+        10_000,
+        ge=1,
+        description="Memory store: most pending logins kept, in a table of their own (the "
+        "oldest goes when full), so a flood of login starts never evicts a session.",
+    )
+    memory_max_entries: int = Field(
+        100_000,
+        ge=1,
+        description="Memory store: most sessions (and refresh locks) kept; the oldest goes "
+        "when full.",
+    )
 
     @field_validator("secrets")
     @classmethod

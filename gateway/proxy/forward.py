@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -174,66 +173,3 @@ async def _stream_back(
         return response
     await response.write_eof()
     return response
-
-
-def is_websocket_upgrade(request: web.Request) -> bool:
-    connection = request.headers.get("Connection", "").lower()
-    return "upgrade" in connection and request.headers.get("Upgrade", "").lower() == "websocket"
-
-
-async def forward_websocket(
-    request: web.Request,
-    client: aiohttp.ClientSession,
-    upstream: Upstream,
-    path: str,
-    headers: CIMultiDict[str],
-) -> web.WebSocketResponse:
-    """Open the upstream WebSocket first, then accept the client's and pump both ways."""
-    url = upstream.url_for(path, request.rel_url.raw_query_string)
-    url = url.with_scheme("wss" if url.scheme == "https" else "ws")
-    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-    for name in (
-        "Sec-WebSocket-Key",
-        "Sec-WebSocket-Version",
-        "Sec-WebSocket-Extensions",
-        "Sec-WebSocket-Protocol",
-    ):
-        headers.popall(name, None)
-    try:
-        upstream_ws = await client.ws_connect(
-            url,
-            headers=headers,
-            protocols=[p for p in protocols if p],
-            ssl=upstream.ssl,
-            timeout=aiohttp.ClientWSTimeout(ws_close=10),
-            autoclose=False,
-            autoping=True,
-        )
-    except (TimeoutError, aiohttp.ServerTimeoutError):
-        metrics.UPSTREAM_ERRORS.labels(upstream.name, "websocket").inc()
-        raise UpstreamTimeout(f"upstream websocket {url} timed out") from None
-    except aiohttp.ClientError as exc:
-        metrics.UPSTREAM_ERRORS.labels(upstream.name, "websocket").inc()
-        raise UpstreamError(f"upstream websocket {url} failed: {exc}") from None
-    client_ws = web.WebSocketResponse(
-        protocols=[upstream_ws.protocol] if upstream_ws.protocol else (), autoclose=False
-    )
-    await client_ws.prepare(request)
-    async with upstream_ws:
-        await asyncio.gather(_pump(client_ws, upstream_ws), _pump(upstream_ws, client_ws))
-    return client_ws
-
-
-async def _pump(
-    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-    sink: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-) -> None:
-    async for message in source:
-        if message.type == aiohttp.WSMsgType.TEXT:
-            await sink.send_str(message.data)
-        elif message.type == aiohttp.WSMsgType.BINARY:
-            await sink.send_bytes(message.data)
-        else:
-            break
-    if not sink.closed:
-        await sink.close(code=source.close_code or aiohttp.WSCloseCode.OK)

@@ -64,7 +64,12 @@ class TrustedProxies:
         return any(ip in net for net in self._nets)
 
     def client_view(
-        self, peer: str, headers: CIMultiDictProxy[str], scheme: str, authority: str | None
+        self,
+        peer: str,
+        headers: CIMultiDictProxy[str],
+        scheme: str,
+        authority: str | None,
+        default_host: str | None = None,
     ) -> ClientView:
         """The effective client address, scheme and canonical host for this request.
 
@@ -72,7 +77,7 @@ class TrustedProxies:
         it must name the same host as the Host header, or the request is refused (a proxy
         routing by one and an upstream serving by the other would disagree).
         """
-        host = _request_host(headers, scheme, authority)
+        host = _request_host(headers, scheme, authority, default_host)
         if not self.trusts(peer):
             return ClientView(peer, peer, scheme, host, (), False)
         chain = tuple(_split_csv(headers.getall("X-Forwarded-For", [])))
@@ -105,9 +110,15 @@ def _without_default_port(host: str, scheme: str) -> str:
     return host[: -len(default)] if host.endswith(default) else host
 
 
-def _request_host(headers: CIMultiDictProxy[str], scheme: str, authority: str | None) -> str:
-    """The one canonical Host: exactly one header, agreeing with an absolute-form target."""
-    values = headers.getall("Host", [])
+def _request_host(
+    headers: CIMultiDictProxy[str], scheme: str, authority: str | None, default: str | None
+) -> str:
+    """The one canonical Host: exactly one header, agreeing with an absolute-form target.
+
+    ``default`` stands in for a missing header only where HTTP allows one to be missing
+    (HTTP/1.0 health checks such as HAProxy's `option httpchk`).
+    """
+    values = headers.getall("Host", []) or ([default] if default else [])
     if len(values) != 1:
         raise BadRequest(
             f"{len(values)} Host headers", public="Exactly one Host header is required."

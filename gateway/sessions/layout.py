@@ -5,7 +5,7 @@ subjects, sids or login states in clear (the prefix of the store comes in front)
 
 - ``sess:<h(session id)>``  the sealed session (see codec)
 - ``lock:<h(session id)>``  its refresh lock
-- ``login:<h(state)>``      a sealed login state
+- ``login:<h(binding)>``    a browser's pending login (sealed), found by its binding cookie
 - ``idx:sub:<h(issuer, sub)>`` and ``idx:sid:<h(issuer, sid)>``: sets of members
   ``<h(session id)>:<absolute expiry, epoch seconds>``, so stale members are found
   without reading the sessions.
@@ -29,8 +29,11 @@ def lock_key(handle: str) -> str:
     return "lock:" + handle
 
 
-def login_key(state_id: str) -> str:
-    return "login:" + digest(state_id)
+LOGIN_PREFIX = "login:"
+
+
+def login_key(binding: str) -> str:
+    return LOGIN_PREFIX + digest(binding)
 
 
 _STATE_ID = re.compile(r"[\x21-\x7e]{1,512}")

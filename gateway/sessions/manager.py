@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
 import logging
 import struct
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -104,13 +105,25 @@ class SessionManager:
         self._settings = settings
         self._clock = clock
         self._cache = SessionCache(settings.cache_ttl)
+        self._change_listeners: list[Callable[[list[str]], None]] = []
+        self._subscribed = False
 
     async def start(self) -> None:
         """Subscribe to invalidations; until this succeeds, the cache stays off."""
         if self._settings.cache_ttl > 0:
-            await self.store.subscribe(
-                INVALIDATE_CHANNEL, self._on_invalidate, on_connection=self._cache.set_live
-            )
+            await self._subscribe()
+
+    async def _subscribe(self) -> None:
+        self._subscribed = True
+        await self.store.subscribe(
+            INVALIDATE_CHANNEL, self._on_invalidate, on_connection=self._cache.set_live
+        )
+
+    async def on_change(self, listener: Callable[[list[str]], None]) -> None:
+        """Call ``listener`` with the handles of sessions saved or ended, on any instance."""
+        self._change_listeners.append(listener)
+        if not self._subscribed:
+            await self._subscribe()
 
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the store answers (readiness)."""
@@ -163,6 +176,29 @@ class SessionManager:
             await self._touch(loaded, now)
         return loaded
 
+    async def deadlines(self, tickets: Collection[str]) -> dict[str, float]:
+        """When each live session among ``tickets`` ends if unused: one store read, no touch.
+
+        Past the cache, and without moving ``last_seen``: a check is not a use. Sessions
+        unknown, ended, expired or unreadable are left out.
+        """
+        parsed = [t for t in map(Ticket.parse, tickets) if t is not None]
+        values = await self._get_many([sess_key(t.handle) for t in parsed])
+        now, found = self._clock(), {}
+        for ticket, raw in zip(parsed, values, strict=True):
+            if raw is None:
+                continue
+            try:
+                meta = open_meta(self._keyring, ticket.handle, raw)
+                record = record_from_json(open_record(self._keyring, ticket, raw))
+            except _UNREADABLE:
+                continue
+            loaded = LoadedSession(ticket, record, meta, raw)
+            if self._alive(loaded, now):
+                idle_end = record.last_seen + self._settings.idle_timeout
+                found[str(ticket)] = min(meta.expires_at, idle_end)
+        return found
+
     async def reload(self, loaded: LoadedSession) -> LoadedSession | None:
         """Read ``loaded`` again from the store, past the cache (e.g. after a refresh lock)."""
         return await self.load(str(loaded.ticket), cached=False)
@@ -214,32 +250,55 @@ class SessionManager:
         """The live sessions of a provider session, oldest first."""
         return await self._list(sid_index(issuer, sid))
 
-    # -- login state ----------------------------------------------------------------------
+    # -- login state ---------------------------------------------------------------------
 
-    async def put_login_state(self, state_id: str, data: dict[str, Any], ttl: float) -> None:
-        """Keep ``data`` until the callback presents ``state_id``, at most ``ttl`` seconds."""
-        if not valid_state_id(state_id):
-            raise ValueError("a state id is 1-512 visible ASCII characters")
+    # A pending login lives under its browser's binding (the login cookie), one per browser,
+    # and is sealed with the binding: without the cookie it can be neither found nor read.
+
+    async def put_login_state(self, binding: str, data: dict[str, Any], ttl: float) -> None:
+        """Keep the pending login of ``binding`` (``data["state"]`` is its state id)."""
+        if not valid_state_id(binding) or not valid_state_id(str(data.get("state", ""))):
+            raise ValueError("a binding or state id is 1-512 visible ASCII characters")
         plain = json.dumps(data, separators=(",", ":")).encode("utf-8")
-        sealed = self._keyring.seal(plain, key_material=state_id.encode(), context=b"login-state")
-        await self.store.set(login_key(state_id), sealed, ttl)
+        sealed = self._keyring.seal(plain, key_material=binding.encode(), context=b"login-state")
+        await self.store.set(login_key(binding), sealed, ttl)
 
-    async def take_login_state(self, state_id: str) -> dict[str, Any] | None:
-        """The data stored under ``state_id``, once; None if unknown, used, expired or forged."""
-        if not valid_state_id(state_id):
+    async def pending_login(self, binding: str) -> dict[str, Any] | None:
+        """The pending login of ``binding`` without using it up; None if none."""
+        found = await self._login_state(binding)
+        return found[1] if found else None
+
+    async def take_login_state(self, binding: str, state_id: str) -> dict[str, Any] | None:
+        """The pending login of ``binding`` if its state is ``state_id``, once; else None.
+
+        A wrong state leaves the pending login in place: only its own callback uses it up.
+        """
+        found = await self._login_state(binding)
+        if found is None:
             return None
-        sealed = await self.store.take(login_key(state_id))
+        raw, data = found
+        if not hmac.compare_digest(str(data.get("state", "")).encode(), state_id.encode()):
+            return None
+        # Compare-and-delete: exactly one callback wins, and never a login written since.
+        if not await self.store.release_lock(login_key(binding), raw):
+            return None
+        return data
+
+    async def _login_state(self, binding: str) -> tuple[bytes, dict[str, Any]] | None:
+        if not valid_state_id(binding):
+            return None
+        sealed = await self.store.get(login_key(binding))
         if sealed is None:
             return None
         try:
             plain = self._keyring.open_(
-                sealed, key_material=state_id.encode(), context=b"login-state"
+                sealed, key_material=binding.encode(), context=b"login-state"
             )
             data = json.loads(plain)
         except (SealError, ValueError):
             log.warning("login state did not open")
             return None
-        return data if isinstance(data, dict) else None
+        return (sealed, data) if isinstance(data, dict) else None
 
     # -- refresh lock ---------------------------------------------------------------------
 
@@ -363,7 +422,10 @@ class SessionManager:
         await self.store.publish(INVALIDATE_CHANNEL, " ".join(handles))
 
     def _on_invalidate(self, message: str) -> None:
-        self._cache.invalidate(*message.split())
+        handles = message.split()
+        self._cache.invalidate(*handles)
+        for listener in self._change_listeners:
+            listener(handles)
 
     async def _await_release(self, key: str, wait: float) -> None:
         loop = asyncio.get_running_loop()

@@ -1,4 +1,8 @@
-"""An in-process session store: one instance only, gone on restart, bounded in size."""
+"""An in-process session store: one instance only, gone on restart, bounded in size.
+
+Keys under a configured prefix (``partitions``) live in a table of their own with its own
+bound, so a flood of one kind of entry (login states) can only evict its own kind.
+"""
 
 from __future__ import annotations
 
@@ -21,29 +25,73 @@ WARN_INTERVAL = 60.0  # an eviction on every write when full must not flood the 
 log = logging.getLogger(__name__)
 
 
+class _Table:
+    """Values with expiry, bounded: when full, expired entries go, then the oldest write."""
+
+    def __init__(self, name: str, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self.name = name
+        self.max_entries = max_entries
+        # Insertion order is write order (a write re-inserts), so the first key is the oldest.
+        self.values: dict[str, tuple[bytes, float]] = {}
+        self.last_sweep = self.last_warning = -math.inf
+        self.evictions = 0
+
+    def make_room(self, now: float) -> None:
+        if len(self.values) < self.max_entries:
+            return
+        if now - self.last_sweep >= SWEEP_INTERVAL:
+            self.last_sweep = now
+            self.values = {k: v for k, v in self.values.items() if v[1] > now}
+        while len(self.values) >= self.max_entries:
+            del self.values[next(iter(self.values))]
+            self.evictions += 1
+            if now - self.last_warning >= WARN_INTERVAL:
+                self.last_warning = now
+                log.warning(
+                    "memory store %s full (%d): evicting oldest", self.name, self.max_entries
+                )
+
+
 class MemoryStore:
-    """A :class:`~gateway.sessions.store.SessionStore` in a dict; full means oldest write goes."""
+    """A :class:`~gateway.sessions.store.SessionStore` in dicts; full means oldest write goes.
+
+    ``partitions`` maps a key prefix to the bound of that prefix's own table.
+    """
 
     def __init__(
         self,
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        partitions: Mapping[str, int] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be positive")
-        self._max_entries = max_entries
         self._clock = clock
-        # Insertion order is write order (a write re-inserts), so the first key is the oldest.
-        self._values: dict[str, tuple[bytes, float]] = {}
+        self._main = _Table("sessions", max_entries)
+        self._partitions = [(p, _Table(p.rstrip(":"), n)) for p, n in (partitions or {}).items()]
         self._indexes: dict[str, tuple[builtins.set[str], float]] = {}
         self._subscribers: dict[str, list[MessageHandler]] = {}
-        self._last_sweep = self._last_warning = -math.inf
-        self.evictions = 0
+        self._last_index_sweep = -math.inf
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._values)
+        """Entries in the main table (partitions are counted by ``partition_size``)."""
+        return len(self._main.values)
+
+    @property
+    def evictions(self) -> int:
+        """Entries of the main table dropped because it was full."""
+        return self._main.evictions
+
+    def partition_size(self, prefix: str) -> int:
+        return len(self._table(prefix).values)
+
+    def _table(self, key: str) -> _Table:
+        for prefix, table in self._partitions:
+            if key.startswith(prefix):
+                return table
+        return self._main
 
     async def get(self, key: str) -> bytes | None:
         """The value under ``key``, or None if absent or expired."""
@@ -59,9 +107,10 @@ class MemoryStore:
         """Store ``value`` under ``key`` for ``ttl`` seconds."""
         self._check_open()
         expires = self._expiry(ttl)
-        self._values.pop(key, None)
-        self._make_room()
-        self._values[key] = (value, expires)
+        table = self._table(key)
+        table.values.pop(key, None)
+        self._make_room(table)
+        table.values[key] = (value, expires)
 
     async def set_if_exists(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` only if ``key`` exists."""
@@ -84,7 +133,7 @@ class MemoryStore:
         self._check_open()
         found = [k for k in keys if self._live(k) is not None]
         for key in found:
-            del self._values[key]
+            del self._table(key).values[key]
         return len(found)
 
     async def take(self, key: str) -> bytes | None:
@@ -92,7 +141,7 @@ class MemoryStore:
         self._check_open()
         value = self._live(key)
         if value is not None:
-            del self._values[key]
+            del self._table(key).values[key]
         return value
 
     async def add_to_index(self, index: str, member: str, ttl: float) -> None:
@@ -136,7 +185,7 @@ class MemoryStore:
         self._check_open()
         if self._live(key) != token:
             return False
-        del self._values[key]
+        del self._table(key).values[key]
         return True
 
     async def publish(self, channel: str, message: str) -> None:
@@ -166,7 +215,8 @@ class MemoryStore:
     async def close(self) -> None:
         """Drop everything; later calls raise StoreUnavailable."""
         self._closed = True
-        self._values.clear()
+        for table in (self._main, *(t for _, t in self._partitions)):
+            table.values.clear()
         self._indexes.clear()
         self._subscribers.clear()
 
@@ -180,11 +230,12 @@ class MemoryStore:
         return self._clock() + ttl
 
     def _live(self, key: str) -> bytes | None:
-        entry = self._values.get(key)
+        values = self._table(key).values
+        entry = values.get(key)
         if entry is None:
             return None
         if entry[1] <= self._clock():
-            del self._values[key]
+            del values[key]
             return None
         return entry[0]
 
@@ -195,21 +246,13 @@ class MemoryStore:
             return None
         return entry
 
-    def _make_room(self) -> None:
-        if len(self._values) < self._max_entries:
-            return
+    def _make_room(self, table: _Table) -> None:
         now = self._clock()
-        if now - self._last_sweep >= SWEEP_INTERVAL:
-            self._last_sweep = now
-            self._values = {k: v for k, v in self._values.items() if v[1] > now}
+        full = len(table.values) >= table.max_entries
+        if full and table is self._main and now - self._last_index_sweep >= SWEEP_INTERVAL:
+            self._last_index_sweep = now
             self._indexes = {k: v for k, v in self._indexes.items() if v[1] > now}
-        while len(self._values) >= self._max_entries:
-            oldest = next(iter(self._values))
-            del self._values[oldest]
-            self.evictions += 1
-            if now - self._last_warning >= WARN_INTERVAL:
-                self._last_warning = now
-                log.warning("memory session store full (%d): evicting oldest", self._max_entries)
+        table.make_room(now)
 
 
 def _deliver(callback: MessageHandler, message: str) -> None:

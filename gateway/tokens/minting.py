@@ -1,6 +1,7 @@
 """Identity tokens: a JWT (RFC 7519) per caller, signed by the gateway for one route's upstream.
 
-Claims: ``iss`` (configured, else the gateway's URL), ``sub``, ``exp``; with
+Claims: ``iss`` (``issuer``, else ``public_url``: never the request's Host, which the
+caller chooses), ``sub``, ``exp``; with
 ``include_standard_claims`` also ``aud`` (configured, else the upstream URL), ``iat`` and
 ``jti``; then the route's claim template, whose keys may replace ``iss``, ``sub`` or ``aud``.
 A token is reused for the same route and session (or bearer token) until shortly before it
@@ -19,7 +20,7 @@ import jwt
 
 from gateway.config.model import Config, IdentityTokenConfig
 from gateway.crypto import random_token
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError
 from gateway.policy.claim_template import compile_template, render_claims
 from gateway.policy.routes import CompiledRoute
 from gateway.tokens.expiring_cache import ExpiringCache
@@ -44,7 +45,7 @@ class IdentityTokenMinter:
         audience: str,
         key: Any,
         kid: str | None,
-        gateway_url: str | None,
+        issuer: str,
         cache: TokenCache,
         clock: Clock,
         where: str,
@@ -55,17 +56,20 @@ class IdentityTokenMinter:
         self._template = compile_template(config.claims, f"{where}.claims")
         self._jose = {**config.headers, **({"kid": kid} if kid else {})}
         self._audience = config.audience or audience
-        self._issuer = config.issuer or gateway_url
+        self._issuer = issuer
         self._cache, self._clock = cache, clock
 
-    def header_value(self, principal: Principal, origin: str | None) -> str:
-        """What goes into the route's header: the token, or 'Bearer <token>' in Authorization."""
+    def header_value(self, principal: Principal, origin: str | None = None) -> str:
+        """What goes into the route's header: the token, or 'Bearer <token>' in Authorization.
+
+        ``origin`` (the request's) is ignored: the issuer is always configured.
+        """
         token = self.mint(principal, origin)
         return f"Bearer {token}" if self._bearer else token
 
-    def mint(self, principal: Principal, origin: str | None) -> str:
+    def mint(self, principal: Principal, origin: str | None = None) -> str:
         """A token for this principal: the cached one while fresh enough, else a new one."""
-        claims = self._claims(principal, origin)
+        claims = self._claims(principal)
         cache_key = (self._index, _credential(principal), _digest(claims))
         now = self._clock()
         cached = self._cache.get(cache_key, now)
@@ -82,11 +86,8 @@ class IdentityTokenMinter:
         self._cache.put(cache_key, token, expires - margin)
         return token
 
-    def _claims(self, principal: Principal, origin: str | None) -> dict[str, Any]:
-        issuer = self._issuer or origin
-        if not issuer:
-            raise GatewayError("identity token needs an issuer: set issuer or public_url")
-        claims: dict[str, Any] = {"iss": issuer, "sub": principal.subject}
+    def _claims(self, principal: Principal) -> dict[str, Any]:
+        claims: dict[str, Any] = {"iss": self._issuer, "sub": principal.subject}
         if self._config.include_standard_claims or self._config.audience:
             claims["aud"] = self._audience
         claims.update(render_claims(self._template, principal))
@@ -157,6 +158,12 @@ def _minter(
 ) -> IdentityTokenMinter:
     key: Any
     kid: str | None = None
+    issuer = wanted.issuer or (config.public_url.rstrip("/") if config.public_url else None)
+    if not issuer:
+        # The request's Host would be the default, and the caller picks that.
+        raise ConfigError(
+            [f"{where}.issuer: set it (or the top-level public_url) to the name upstreams expect"]
+        )
     if wanted.algorithm == "HS256":
         if wanted.secret is None:  # the model checks it too; this keeps the type narrow
             raise ConfigError([f"{where}.secret: HS256 needs a shared secret"])
@@ -175,7 +182,7 @@ def _minter(
         audience=route.config.upstream or route.name,
         key=key,
         kid=kid,
-        gateway_url=config.public_url.rstrip("/") if config.public_url else None,
+        issuer=issuer,
         cache=cache,
         clock=clock,
         where=where,

@@ -14,6 +14,7 @@ from gateway.config.model import Config
 from gateway.crypto import KeyRing
 from gateway.idp.resolver import idp_connector
 from gateway.login.provider import ProviderClient
+from gateway.sessions.layout import LOGIN_PREFIX
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.redis import RedisStore
@@ -38,6 +39,7 @@ from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
 from gateway.web.services import Services
+from gateway.web.websocket_sessions import WEBSOCKET_SESSIONS, SessionSockets, websocket_watchdog
 
 log = logging.getLogger("gateway.app")
 
@@ -58,6 +60,8 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(drain_notices)  # torn down first: notices finish, then clients close
     app.cleanup_ctx.append(metrics_handlers.metrics_listener)
+    app[WEBSOCKET_SESSIONS] = SessionSockets()
+    app.cleanup_ctx.append(websocket_watchdog)  # after _clients: it needs the session manager
     _add_routes(app, config.prefix.rstrip("/"))
     return app
 
@@ -87,7 +91,10 @@ def _add_routes(app: web.Application, prefix: str) -> None:
 def _store(config: Config) -> SessionStore:
     if config.sessions.store == "redis":
         return RedisStore.from_config(config.sessions.redis)
-    return MemoryStore()
+    return MemoryStore(
+        max_entries=config.sessions.memory_max_entries,
+        partitions={LOGIN_PREFIX: config.sessions.max_login_states},
+    )
 
 
 def _keyring(config: Config) -> KeyRing:

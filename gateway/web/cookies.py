@@ -1,4 +1,10 @@
-"""The gateway's cookies: names (with the __Host- prefix when allowed) and attributes."""
+"""The gateway's cookies: names (with the __Host- prefix when allowed) and attributes.
+
+The login-binding cookie is always host-only (``__Host-`` when Secure), whatever
+``cookie_domain`` says: it proves which browser started a login, so no sibling host may
+set it. The session cookie follows ``cookie_domain``; a sibling host can then plant one,
+so a request carrying the session cookie more than once is trusted with neither value.
+"""
 
 from __future__ import annotations
 
@@ -21,35 +27,78 @@ class CookiePolicy:
     @classmethod
     def from_config(cls, sessions: Sessions) -> CookiePolicy:
         # __Host- makes the browser refuse the cookie unless Secure, Path=/ and host-only.
-        host_only = sessions.cookie_secure and sessions.cookie_domain is None
-        prefix = "__Host-" if host_only else ""
+        secure_prefix = "__Host-" if sessions.cookie_secure else ""
+        session_prefix = secure_prefix if sessions.cookie_domain is None else ""
         return cls(
-            session_name=prefix + sessions.cookie_name,
-            login_name=prefix + sessions.cookie_name + "_login",
+            session_name=session_prefix + sessions.cookie_name,
+            login_name=secure_prefix + sessions.cookie_name + "_login",
             secure=sessions.cookie_secure,
             domain=sessions.cookie_domain,
         )
 
-    def _set(self, response: web.StreamResponse, name: str, value: str, max_age: int) -> None:
+    def _set(
+        self,
+        response: web.StreamResponse,
+        name: str,
+        value: str,
+        max_age: int,
+        *,
+        domain: str | None,
+    ) -> None:
         response.set_cookie(
             name,
             value,
             max_age=max_age,
             path="/",
-            domain=self.domain,
+            domain=domain,
             secure=self.secure,
             httponly=True,
             samesite="Lax",
         )
 
     def set_session(self, response: web.StreamResponse, ticket: str, max_age: float) -> None:
-        self._set(response, self.session_name, ticket, int(max_age))
+        """Set the session cookie; with a cookie domain, also drop a host-only one (stale)."""
+        if self.domain is not None:
+            self._set(response, self.session_name, "", 0, domain=None)
+        self._set(response, self.session_name, ticket, int(max_age), domain=self.domain)
 
     def clear_session(self, response: web.StreamResponse) -> None:
-        self._set(response, self.session_name, "", 0)
+        if self.domain is not None:
+            self._set(response, self.session_name, "", 0, domain=None)
+        self._set(response, self.session_name, "", 0, domain=self.domain)
 
     def set_login_binding(self, response: web.StreamResponse, value: str, max_age: float) -> None:
-        self._set(response, self.login_name, value, int(max_age))
+        self._set(response, self.login_name, value, int(max_age), domain=None)
 
     def clear_login_binding(self, response: web.StreamResponse) -> None:
-        self._set(response, self.login_name, "", 0)
+        self._set(response, self.login_name, "", 0, domain=None)
+
+    def session_ticket(self, request: web.Request) -> str | None:
+        """The session cookie's value; None if absent or sent more than once (planted?)."""
+        return single_cookie(request, self.session_name)
+
+    def session_ambiguous(self, request: web.Request) -> bool:
+        """True when the request carries different session cookies (one may be planted)."""
+        return len(set(cookie_values(request, self.session_name))) > 1
+
+    def login_binding(self, request: web.Request) -> str | None:
+        """The login-binding cookie's value; None if absent or ambiguous."""
+        return single_cookie(request, self.login_name)
+
+
+def cookie_values(request: web.Request, name: str) -> list[str]:
+    """Every non-empty value the request sends for cookie ``name`` (browsers may send several)."""
+    values = []
+    for header in request.headers.getall("Cookie", []):
+        for part in header.split(";"):
+            key, sep, value = part.strip().partition("=")
+            value = value.strip().strip('"')
+            if sep and key.strip() == name and value:
+                values.append(value)
+    return values
+
+
+def single_cookie(request: web.Request, name: str) -> str | None:
+    """The value of cookie ``name`` if the request sends exactly one distinct value."""
+    values = set(cookie_values(request, name))
+    return values.pop() if len(values) == 1 else None

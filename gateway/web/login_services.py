@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gateway import metrics
 from gateway.config.model import Config
-from gateway.crypto import KeyRing, digest, random_token
+from gateway.crypto import KeyRing, random_token
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.login.provider import ProviderClient
 from gateway.login.token_endpoint import RefreshRefused
@@ -19,9 +20,16 @@ from gateway.policy.redirects import safe_return_url
 from gateway.sessions.manager import LoadedSession, SessionManager
 from gateway.types import Principal, SessionRecord
 from gateway.web.cookies import CookiePolicy
-from gateway.web.keys import VIEW
+from gateway.web.keys import SERVICES, VIEW
+from gateway.web.responses import html_page
 
 log = logging.getLogger("gateway.login")
+
+LOGIN_STARTS = "login-starts"  # the rate limiter's bucket for every login start
+_TOO_MANY_STARTS = (
+    "Too many sign-ins were started from your network in the last minute. "
+    "Wait a minute, then try again."
+)
 
 
 @dataclass
@@ -55,40 +63,88 @@ class LoginServices:
     async def start_login(
         self, request: web.Request, provider: ProviderClient, return_to: str
     ) -> web.Response:
-        """Store the login state and send the browser to the provider."""
-        state, nonce = random_token(), random_token()
-        verifier = random_token(48) if provider.config.pkce else None
-        binding = request.cookies.get(self.cookies.login_name) or random_token()
+        """Send the browser to the provider, reusing its pending login if it has one.
+
+        Every start (the login endpoint or a navigation to a protected route) spends one
+        of the client address's ``rate_limit.per_minute`` login starts: over it, 429 and
+        nothing is written.
+        """
+        limiter = request.app[SERVICES].rate_limiter
+        if limiter is not None:
+            limiter.check(request[VIEW].client_ip, LOGIN_STARTS, public=_TOO_MANY_STARTS)
+        if self.cookies.session_ambiguous(request):
+            return self._conflicting_session_cookies()
         redirect_uri = self.callback_url(request)
-        url = await provider.authorization_url(
-            redirect_uri=redirect_uri, state=state, nonce=nonce, verifier=verifier
-        )
-        await self.manager.put_login_state(
-            state,
-            {
+        target = self.safe_target(request, return_to)
+        binding = self.cookies.login_binding(request)
+        pending = await self.manager.pending_login(binding) if binding else None
+        if binding is None or pending is None:
+            # Never adopt a binding the client made up: only one this gateway handed out
+            # (and still holds a pending login for) may be reused.
+            binding = random_token()
+        now = time.time()
+        ttl = self._reusable_for(pending, provider, redirect_uri, now)
+        reused = pending is not None and ttl > 0
+        if pending is not None and reused:
+            state = pending
+            if state["return_to"] != target:
+                state["return_to"] = target  # the page the user asked for last
+                await self.manager.put_login_state(binding, state, ttl)
+        else:
+            state = {
+                "state": random_token(),
                 "provider": provider.name,
-                "nonce": nonce,
-                "verifier": verifier,
-                "return_to": self.safe_target(request, return_to),
-                "binding": digest(binding),
+                "nonce": random_token(),
+                "verifier": random_token(48) if provider.config.pkce else None,
+                "return_to": target,
                 "redirect_uri": redirect_uri,
-                "started": time.time(),
-            },
-            self.config.sessions.login_state_ttl,
+                "started": now,
+            }
+            # Under the same key as a pending login it replaces: one login per browser.
+            ttl = self.config.sessions.login_state_ttl
+            await self.manager.put_login_state(binding, state, ttl)
+        url = await provider.authorization_url(
+            redirect_uri=redirect_uri,
+            state=state["state"],
+            nonce=state["nonce"],
+            verifier=state["verifier"],
         )
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
-        self.cookies.set_login_binding(response, binding, self.config.sessions.login_state_ttl)
-        log.info("login started", extra={"provider": provider.name})
+        self.cookies.set_login_binding(response, binding, ttl)
+        log.info("login started", extra={"provider": provider.name, "reused": reused})
         metrics.LOGINS_STARTED.labels(provider.name).inc()
         return response
 
-    def binding_matches(self, request: web.Request, stored: str) -> bool:
-        cookie = request.cookies.get(self.cookies.login_name)
-        return bool(cookie) and digest(cookie or "") == stored
+    def _reusable_for(
+        self,
+        pending: dict[str, Any] | None,
+        provider: ProviderClient,
+        redirect_uri: str,
+        now: float,
+    ) -> float:
+        """Seconds the pending login has left if this start can reuse it, else 0."""
+        if pending is None or pending.get("provider") != provider.name:
+            return 0.0
+        if pending.get("redirect_uri") != redirect_uri:
+            return 0.0  # reached under another origin: its callback would go elsewhere
+        remaining = self.config.sessions.login_state_ttl - (now - float(pending["started"]))
+        return remaining if remaining > 1 else 0.0
+
+    def _conflicting_session_cookies(self) -> web.Response:
+        """A page instead of a login that the other session cookie would shadow again."""
+        log.warning("refused a login: the request carries more than one session cookie")
+        response = html_page(
+            "Conflicting sign-in cookies",
+            "<p>Your browser sent this site more than one sign-in cookie; another site under "
+            "the same domain may have set one. Clear this site's cookies, then try again.</p>",
+            status=400,
+        )
+        self.cookies.clear_session(response)
+        return response
 
     async def session_principal(self, request: web.Request) -> Principal | None:
         """The principal of the request's session cookie, refreshed if needed; None if none."""
-        ticket = request.cookies.get(self.cookies.session_name)
+        ticket = self.cookies.session_ticket(request)
         if not ticket:
             return None
         loaded = await self.manager.load(ticket)

@@ -8,7 +8,7 @@ import re
 import secrets
 import time
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from gateway import metrics
@@ -48,7 +48,11 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     response: web.StreamResponse | None = None
     try:
         request[VIEW] = compiled.trusted.client_view(
-            request.remote or "", request.headers, request.scheme, _absolute_authority(request)
+            request.remote or "",
+            request.headers,
+            request.scheme,
+            _absolute_authority(request),
+            request.host if request.version < HttpVersion11 else None,
         )
         request[TARGET] = canonical_path(_target_path(request.raw_path))
         if services.rate_limiter is not None and request.path in services.limited_paths:

@@ -27,10 +27,13 @@ class RateLimiter:
         self._max = max_clients
         self._buckets: OrderedDict[tuple[str, str], tuple[float, float]] = OrderedDict()
 
-    def check(self, client: str, bucket: str) -> None:
-        """Spend one token for ``client`` in ``bucket``; raise RateLimited when none is left."""
+    def check(self, client: str, bucket: str, *, public: str | None = None) -> None:
+        """Spend one token for ``client`` in ``bucket``; raise RateLimited when none is left.
+
+        ``public`` is what the client is told (default: RateLimited's message).
+        """
         if not self._take(client, bucket):
-            raise RateLimited(f"rate limit for {bucket} exceeded by {client}")
+            raise RateLimited(f"rate limit for {bucket} exceeded by {client}", public=public)
 
     def spend(self, client: str, bucket: str) -> None:
         """Spend one token if there is one (counting failures), never raising."""

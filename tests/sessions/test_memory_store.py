@@ -50,3 +50,18 @@ async def test_a_closed_store_is_unavailable() -> None:
         await store.get("k")
     with pytest.raises(StoreUnavailable):
         await store.ping()
+
+
+async def test_a_partition_full_evicts_only_its_own_entries() -> None:
+    """Keys under a partition prefix fill their own table: its oldest entry goes, the main
+    table's entries (sessions) are never evicted by them."""
+    store = MemoryStore(max_entries=2, partitions={"login:": 3})
+    await store.set("sess:a", b"A", 100)
+    for i in range(50):
+        await store.set(f"login:{i}", b"x", 100)
+    assert await store.get("sess:a") == b"A"
+    assert (len(store), store.partition_size("login:"), store.evictions) == (1, 3, 0)
+    assert [await store.get(f"login:{i}") for i in (46, 47, 48, 49)] == [None, b"x", b"x", b"x"]
+    assert await store.take("login:49") == b"x"
+    assert await store.release_lock("login:48", b"x")
+    assert store.partition_size("login:") == 1

@@ -277,19 +277,22 @@ async def test_sealed_with_an_old_key_still_opens_after_rotation(
 
 
 async def test_login_state_is_taken_once(manager: SessionManager) -> None:
-    """Login state comes back once; a second take, or another state id, gives None."""
-    data = {"nonce": "n", "verifier": "v", "return_to": "/x", "started": 1.5}
-    await manager.put_login_state("state-1", data, 60)
-    assert None is await manager.take_login_state("state-2")
-    assert data == await manager.take_login_state("state-1")
-    assert None is await manager.take_login_state("state-1")
+    """A pending login comes back once, to its binding and state; a wrong state leaves it."""
+    data = {"state": "state-1", "nonce": "n", "verifier": "v", "return_to": "/x", "started": 1.5}
+    await manager.put_login_state("binding-1", data, 60)
+    assert None is await manager.take_login_state("binding-2", "state-1")
+    assert None is await manager.take_login_state("binding-1", "state-2")
+    assert data == await manager.pending_login("binding-1")
+    assert data == await manager.take_login_state("binding-1", "state-1")
+    assert None is await manager.take_login_state("binding-1", "state-1")
+    assert None is await manager.pending_login("binding-1")
 
 
 async def test_login_state_expires(manager: SessionManager) -> None:
     """Login state is gone after its TTL."""
-    await manager.put_login_state("s", {"a": 1}, 0.1)
+    await manager.put_login_state("b", {"state": "s", "a": 1}, 0.1)
     await asyncio.sleep(0.3)
-    assert None is await manager.take_login_state("s")
+    assert None is await manager.take_login_state("b", "s")
 
 
 async def test_refresh_lock_lets_one_in_and_the_rest_wait(manager: SessionManager) -> None:
@@ -326,6 +329,9 @@ async def test_refresh_lock_wait_is_bounded(manager: SessionManager) -> None:
 @pytest.mark.parametrize("state_id", ["", "x" * 513, "é-state", "with space", "\udcff"])
 async def test_odd_state_ids_are_refused(manager: SessionManager, state_id: str) -> None:
     """A state id that put_login_state cannot have made reads as unknown."""
-    assert await manager.take_login_state(state_id) is None
+    assert await manager.take_login_state(state_id, "s") is None
+    assert await manager.pending_login(state_id) is None
     with pytest.raises(ValueError, match="state id"):
-        await manager.put_login_state(state_id, {}, 60)
+        await manager.put_login_state(state_id, {"state": "s"}, 60)
+    with pytest.raises(ValueError, match="state id"):
+        await manager.put_login_state("binding", {"state": state_id}, 60)

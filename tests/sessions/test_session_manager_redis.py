@@ -81,13 +81,15 @@ async def test_redis_holds_no_readable_tokens_or_ids(
     manager = manager_on(store)
     try:
         ticket = await manager.create(record())
-        await manager.put_login_state("state-abc", {"verifier": "VERIFIER-secret-1"}, 60)
+        await manager.put_login_state(
+            "binding-xyz", {"state": "state-abc", "verifier": "VERIFIER-secret-1"}, 60
+        )
     finally:
         await manager.close()
     stored = dump(redis_server, prefix)
     assert len(stored) >= 6  # session, two indexes and their members, login state
     session_id, session_key = ticket.split(".")
-    forbidden = [*SECRETS, "sid-1", "alice", "VERIFIER-secret-1", "state-abc"]
+    forbidden = [*SECRETS, "sid-1", "alice", "VERIFIER-secret-1", "state-abc", "binding-xyz"]
     for needle in [*forbidden, session_id, session_key]:
         assert not any(needle.encode() in blob for blob in stored), needle
 

@@ -30,9 +30,15 @@ class Clock:
         return self.now
 
 
-def config(token: dict[str, Any], keys: list[dict[str, Any]] | None = None) -> Config:
+def config(
+    token: dict[str, Any],
+    keys: list[dict[str, Any]] | None = None,
+    public_url: str | None = "https://gw.example",
+) -> Config:
     route = {"path": "/", "upstream": UPSTREAM, "auth": "login", "identity_token": token}
-    return Config.model_validate({"routes": [route], "signing_keys": keys or []})
+    return Config.model_validate(
+        {"routes": [route], "signing_keys": keys or [], "public_url": public_url}
+    )
 
 
 def minter(cfg: Config, clock: Clock | None = None) -> tuple[IdentityTokenMinter, IdentityTokens]:

@@ -285,3 +285,13 @@ async def test_reload_keeps_each_request_on_its_own_route(
         assert "configuration reloaded" in gw.log_text()
     finally:
         second.stop()
+
+
+async def test_http10_without_host_is_served_and_http11_without_host_is_400(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """HTTP/1.0 may omit Host (HAProxy's health check does); HTTP/1.1 may not (RFC 9112)."""
+    gw = gateway_factory({"routes": [{"path": "/", "upstream": upstream, "auth": "public"}]})
+    old = await raw(gw.port, b"GET /_gateway/healthz HTTP/1.0\r\n\r\n")
+    new = await raw(gw.port, b"GET /_gateway/healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert (200, 400) == (status_of(old), status_of(new))

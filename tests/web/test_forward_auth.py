@@ -19,6 +19,7 @@ from tests.support.signing_keys import write_key
 from tests.web.login_setup import start_login_gateway
 
 TOKEN_SECRET = "forward-auth-test-secret-" + "y" * 16
+ISSUER = "https://gateway.example.test"
 JSON_ACCEPT = {"Accept": "application/json"}
 
 
@@ -66,7 +67,7 @@ async def test_forward_auth_answers_trusted_proxies_only(
 @pytest.fixture
 def policy_gateway(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) -> Any:
     """A login gateway trusting 127.0.0.1 as its proxy, with routes for host 127.0.0.1."""
-    token = {"algorithm": "HS256", "secret": TOKEN_SECRET}
+    token = {"algorithm": "HS256", "secret": TOKEN_SECRET, "issuer": ISSUER}
     routes = [
         {"host": "127.0.0.1", "path": "/", "upstream": upstream, "identity_token": token},
         {"host": "127.0.0.1", "path": "/admin/", "upstream": upstream,
@@ -124,7 +125,7 @@ async def test_signed_in_caller_gets_identity_headers_and_policy_applies(
         claims = jwt.decode(
             headers["X-Gateway-Identity"], TOKEN_SECRET, algorithms=["HS256"], audience=upstream
         )
-        assert (claims["sub"], claims["iss"]) == ("bob", gw.url)
+        assert (claims["sub"], claims["iss"]) == ("bob", ISSUER)
         assert (await ask(session, auth, traefik(gw.url, "/admin/x")))[0] == 403
         assert (await ask(session, auth, traefik(gw.url, "/read/x", "GET")))[0] == 200
         assert (await ask(session, auth, traefik(gw.url, "/read/x", "DELETE")))[0] == 403
@@ -166,7 +167,7 @@ def nginx_gateway(
         "identity": {"headers": {"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email",
                                  "X-Auth-Request-Groups": "department"}},
     }  # fmt: skip
-    routes = [{"path": "/", "upstream": upstream, "identity_token": {}}]
+    routes = [{"path": "/", "upstream": upstream, "identity_token": {"issuer": nginx.url}}]
     gw, _ = start_login_gateway(
         gateway_factory, oidc_provider, upstream, routes=routes, client=client, extra=extra
     )

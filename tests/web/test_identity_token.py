@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jwt
+import yaml
 
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import REPO_ROOT, GatewayProcess
 from tests.support.login import http_login
 from tests.support.op import OidcProvider
+from tests.support.ports import free_port
 from tests.support.signing_keys import write_key
 from tests.web.login_setup import start_login_gateway
 
+ISSUER = "https://gateway.example.test"
 PARRA_SECRET = "parra-api-key-secret-" + "x" * 24
 PARRA = {
     "header": "X-Parra-Access-Token",
@@ -58,7 +63,7 @@ async def test_asymmetric_tokens_verify_against_the_gateway_jwks(
     template = {"email": "{claims.email}", "roles": "{claims.groups}", "tier": "gold"}
     routes = [
         {"path": f"/{alg}/", "upstream": upstream,
-         "identity_token": {"algorithm": alg, "claims": template}}
+         "identity_token": {"algorithm": alg, "claims": template, "issuer": ISSUER}}
         for alg in ("RS256", "ES256", "EdDSA")
     ]  # fmt: skip
     gw, _ = start_login_gateway(
@@ -75,7 +80,7 @@ async def test_asymmetric_tokens_verify_against_the_gateway_jwks(
             token = body["headers"]["X-Gateway-Identity"]
             assert jwt.get_unverified_header(token)["alg"] == alg
             claims = verify(token, jwks, audience=upstream)
-            assert (claims["iss"], claims["sub"], claims["tier"]) == (gw.url, "alice", "gold")
+            assert (claims["iss"], claims["sub"], claims["tier"]) == (ISSUER, "alice", "gold")
             assert (claims["email"], claims["roles"]) == ("alice@example.test", ["users", "admins"])
             again = await get_json(session, url)
             assert again["headers"]["X-Gateway-Identity"] == token  # cached per session
@@ -130,7 +135,8 @@ async def test_key_rotation_last_key_signs_and_all_are_published(
     api = "urn:test:api"
     config = {
         "routes": [{"path": "/api/", "upstream": upstream, "auth": "bearer",
-                    "identity_token": {"audience": "billing", "claims": {"app": "{client_id}"}}}],
+                    "identity_token": {"audience": "billing", "issuer": ISSUER,
+                                       "claims": {"app": "{client_id}"}}}],
         "bearer": {"issuers": [{"issuer": oidc_provider.issuer, "audiences": [api],
                                 "allow_insecure_http": True, "allow_private_network": True}]},
         "signing_keys": [old],
@@ -152,3 +158,24 @@ async def test_key_rotation_last_key_signs_and_all_are_published(
         claims = verify(token, jwks, audience="billing")
         assert claims["app"] == client["client_id"]
         assert claims["exp"] <= jwt.decode(access_token, options={"verify_signature": False})["exp"]
+
+
+def test_identity_token_without_issuer_does_not_start(tmp_path: Path) -> None:
+    """An identity token with neither `issuer` nor `public_url` would take its iss from the
+    caller's Host header: the gateway refuses to start and names the key path."""
+    config = tmp_path / "gateway.yaml"
+    route = {"path": "/", "upstream": "http://127.0.0.1:9", "auth": "public",
+             "identity_token": {"algorithm": "HS256", "secret": PARRA_SECRET}}  # fmt: skip
+    config.write_text(
+        yaml.safe_dump({"listen": {"host": "127.0.0.1", "port": free_port()}, "routes": [route]})
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode != 0
+    assert "routes[0].identity_token.issuer" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

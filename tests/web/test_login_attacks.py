@@ -17,8 +17,10 @@ def jar() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
 
 
-async def code_at_redirect(session: aiohttp.ClientSession, auth_url: str, stop: str) -> str:
-    """Sign in at the OP and return the redirect URL to `stop...` (not followed)."""
+async def code_at_redirect(
+    session: aiohttp.ClientSession, auth_url: str, stop: str, user: str = "mallory"
+) -> str:
+    """Sign in at the OP as `user` and return the redirect URL to `stop...` (not followed)."""
     trail: list[str] = []
     response = await session.get(auth_url, allow_redirects=False)
     for _ in range(10):
@@ -31,7 +33,7 @@ async def code_at_redirect(session: aiohttp.ClientSession, auth_url: str, stop: 
                 allow_redirects=False,
                 headers={"Accept": HTML_ACCEPT},
             )
-        submitted = await _submit(session, response, "mallory", "pw", trail)
+        submitted = await _submit(session, response, user, "pw", trail)
         assert submitted is not None, trail
         response = submitted
     raise AssertionError(f"no redirect to {stop}: {trail}")
@@ -90,3 +92,39 @@ async def test_logout_never_redirects_to_another_host(
     assert "evil.test" not in target
     post_logout = parse_qs(urlsplit(target).query)["post_logout_redirect_uri"][0]
     assert f"{gw.url}/_gateway/logged-out" == post_logout
+
+
+async def test_a_stolen_state_does_not_burn_the_victims_login(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """An attacker who learns a victim's state and calls the callback with it (no binding cookie,
+    or the binding of an own pending login) is refused, and the victim's own callback with
+    that state still signs the victim in."""
+    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream)
+    callback = f"{gw.url}/_gateway/callback"
+    async with jar() as victim:
+        start = await victim.get(
+            f"{gw.url}/inbox", allow_redirects=False, headers={"Accept": HTML_ACCEPT}
+        )
+        auth_url = start.headers["Location"]
+        state = parse_qs(urlsplit(auth_url).query)["state"][0]
+        async with jar() as attacker:
+            for _ in range(2):  # first without cookies, then with a pending login of its own
+                burn = await attacker.get(
+                    callback,
+                    params={"state": state, "code": "guessed", "iss": oidc_provider.issuer},
+                    allow_redirects=False,
+                    headers={"Accept": HTML_ACCEPT},
+                )
+                assert burn.status == 400
+                assert await login_state(attacker, f"{gw.url}/") != state
+        back = await code_at_redirect(victim, auth_url, callback, user="victor")
+        assert parse_qs(urlsplit(back).query)["state"] == [state]
+        done = await victim.get(
+            URL(back, encoded=True), allow_redirects=False, headers={"Accept": HTML_ACCEPT}
+        )
+        assert done.status == 302, await done.text()
+        assert done.headers["Location"] == f"{gw.url}/inbox"
+        async with victim.get(f"{gw.url}/inbox", headers={"Accept": "application/json"}) as page:
+            assert page.status == 200
+            assert (await page.json())["headers"]["X-Auth-Request-User"] == "victor"

@@ -67,11 +67,17 @@ async def callback(request: web.Request) -> web.StreamResponse:
     state_id = query.get("state")
     if not state_id:
         raise LoginError("callback without state", public=_REFUSED)
-    state = await services.manager.take_login_state(state_id)
+    # The binding cookie finds this browser's pending login: a state alone (leaked, or
+    # replayed by another browser) neither finds nor uses up anyone's login.
+    binding = services.cookies.login_binding(request)
+    if binding is None:
+        raise LoginError("callback without (one) login-binding cookie", public=_EXPIRED)
+    pending = await services.manager.pending_login(binding)
+    if pending is None:
+        raise LoginError("this browser has no pending login (expired or used)", public=_EXPIRED)
+    state = await services.manager.take_login_state(binding, state_id)
     if state is None:
-        raise LoginError("unknown, expired or already used state", public=_EXPIRED)
-    if not services.binding_matches(request, state["binding"]):
-        raise LoginError("state was issued to another browser", public=_REFUSED)
+        raise LoginError("state is not this browser's pending login", public=_REFUSED)
     provider = services.providers.get(state["provider"])
     if provider is None:
         raise LoginError(f"state names unknown provider {state['provider']!r}", public=_REFUSED)

@@ -7,7 +7,7 @@ from aiohttp import web
 from gateway.errors import NotFound
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import host_name
-from gateway.proxy.forward import forward, forward_websocket, is_websocket_upgrade
+from gateway.proxy.forward import forward
 from gateway.proxy.headers import REQUEST_DROP, upstream_request_headers
 from gateway.web.identity import (
     add_identity_headers,
@@ -17,6 +17,7 @@ from gateway.web.identity import (
     strip_gateway_cookies,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.websockets import is_websocket_upgrade, proxy_websocket
 
 
 async def proxy_handler(request: web.Request) -> web.StreamResponse:
@@ -66,7 +67,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     else:
         path = route.upstream_path(target)
     if is_websocket_upgrade(request):
-        return await forward_websocket(request, services.http, upstream, path, headers)
+        return await proxy_websocket(request, route, principal, upstream, path, headers)
     return await forward(
         request,
         services.http,

@@ -172,12 +172,14 @@ def _fill(text: str, replacements: dict[str, str]) -> str:
 
 
 def nginx_sites(port: int, gateway: str, sites: list[tuple[str, str]]) -> str:
-    """The doc's nginx block: its http-level part once, its server once per (name, app)."""
+    """The doc's nginx block: its http-level part (map, default server) once, its last
+    server once per (name, app)."""
     block = documented_block("nginx")
-    http_level, _, server = block.partition("server {")
-    return http_level + "".join(
+    http_level, _, server = block.rpartition("\nserver {")
+    default = {"listen 80 default_server;": f"listen 127.0.0.1:{port} default_server;"}
+    return _fill(http_level, default) + "".join(
         _fill(
-            "server {" + server,
+            "\nserver {" + server,
             {
                 "listen 80;": f"listen 127.0.0.1:{port};",
                 "server_name app.example.com;": f"server_name {name};",

@@ -93,6 +93,11 @@ def _absolute_and_hosts() -> list[Attack]:
         Attack("host-admin-upper", "/dashboard", host="ADMIN.example.test"),
         Attack("host-admin-trailing-dot", "/dashboard", host=ADMIN + "."),
         Attack("host-admin-port", "/dashboard", host=ADMIN + ":80"),
+        Attack("host-admin-empty-port", "/dashboard", host=ADMIN + ":"),
+        Attack("host-admin-upper-port", "/dashboard", host=ADMIN.upper() + ":80"),
+        Attack("host-admin-two-trailing-dots", "/dashboard", host=ADMIN + ".."),
+        Attack("host-admin-percent-encoded-dot", "/dashboard", host="admin%2eexample.test"),
+        Attack("host-admin-leading-dot", "/dashboard", host="." + ADMIN),
         Attack("host-list-www-admin", "/dashboard", host=f"{WWW}, {ADMIN}"),
         Attack("host-duplicate", "/dashboard", host=WWW, headers=(f"Host: {ADMIN}",)),
         Attack("host-missing", "/admin/secret", host=None),
@@ -152,6 +157,23 @@ def _spoofed() -> list[Attack]:
     return out
 
 
+def _syntax() -> list[Attack]:
+    """Odd request lines and header syntax that lenient parsers accept."""
+    return [
+        Attack("method-lower-delete-on-read-only", "/ro/x", method="delete"),
+        Attack("method-lower-get-admin", "/admin/secret", method="get"),
+        Attack("method-options-asterisk", "*", method="OPTIONS"),
+        Attack("method-connect-authority", f"{ADMIN}:80", method="CONNECT", host=ADMIN),
+        Attack("absolute-upper-scheme-admin", f"HTTP://{ADMIN.upper()}/dashboard", host=WWW),
+        Attack("absolute-https-admin-on-http", f"https://{ADMIN}/dashboard", host=WWW),
+        Attack("header-space-before-colon", "/x", headers=("X-Api-User : mallory",)),
+        Attack("header-tab-before-colon", "/x", headers=("X-Forwarded-User\t: mallory",)),
+        Attack("header-obs-fold", "/x", headers=("X-Note: a", " X-Api-User: mallory")),
+        Attack("header-obs-fold-value", "/x", headers=("X-Forwarded-User:", " mallory")),
+        Attack("header-leading-space-name", "/x", headers=(" X-Api-User: mallory",)),
+    ]
+
+
 def _gateway_errors() -> list[Attack]:
     return [
         Attack("login-rd-bracket", "/_gateway/login?rd=https://%5B"),
@@ -160,8 +182,8 @@ def _gateway_errors() -> list[Attack]:
     ]  # fmt: skip
 
 
-ATTACKS: list[Attack] = [*_paths(), *_absolute_and_hosts(), *_methods(), *_spoofed(),
-                         *_gateway_errors()]  # fmt: skip
+ATTACKS: list[Attack] = [*_syntax(), *_paths(), *_absolute_and_hosts(), *_methods(),
+                         *_spoofed(), *_gateway_errors()]  # fmt: skip
 
 
 @dataclass
@@ -241,9 +263,9 @@ def problems(attack: Attack, reply: Reply) -> list[str]:
     if probe.get("resource") in PROTECTED:
         found.append(f"upstream served protected resource {probe['resource']!r} "
                      f"(path {probe.get('path')!r}, host {probe.get('host')!r})")  # fmt: skip
-    if probe.get("method") != attack.method:
+    if str(probe.get("method")).upper() != attack.method.upper():
         found.append(f"upstream executed {probe.get('method')} for a {attack.method}")
-    if attack.target.startswith("/ro/") and probe.get("method") != "GET":
+    if attack.target.startswith("/ro/") and str(probe.get("method")).upper() != "GET":
         found.append(f"public GET-only route let {probe.get('method')} through")
     read = probe.get("read", {})
     chosen = {k: v for k, v in read.items() if any(m in v for m in MARKERS)}

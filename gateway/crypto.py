@@ -31,6 +31,7 @@ _MIN_SEALED = _HEADER_SIZE + NONCE_SIZE + TAG_SIZE
 _SEAL_INFO = b"gateway/seal/v1\x00"
 _SIGN_INFO = b"gateway/sign/v1"
 _KEY_ID_INFO = b"gateway/key-id/v1"
+_DERIVE_INFO = b"gateway/derive/v1\x00"
 
 
 class SealError(ValueError):
@@ -63,8 +64,8 @@ class _ServerKey:
 
     __slots__ = ("key_id", "root", "sign_key")
 
-    def __init__(self, secret: Secret) -> None:
-        self.root = secret.reveal().encode("utf-8")
+    def __init__(self, root: bytes) -> None:
+        self.root = root
         self.key_id = _hkdf(self.root, length=KEY_ID_SIZE, info=_KEY_ID_INFO)
         self.sign_key = _hkdf(self.root, length=32, info=_SIGN_INFO)
 
@@ -80,7 +81,7 @@ class KeyRing:
     def __init__(self, server_secrets: Sequence[Secret]) -> None:
         if not server_secrets:
             raise ValueError("a KeyRing needs at least one secret (or use KeyRing.ephemeral())")
-        self._keys = [_ServerKey(s) for s in server_secrets]
+        self._keys = [_ServerKey(s.reveal().encode("utf-8")) for s in server_secrets]
         self.is_ephemeral = False
 
     @classmethod
@@ -88,6 +89,18 @@ class KeyRing:
         """A ring with one random secret: values die with the process (single instance only)."""
         ring = cls([Secret(random_token(32))])
         ring.is_ephemeral = True
+        return ring
+
+    def derive(self, purpose: str) -> KeyRing:
+        """A ring for one purpose: each secret's key HKDF-derived apart from every other use.
+
+        Rotation carries over (the first derived key seals, all open), and nothing sealed
+        or signed by this ring opens or verifies with the parent ring, or vice versa.
+        """
+        info = _DERIVE_INFO + purpose.encode("utf-8")
+        ring = KeyRing.__new__(KeyRing)
+        ring._keys = [_ServerKey(_hkdf(k.root, length=32, info=info)) for k in self._keys]
+        ring.is_ephemeral = self.is_ephemeral
         return ring
 
     def seal(self, plaintext: bytes, *, key_material: bytes, context: bytes) -> bytes:

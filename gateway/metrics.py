@@ -74,6 +74,14 @@ INTROSPECTION_CACHE = Counter(
     ["result"],
     registry=REGISTRY,
 )
+SHARED_CACHE_REJECTED = Counter(
+    "gateway_shared_cache_rejected",
+    "Entries read back from the shared store (Redis) and ignored, by cache "
+    "(introspection, logout_jti) and reason: invalid (forged, tampered, sealed by another "
+    "deployment or for other inputs) or stale (past the expiry sealed into it).",
+    ["cache", "reason"],
+    registry=REGISTRY,
+)
 LOGINS_STARTED = Counter(
     "gateway_logins_started", "Browsers sent to a provider.", ["provider"], registry=REGISTRY
 )
@@ -101,6 +109,9 @@ STORE_ERRORS = Counter(
     "gateway_store_errors", "Session store unreachable or failing.", registry=REGISTRY
 )
 
+SHARED_CACHES = ("introspection", "logout_jti")
+SHARED_CACHE_REJECTIONS = ("invalid", "stale")
+
 LOGIN_FAILURE_REASONS = (
     "provider_error",  # the provider answered error=... (e.g. access_denied)
     "refused",  # state unknown/expired/reused, other browser, mix-up, failed code exchange
@@ -124,6 +135,9 @@ def _declare_series() -> None:
         INTROSPECTION_CACHE.labels(result)
     for reason in LOGIN_FAILURE_REASONS:
         LOGINS_FAILED.labels(reason)
+    for cache in SHARED_CACHES:
+        for rejection in SHARED_CACHE_REJECTIONS:
+            SHARED_CACHE_REJECTED.labels(cache, rejection)
     for kind in ("rp", "backchannel", "frontchannel", "admin"):
         LOGOUTS.labels(kind)
 
@@ -181,6 +195,11 @@ def authentication(kind: str, outcome: str) -> None:
 def introspection_cache(result: str) -> None:
     """Count an introspection-cache 'hit' or 'miss'."""
     _introspection_cache(result).inc()
+
+
+def shared_cache_rejected(cache: str, reason: str) -> None:
+    """Count an entry of a shared cache that was read back and ignored."""
+    SHARED_CACHE_REJECTED.labels(cache, reason).inc()
 
 
 def exposition() -> tuple[bytes, str]:

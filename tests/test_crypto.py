@@ -133,3 +133,22 @@ def test_secrets_do_not_show_in_reprs() -> None:
     ring = KeyRing([Secret("super-secret-value-" + "z" * 30)])
     assert "super-secret" not in repr(ring)
     assert "super-secret" not in str(vars(ring))
+
+
+def test_derived_rings_are_apart_from_each_other_and_their_parent() -> None:
+    """A ring derived for one purpose opens only its own seals and verifies only its own
+    signatures; rotation carries over (a derived [new, old] opens a derived [old]'s seal)."""
+    parent = KeyRing([NEW])
+    shared, other = parent.derive("shared-state"), parent.derive("something-else")
+    sealed = seal(shared)
+    assert open_(KeyRing([NEW]).derive("shared-state"), sealed) == b"tokens"
+    for stranger in (parent, other, KeyRing([OTHER]).derive("shared-state")):
+        with pytest.raises(SealError):
+            open_(stranger, sealed)
+    with pytest.raises(SealError):
+        open_(shared, seal(parent))
+    assert not parent.verify(b"data", shared.sign(b"data"))
+    assert not shared.verify(b"data", parent.sign(b"data"))
+    rotated = KeyRing([NEW, OLD]).derive("shared-state")
+    assert open_(rotated, seal(KeyRing([OLD]).derive("shared-state"))) == b"tokens"
+    assert KeyRing.ephemeral().derive("x").is_ephemeral

@@ -513,7 +513,10 @@ class Introspection(Section):
     )
     private_key_file: str | None = None
     mode: Literal["opaque", "all"] = Field(
-        "opaque", description="Introspect only non-JWT tokens, or every token of this issuer."
+        "opaque",
+        description="Introspect only non-JWT tokens, or every token of this issuer. With "
+        "`all`, an `unsupported_token_type` answer for a valid JWT has its JWTs checked "
+        "locally for `bearer.cache_ttl` seconds, then introspected again.",
     )
     opaque: bool = Field(
         True,
@@ -556,7 +559,11 @@ class Bearer(Section):
     cache_ttl: Seconds = Field(300, description="Longest a positive introspection is cached.")
     negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")
     cache_max_entries: int = Field(100_000, ge=100, description="Bound of the in-memory caches.")
-    shared_cache: bool = Field(True, description="With Redis sessions, share the cache in Redis.")
+    shared_cache: bool = Field(
+        True,
+        description="With Redis sessions, share the cache in Redis (sealed with a key from "
+        "`sessions.secrets`, so only with secrets set).",
+    )
 
     @model_validator(mode="after")
     def _one_opaque_introspector(self) -> Bearer:

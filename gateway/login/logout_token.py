@@ -3,37 +3,33 @@
 Signature (provider JWKS, asymmetric algorithms only), ``iss``, ``aud``, ``iat`` within a
 window, ``exp`` when present, ``events``, ``sid``/``sub``, no ``nonce``, and a ``jti`` seen
 only once: the replay cache lives in the session store, so with Redis a token replayed to
-another instance is refused too.
+another instance is refused too. Its marks are sealed (gateway.sessions.shared): a mark
+planted in Redis cannot make the gateway refuse a genuine logout.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import jwt
 
+from gateway.crypto import digest
 from gateway.errors import BadRequest, InvalidToken
 from gateway.idp.jwks import JwksCache
 from gateway.login.jws_header import HeaderRejected, read_signing_header
+from gateway.sessions.shared import SharedState
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TYPE = "logout+jwt"
-REPLAY_KEY_PREFIX = "logout-jti:"
+REPLAY_CACHE = "logout_jti"  # the shared store's cache name (keys, metrics)
 
 
 class LogoutTokenRejected(BadRequest):
     """The logout token is invalid; the reason is safe to show to the provider."""
 
     code = "invalid_request"
-
-
-class ReplayCache(Protocol):
-    """The one store operation the replay check needs (see SessionStore)."""
-
-    async def set_if_absent(self, key: str, value: bytes, ttl: float) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +128,21 @@ def _text(claims: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def replay_key(issuer: str, jti: str) -> str:
-    """Store key marking a jti as used; hashed so no token part appears in the store."""
-    return REPLAY_KEY_PREFIX + hashlib.sha256(f"{issuer}\x00{jti}".encode()).hexdigest()
+def replay_name(issuer: str, jti: str) -> str:
+    """The name of a jti's mark; hashed so no token part appears in the store."""
+    return digest(f"{issuer}\x00{jti}")
 
 
-async def claim_jti(cache: ReplayCache, request: LogoutRequest, ttl: float) -> None:
-    """Mark the token's jti as used; LogoutTokenRejected if some instance already saw it."""
-    if not await cache.set_if_absent(replay_key(request.issuer, request.jti), b"1", ttl):
+async def claim_jti(shared: SharedState, request: LogoutRequest, ttl: float) -> None:
+    """Mark the token's jti as used; LogoutTokenRejected if some instance already saw it.
+
+    Only a mark sealed by this deployment counts: a forged one would refuse a genuine
+    logout and keep its sessions alive, so it is replaced instead.
+    """
+    if not await shared.claim(REPLAY_CACHE, replay_name(request.issuer, request.jti), ttl):
         raise rejected("logout token was already used (jti replay)")
+
+
+async def release_jti(shared: SharedState, request: LogoutRequest) -> None:
+    """Give the jti back (its sessions could not be ended), so a retry is not a replay."""
+    await shared.release(REPLAY_CACHE, replay_name(request.issuer, request.jti))

@@ -23,6 +23,7 @@ from gateway.errors import (
 )
 from gateway.idp.discovery import MetadataSource
 from gateway.idp.jwks import JwksCache, invalid_token
+from gateway.sessions.shared import SharedState
 from gateway.tokens.bearer import (
     MissingToken,
     one_authorization_header,
@@ -34,9 +35,9 @@ from gateway.tokens.introspection import (
     IntrospectionCache,
     IntrospectionClient,
     Result,
-    SharedCache,
     UnsupportedTokenType,
     introspection_verdict,
+    verdict_scope,
 )
 from gateway.tokens.jwt_access import (
     JwtAccessTokenValidator,
@@ -59,6 +60,7 @@ class TrustedIssuerClients:
     metadata: MetadataSource
     jwks: JwksCache
     introspection: IntrospectionClient | None
+    scope: str  # the inputs its introspection verdicts are cached under (verdict_scope)
 
 
 def trusted_issuer_problems(config: TrustedIssuer) -> list[str]:
@@ -102,7 +104,7 @@ def build_issuer_clients(
             metadata.guard, clock=clock,
         )  # fmt: skip
     jwks = JwksCache(config.jwks_uri or jwks_uri, session, metadata.guard, clock=clock)
-    return TrustedIssuerClients(config, metadata, jwks, introspection)
+    return TrustedIssuerClients(config, metadata, jwks, introspection, verdict_scope(config))
 
 
 def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
@@ -141,14 +143,16 @@ class BearerAuthenticator:
         self,
         config: Bearer,
         session: aiohttp.ClientSession,
-        shared_cache: SharedCache | None = None,
+        shared_cache: SharedState | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.issuers = [build_issuer_clients(i, session, clock) for i in config.issuers]
         self._by_issuer = {clients.config.issuer: clients for clients in self.issuers}
         self._clock = clock
-        self._refuses_jwts: set[str] = set()  # issuers whose introspection refuses JWTs
+        # Issuer -> until when its JWTs are checked locally, after its introspection
+        # endpoint refused one of its own (validly signed) JWTs: a pause, never for good.
+        self._jwt_introspection_paused: dict[str, float] = {}
         self.jwt = JwtAccessTokenValidator(
             [(c.config, c.jwks) for c in self.issuers],
             clock=clock,
@@ -223,24 +227,40 @@ class BearerAuthenticator:
         clients = self._by_issuer.get(iss) if isinstance(iss, str) else None
         if clients is None:
             raise invalid_token("The token's issuer is not trusted.")
+        refused = False
         if self._introspects_jwts(clients):
             try:
                 return await self._introspect_with(clients, token)
             except UnsupportedTokenType:
-                # The issuer's own answer: its JWTs are for local checks (oidc-provider).
-                log.warning("%s does not introspect JWTs; checking them locally", iss)
-                self._refuses_jwts.add(clients.config.issuer)
+                refused = True  # e.g. oidc-provider: its JWTs are for local checks
         verified = await self.jwt.validate(token)
+        if refused:
+            self._pause_jwt_introspection(clients)
         principal = principal_from_claims(verified.issuer.issuer, verified.claims)
         return principal, verified.usable_until, False
 
     def _introspects_jwts(self, clients: TrustedIssuerClients) -> bool:
         introspection = clients.config.introspection
-        return (
-            introspection is not None
-            and introspection.mode == "all"
-            and clients.config.issuer not in self._refuses_jwts
-        )
+        if introspection is None or introspection.mode != "all":
+            return False
+        paused_until = self._jwt_introspection_paused.get(clients.config.issuer)
+        return paused_until is None or paused_until <= self._clock()
+
+    def _pause_jwt_introspection(self, clients: TrustedIssuerClients) -> None:
+        """Check this issuer's JWTs locally for cache_ttl seconds, then ask again.
+
+        Only a JWT that passed the local checks gets here, so a forged token that draws
+        the refusal pauses nothing; and the pause ends, so a transient refusal does not
+        turn introspection off for good (revocations would then go unseen until exp).
+        """
+        issuer = clients.config.issuer
+        if self._introspects_jwts(clients):
+            log.warning(
+                "%s does not introspect its JWTs; checking them locally for %gs",
+                issuer,
+                self.config.cache_ttl,
+            )
+        self._jwt_introspection_paused[issuer] = self._clock() + self.config.cache_ttl
 
     async def _introspect_opaque(self, token: str) -> tuple[Principal, float, bool]:
         # The config allows one opaque introspector: a token never reaches another issuer.
@@ -270,7 +290,7 @@ class BearerAuthenticator:
             return introspection_verdict(response, clients.config, self._clock())
 
         cache = self.introspection_cache
-        result, until = await cache.lookup_until(clients.config.issuer, token, introspect)
+        result, until = await cache.lookup_until(clients.scope, token, introspect)
         if result.get("active") is not True:
             reason = result.get("reason")
             raise invalid_token(reason if isinstance(reason, str) else "The token is not active.")

@@ -1,4 +1,4 @@
-"""OAuth 2.0 Token Introspection (RFC 7662) as a resource server, with a shared result cache."""
+"""OAuth 2.0 Token Introspection (RFC 7662) as a resource server, with a shared verdict cache."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -24,6 +24,7 @@ from gateway.errors import ConfigError, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.http import display_url, fetch_json
 from gateway.idp.jwks import UriSource
+from gateway.sessions.shared import SharedState
 from gateway.tokens.expiring_cache import ExpiringCache
 
 log = logging.getLogger(__name__)
@@ -34,19 +35,13 @@ BEARER_TOKEN_TYPES = frozenset(
 )
 Result = dict[str, Any]
 Verdict = tuple[Result, float]  # a result and until when it may be cached
+SHARED_CACHE = "introspection"  # the shared store's cache name (keys, metrics)
+VERDICT_RULES = 1  # bump when the verdict rules change: older cached verdicts stop counting
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
 class UnsupportedTokenType(ProviderUnavailable):
     """The endpoint refuses this kind of token (oidc-provider: JWTs, HTTP 400)."""
-
-
-class SharedCache(Protocol):
-    """A store shared by gateway instances (e.g. the Redis session store)."""
-
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def set(self, key: str, value: bytes, ttl: float) -> None: ...
 
 
 def load_assertion_key(path: str) -> tuple[SigningKey, str]:
@@ -192,9 +187,30 @@ def cache_lifetime(
     return positive_ttl
 
 
-class IntrospectionCache:
-    """Verdicts by sha256 of (issuer, token): in memory (LRU), optionally in a shared store.
+def verdict_scope(trusted: TrustedIssuer) -> str:
+    """Every input of a verdict besides the token; verdicts are cached per (scope, token).
 
+    So an instance with other audiences, another endpoint or another client never uses
+    this verdict, from memory or from the shared store.
+    """
+    introspection = trusted.introspection
+    inputs = {
+        "rules": VERDICT_RULES,
+        "issuer": trusted.issuer,
+        "audiences": sorted(set(trusted.audiences)),
+        "leeway": trusted.leeway,
+        "require_audience": introspection is None or introspection.require_audience,
+        "endpoint": introspection.endpoint if introspection else None,
+        "client_id": introspection.client_id if introspection else None,
+    }
+    return json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+
+
+class IntrospectionCache:
+    """Verdicts by sha256 of (scope, token): in memory (LRU), optionally in a shared store.
+
+    Shared entries are sealed and bound to their key (see gateway.sessions.shared): one
+    that is forged, written for other inputs or past its expiry is a miss.
     Concurrent lookups of one token share a single introspection call.
     """
 
@@ -204,29 +220,27 @@ class IntrospectionCache:
         max_entries: int,
         positive_ttl: float,
         negative_ttl: float,
-        shared: SharedCache | None = None,
+        shared: SharedState | None = None,
         clock: Callable[[], float] = time.time,
-        key_prefix: str = "bearer:introspection:",
     ) -> None:
         self._memory: ExpiringCache[str, Result] = ExpiringCache(max_entries)
         self._positive_ttl = positive_ttl
         self._negative_ttl = negative_ttl
         self._shared = shared
         self._clock = clock
-        self._key_prefix = key_prefix
         self._inflight: dict[str, asyncio.Task[Verdict]] = {}
 
     async def lookup(
-        self, issuer: str, token: str, introspect: Callable[[], Awaitable[Result]]
+        self, scope: str, token: str, introspect: Callable[[], Awaitable[Result]]
     ) -> Result:
         """The cached verdict, or the one `introspect` returns (once for concurrent callers)."""
-        return (await self.lookup_until(issuer, token, introspect))[0]
+        return (await self.lookup_until(scope, token, introspect))[0]
 
     async def lookup_until(
-        self, issuer: str, token: str, introspect: Callable[[], Awaitable[Result]]
+        self, scope: str, token: str, introspect: Callable[[], Awaitable[Result]]
     ) -> Verdict:
         """Like `lookup`, plus until when the verdict is cached (<= now: not cached)."""
-        key = digest(f"{issuer}\n{token}")
+        key = digest(f"{scope}\n{token}")
         hit = self._memory.get_entry(key, self._clock())
         if hit is not None:
             metrics.introspection_cache("hit")
@@ -260,31 +274,31 @@ class IntrospectionCache:
         )
         if lifetime > 0:
             self._memory.put(key, result, now + lifetime)
-            await self._shared_set(key, result, now + lifetime, lifetime)
+            await self._shared_put(key, result, now + lifetime)
         return result, now + lifetime
 
     async def _shared_get(self, key: str) -> Verdict | None:
         if self._shared is None:
             return None
         try:
-            raw = await self._shared.get(self._key_prefix + key)
-            record = json.loads(raw) if raw is not None else None
+            entry = await self._shared.get(SHARED_CACHE, key)
         except Exception as exc:  # the shared layer is an optimisation only
             log.warning("shared introspection cache unreadable: %s", type(exc).__name__)
             return None
-        if not isinstance(record, dict) or not isinstance(record.get("result"), dict):
+        if entry is None or not isinstance(entry.value, dict):
             return None
-        expires_at = record.get("expires_at")
-        if not isinstance(expires_at, int | float) or expires_at <= self._clock():
-            return None
-        self._memory.put(key, record["result"], float(expires_at))
-        return dict(record["result"]), float(expires_at)
+        # Never longer than this instance would cache it itself (a shorter cache_ttl here).
+        expires_at = min(entry.expires_at, self._clock() + self._lifetime_cap(entry.value))
+        self._memory.put(key, entry.value, expires_at)
+        return dict(entry.value), expires_at
 
-    async def _shared_set(self, key: str, result: Result, expires_at: float, ttl: float) -> None:
+    def _lifetime_cap(self, result: Result) -> float:
+        return self._positive_ttl if result.get("active") is True else self._negative_ttl
+
+    async def _shared_put(self, key: str, result: Result, expires_at: float) -> None:
         if self._shared is None:
             return
-        value = json.dumps({"expires_at": expires_at, "result": result}).encode()
         try:
-            await self._shared.set(self._key_prefix + key, value, ttl)
+            await self._shared.put(SHARED_CACHE, key, result, expires_at)
         except Exception as exc:  # the shared layer is an optimisation only
             log.warning("shared introspection cache unwritable: %s", type(exc).__name__)

@@ -18,6 +18,7 @@ from gateway.sessions.layout import LOGIN_PREFIX
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.redis import RedisStore
+from gateway.sessions.shared import SharedState, shared_namespace
 from gateway.sessions.store import SessionStore
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.web.cookies import CookiePolicy
@@ -109,6 +110,19 @@ def _keyring(config: Config) -> KeyRing:
     return KeyRing.ephemeral()
 
 
+def _shared_verdicts(config: Config, shared: SharedState, keyring: KeyRing) -> SharedState | None:
+    """Introspection verdicts go to Redis only if other instances can open them."""
+    if config.sessions.store != "redis" or not config.bearer.shared_cache:
+        return None
+    if keyring.is_ephemeral:
+        log.warning(
+            "bearer.shared_cache is off: without sessions.secrets no other instance "
+            "could open the verdicts this one shares"
+        )
+        return None
+    return shared
+
+
 async def _clients(app: web.Application) -> AsyncIterator[None]:
     """Open the upstream pool, the provider client, the session store; close them at exit."""
     services = app[SERVICES]
@@ -126,6 +140,9 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     )
     store = _store(config)
     keyring = _keyring(config)
+    shared = SharedState(store, keyring, shared_namespace(config))
+    if config.sessions.store == "redis":
+        log.info("shared caches use namespace %s", shared.namespace)
     manager = SessionManager(store, keyring, config.sessions, time.time)
     await manager.start()
     services.readiness_checks["session_store"] = manager.ping
@@ -136,10 +153,11 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
             manager=manager,
             keyring=keyring,
             cookies=CookiePolicy.from_config(config.sessions),
+            shared=shared,
         )
     if config.bearer.issuers:
-        shared = store if config.sessions.store == "redis" and config.bearer.shared_cache else None
-        services.bearer = BearerAuthenticator(config.bearer, idp_http, shared_cache=shared)
+        verdicts = _shared_verdicts(config, shared, keyring)
+        services.bearer = BearerAuthenticator(config.bearer, idp_http, shared_cache=verdicts)
     yield
     await manager.close()
     await idp_http.close()

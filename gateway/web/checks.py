@@ -12,6 +12,7 @@ from gateway.config.model import Config
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
 from gateway.policy.route_checks import route_policy_problems
+from gateway.sessions.shared import shared_namespace
 from gateway.tokens.authenticator import trusted_issuer_problems
 
 Level = Literal["ok", "warn", "error"]
@@ -54,7 +55,20 @@ def static_findings(config: Config) -> list[Finding]:
                 "same secrets",
             )
         )
+    if config.sessions.store == "redis":
+        findings.append(namespace_finding(config))
     return findings
+
+
+def namespace_finding(config: Config) -> Finding:
+    """Which namespace the shared caches in Redis use (equal only for equal configs)."""
+    return Finding(
+        "ok",
+        "sessions.redis",
+        f"shared caches use namespace {shared_namespace(config)}: instances share "
+        "introspection verdicts and logout-token marks only when key_prefix, bearer issuers "
+        "(audiences, introspection client) and providers (issuer, client_id) are equal",
+    )
 
 
 async def run_checks(config: Config, *, offline: bool) -> int:

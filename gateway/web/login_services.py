@@ -18,6 +18,7 @@ from gateway.login.provider import ProviderClient
 from gateway.login.token_endpoint import RefreshRefused
 from gateway.policy.redirects import safe_return_url
 from gateway.sessions.manager import LoadedSession, SessionManager
+from gateway.sessions.shared import SharedState
 from gateway.types import Principal, SessionRecord
 from gateway.web.cookies import CookiePolicy
 from gateway.web.keys import SERVICES, VIEW
@@ -34,13 +35,15 @@ _TOO_MANY_STARTS = (
 
 @dataclass
 class LoginServices:
-    """Providers by name, the session manager, the key ring and the cookie policy."""
+    """Providers by name, the session manager, the key ring, the cookie policy, and the
+    sealed shared state (the logout-token replay cache)."""
 
     config: Config
     providers: dict[str, ProviderClient]
     manager: SessionManager
     keyring: KeyRing
     cookies: CookiePolicy
+    shared: SharedState
 
     @property
     def cookie_names(self) -> frozenset[str]:

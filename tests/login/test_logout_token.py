@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -11,18 +12,23 @@ import aiohttp
 import pytest
 
 from gateway.config.model import RedisConfig
+from gateway.crypto import KeyRing
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.jwks import JwksCache
 from gateway.login.logout_token import (
+    REPLAY_CACHE,
     LogoutRequest,
     LogoutTokenRejected,
     LogoutTokenRules,
     check_claims,
     claim_jti,
+    replay_name,
     validate_logout_token,
 )
+from gateway.secret import Secret
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.redis import RedisStore
+from gateway.sessions.shared import SharedState
 from tests.support.logout_tokens import (
     EVENT,
     foreign_rsa_key,
@@ -34,6 +40,7 @@ from tests.support.op import OidcProvider
 from tests.support.redis import RedisServer
 
 CLIENT = "gateway-client"
+SECRET = "logout-token-test-secret-0123456789abcdef"
 NOW = 1_700_000_000.0
 RULES = LogoutTokenRules(
     issuer="https://op.example", client_id=CLIENT, algorithms=["RS256"], max_age=300, leeway=30
@@ -151,9 +158,14 @@ async def test_forged_or_misaddressed_tokens_are_refused(
         )
 
 
+def shared(store: Any, secret: str = SECRET, clock: Callable[[], float] = time.time) -> SharedState:
+    """The store as a gateway with ``secret`` shares it."""
+    return SharedState(store, KeyRing([Secret(secret)]), "ns", clock=clock)
+
+
 async def test_jti_is_claimed_once_per_memory_store() -> None:
     """The second claim of a jti in one store is refused as a replay."""
-    store = MemoryStore()
+    store = shared(MemoryStore())
     request = LogoutRequest("https://op.example", "s", None, "jti-7")
     await claim_jti(store, request, 60)
     with pytest.raises(LogoutTokenRejected, match="already used"):
@@ -161,15 +173,54 @@ async def test_jti_is_claimed_once_per_memory_store() -> None:
     await claim_jti(store, LogoutRequest("https://other.example", "s", None, "jti-7"), 60)
 
 
-async def test_jti_replay_is_seen_across_redis_clients(redis_server: RedisServer) -> None:
-    """Two instances on one Redis share the replay cache: the second one refuses."""
+@pytest.fixture
+async def redis_stores(redis_server: RedisServer) -> AsyncIterator[list[RedisStore]]:
+    """Two clients on one Redis, as two gateway instances would have."""
     config = RedisConfig.model_validate({"url": redis_server.url, "key_prefix": "lt-test:"})
-    first, second = RedisStore.from_config(config), RedisStore.from_config(config)
+    stores = [RedisStore.from_config(config) for _ in range(2)]
+    yield stores
+    for store in stores:
+        await store.close()
+
+
+async def test_jti_replay_is_seen_across_redis_clients(redis_stores: list[RedisStore]) -> None:
+    """Two instances on one Redis share the replay cache: the second one refuses."""
+    first, second = (shared(store) for store in redis_stores)
     request = LogoutRequest("https://op.example", None, "bob", secrets.token_hex(8))
-    try:
-        await claim_jti(first, request, 60)
-        with pytest.raises(LogoutTokenRejected):
-            await claim_jti(second, request, 60)
-    finally:
-        await first.close()
-        await second.close()
+    await claim_jti(first, request, 60)
+    with pytest.raises(LogoutTokenRejected):
+        await claim_jti(second, request, 60)
+
+
+async def test_planted_marks_do_not_block_a_claim(
+    redis_stores: list[RedisStore], redis_server: RedisServer
+) -> None:
+    """A mark in Redis that this deployment did not seal (a bare value, another secret's
+    seal, or its own seal past the expiry inside it) does not refuse a first logout; the
+    mark that replaces it does refuse the replay. Racing claims over a planted mark: one
+    wins."""
+    store = shared(redis_stores[0])
+    past = shared(redis_stores[0], clock=lambda: time.time() - 3600)
+    stranger = shared(redis_stores[0], secret="another-deployment-secret-0123456789")
+    raw = redis_server.client()
+    for plant in ("bare", "stranger", "stale"):
+        request = LogoutRequest("https://op.example", None, "eve", secrets.token_hex(8))
+        key = "lt-test:" + store.key(REPLAY_CACHE, replay_name(request.issuer, request.jti))
+        if plant == "bare":
+            raw.set(key, b"1", px=60_000)
+        else:
+            await (past if plant == "stale" else stranger).claim(
+                REPLAY_CACHE, replay_name(request.issuer, request.jti), 60
+            )
+        assert raw.get(key) is not None
+        await claim_jti(store, request, 60)  # not refused: the planted mark is not ours
+        with pytest.raises(LogoutTokenRejected, match="already used"):
+            await claim_jti(store, request, 60)
+    request = LogoutRequest("https://op.example", None, "eve", secrets.token_hex(8))
+    raw.set("lt-test:" + store.key(REPLAY_CACHE, replay_name(request.issuer, request.jti)), b"1")
+    racers = [shared(redis_stores[0]), shared(redis_stores[1])] * 5
+    outcomes = await asyncio.gather(
+        *(claim_jti(racer, request, 60) for racer in racers), return_exceptions=True
+    )
+    assert [o for o in outcomes if o is None] == [None]
+    assert all(isinstance(o, LogoutTokenRejected) for o in outcomes if o is not None)

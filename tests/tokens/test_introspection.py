@@ -22,6 +22,7 @@ from gateway.tokens.introspection import (
     introspection_verdict,
 )
 from tests.idp.fake_provider import FakeClock, FakeProvider, open_guard, rsa_key
+from tests.tokens.shared_store import DictStore, sealed
 
 AUDIENCE = "api://orders"
 
@@ -155,24 +156,6 @@ async def test_endpoint_down_is_503_unless_cached_negative(
         await auth.authenticate("Bearer other", "")
 
 
-class DictStore:
-    """A stand-in for the shared (Redis) store: get / set with TTL."""
-
-    def __init__(self, *, broken: bool = False) -> None:
-        self.values: dict[str, bytes] = {}
-        self.broken = broken
-
-    async def get(self, key: str) -> bytes | None:
-        if self.broken:
-            raise ConnectionError("store down")
-        return self.values.get(key)
-
-    async def set(self, key: str, value: bytes, ttl: float) -> None:
-        if self.broken:
-            raise ConnectionError("store down")
-        self.values[key] = value
-
-
 async def test_shared_cache_spares_other_instances_a_call(
     fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
@@ -180,7 +163,8 @@ async def test_shared_cache_spares_other_instances_a_call(
     store = DictStore()
     fake_provider.introspection["tok-123"] = active(clock)
     for _ in range(2):
-        instance = authenticator(fake_provider, http_session, clock, shared_cache=store)
+        shared = sealed(store, clock)
+        instance = authenticator(fake_provider, http_session, clock, shared_cache=shared)
         await instance.authenticate("Bearer tok-123", "")
     assert fake_provider.hits["/introspect"] == 1
     assert all(b"tok-123" not in v and "tok-123" not in k for k, v in store.values.items())
@@ -191,7 +175,9 @@ async def test_broken_shared_cache_is_bypassed(
 ) -> None:
     """A failing shared store does not fail the request."""
     fake_provider.introspection["t"] = active(clock)
-    auth = authenticator(fake_provider, http_session, clock, shared_cache=DictStore(broken=True))
+    auth = authenticator(
+        fake_provider, http_session, clock, shared_cache=sealed(DictStore(broken=True), clock)
+    )
     await auth.authenticate("Bearer t", "")
 
 

@@ -14,21 +14,9 @@ from gateway.errors import InvalidToken
 from gateway.tokens import authenticator as authenticator_module
 from gateway.tokens.authenticator import BearerAuthenticator
 from tests.idp.fake_provider import FakeClock, FakeProvider, SigningKey, rsa_key
+from tests.tokens.shared_store import DictStore, sealed
 
 AUDIENCE = "api://orders"
-
-
-class DictStore:
-    """A stand-in for the shared (Redis) store; expiry is judged from the stored record."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, bytes] = {}
-
-    async def get(self, key: str) -> bytes | None:
-        return self.values.get(key)
-
-    async def set(self, key: str, value: bytes, ttl: float) -> None:
-        self.values[key] = value
 
 
 def active(clock: FakeClock, **claims: Any) -> dict[str, Any]:
@@ -107,7 +95,7 @@ async def test_introspected_principal_lives_as_long_as_the_shared_verdict(
     fake_provider: FakeProvider, http_session: aiohttp.ClientSession, clock: FakeClock
 ) -> None:
     """A verdict read from the shared store is reused only until that entry's expiry."""
-    store = DictStore()
+    store = sealed(DictStore(), clock)
     fake_provider.introspection["t"] = active(clock, exp=int(clock.now) + 86400)
     settings: dict[str, Any] = {"introspect": True, "cache_ttl": 60}
     first = BearerAuthenticator(bearer(fake_provider, **settings), http_session, store, clock)

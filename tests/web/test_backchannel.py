@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
@@ -15,12 +16,12 @@ import aiohttp
 import pytest
 import yaml
 
-from gateway.config.model import Sessions
-from gateway.crypto import KeyRing
-from gateway.login.logout_token import replay_key
+from gateway.config.model import Config, Sessions
+from gateway.crypto import KeyRing, digest
 from gateway.secret import Secret
 from gateway.sessions.layout import sess_key, sid_index, sub_index
 from gateway.sessions.manager import SessionManager
+from gateway.sessions.shared import shared_namespace
 from tests.support.gateway import GatewayProcess
 from tests.support.login import HTML_ACCEPT, http_login, op_logout
 from tests.support.logout_tokens import foreign_rsa_key, logout_claims, sign, unsigned
@@ -154,6 +155,46 @@ async def test_replayed_token_is_refused_by_the_other_instance(
     assert survivor.handle == handle_of(again)
 
 
+def replay_keys(pair: Pair, jti: str) -> tuple[str, str]:
+    """Where a jti's "already used" mark lives: unsealed (before), and now (namespaced)."""
+    name = digest(f"{pair.op.issuer}\x00{jti}")
+    namespace = shared_namespace(Config.model_validate(pair.b.config))
+    return (
+        f"{pair.key_prefix}logout-jti:{name}",
+        f"{pair.key_prefix}logout_jti:{namespace}:{name}",
+    )
+
+
+def stranger_mark(key: str, key_prefix: str) -> bytes:
+    """A mark in the sealed format, for the very key, under a secret the gateways lack."""
+    stranger = KeyRing([Secret("not-the-gateways-secret-" + "y" * 24)]).derive("shared-state")
+    plain = json.dumps({"exp": time.time() + 600, "value": None}).encode()
+    bare = key.removeprefix(key_prefix).encode()
+    return stranger.seal(plain, key_material=bare, context=b"shared/logout_jti")
+
+
+async def test_forged_replay_mark_does_not_refuse_a_genuine_logout(
+    pair: Pair, manager: SessionManager
+) -> None:
+    """A "jti already used" mark planted in Redis for a genuine logout token (the bare
+    marker where the unsealed cache looked, one in the sealed format under another secret
+    where it looks now) does not refuse that logout: the session is gone from Redis. The
+    mark the gateway then writes is obeyed: a replay to the other instance gets 400."""
+    sid, sub = "sid-" + secrets.token_hex(6), "kate-" + secrets.token_hex(3)
+    ticket = await pair.session(manager, sub, sid)
+    claims = logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid)
+    raw = pair.redis.client()
+    unsealed, sealed = replay_keys(pair, claims["jti"])
+    raw.set(unsealed, b"1", px=600_000)
+    raw.set(sealed, stranger_mark(sealed, pair.key_prefix), px=600_000)
+    token = sign(pair.op, claims)
+    response = await post_token(pair.backchannel(pair.b), token)
+    assert response.status == 200
+    assert raw.get(pair.key_prefix + sess_key(handle_of(ticket))) is None
+    replay = await post_token(pair.backchannel(pair.a), token)
+    assert replay.status == 400
+
+
 def bad_tokens(op: OidcProvider, client_id: str, sub: str, sid: str) -> dict[str, str]:
     def good(**overrides: Any) -> dict[str, Any]:
         return logout_claims(op, client_id, **{"sub": sub, "sid": sid, **overrides})
@@ -275,7 +316,7 @@ async def test_logout_touches_only_that_users_keys(pair: Pair, manager: SessionM
         for k in (sub_index(pair.op.issuer, sub), sid_index(pair.op.issuer, sid))
     }
     mine |= {pair.key_prefix + sess_key(h) for h in handles}
-    mine |= {pair.key_prefix + replay_key(pair.op.issuer, claims["jti"])}
+    mine |= {replay_keys(pair, claims["jti"])[1]}
     mine.add(pair.key_prefix + "invalidate")
     touched = command_keys(watched.commands, pair.key_prefix)
     assert touched <= mine, touched - mine

@@ -312,3 +312,40 @@ async def test_login_or_bearer_takes_a_token_or_redirects_to_login(
         assert response.headers["Location"].startswith(oidc_provider.endpoint("authorization"))
     assert (await call(f"{gw.url}/page", "not-a-token", Accept=HTML_ACCEPT))[0] == 401
     assert (await call(f"{gw.url}/page", Accept="application/json"))[0] == 401
+
+
+async def test_introspect_all_mode_pauses_but_never_stops_introspecting_jwts(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """With mode 'all', the OP refusing to introspect a JWT (unsupported_token_type) pauses
+    introspection of that issuer's JWTs for cache_ttl only, and only after a JWT that passed
+    the local checks: a forged JWT drawing the refusal pauses nothing, and once the pause
+    ends the next JWT is sent to the OP again."""
+    rs = oidc_provider.register_client()
+    issuer = trusted_issuer(oidc_provider, rs, introspection={"mode": "all"})
+    config = {
+        "routes": api_routes(upstream),
+        "bearer": {"issuers": [issuer], "cache_ttl": 1},
+        "identity": {"headers": IDENTITY},
+    }
+    gw = gateway_factory(config, name="api")
+    tokens = [oidc_provider.client_credentials_token(rs, resource=API) for _ in range(3)]
+    stranger = rsa_client_key("not-published")
+    forgery = jwt.encode(
+        {**claims_of(tokens[0]), "jti": "forged"}, stranger.private_pem, "RS256",
+        headers={"kid": stranger.kid, "typ": "at+jwt"},
+    )  # fmt: skip
+    start = op_counters(oidc_provider).get(INTROSPECTION, 0)
+
+    def asked() -> int:
+        return op_counters(oidc_provider).get(INTROSPECTION, 0) - start
+
+    assert (await call(f"{gw.url}/api/x", forgery))[0] == 401
+    assert asked() == 1  # the OP refused to introspect it
+    assert (await call(f"{gw.url}/api/x", tokens[0]))[0] == 200
+    assert asked() == 2  # the forgery paused nothing
+    assert (await call(f"{gw.url}/api/x", tokens[1]))[0] == 200
+    assert asked() == 2  # paused: the OP refused a JWT that is genuinely its own
+    await asyncio.sleep(1.5)
+    assert (await call(f"{gw.url}/api/x", tokens[2]))[0] == 200
+    assert asked() == 3  # the pause is over: introspected again

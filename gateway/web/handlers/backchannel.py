@@ -23,7 +23,7 @@ from gateway.login.logout_token import (
     LogoutTokenRules,
     claim_jti,
     rejected,
-    replay_key,
+    release_jti,
     validate_logout_token,
 )
 from gateway.login.provider import DEFAULT_ID_TOKEN_ALGS, ProviderClient
@@ -48,7 +48,7 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         logout = await validate_logout_token(
             token, jwks=provider.jwks, rules=rules, now=time.time()
         )
-        await claim_jti(services.manager.store, logout, rules.replay_ttl)
+        await claim_jti(services.shared, logout, rules.replay_ttl)
     except LogoutTokenRejected as exc:
         log.warning("back-channel logout refused: %s", exc.public_message)
         return json_response(
@@ -92,7 +92,7 @@ async def _end(request: web.Request, services: LoginServices, logout: LogoutRequ
     except StoreUnavailable:
         # Give the jti back so the provider's retry is not refused as a replay.
         with contextlib.suppress(StoreUnavailable):
-            await services.manager.store.delete(replay_key(logout.issuer, logout.jti))
+            await release_jti(services.shared, logout)
         raise
 
 

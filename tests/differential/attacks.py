@@ -128,8 +128,8 @@ def _methods() -> list[Attack]:
 
 
 IDENTITY_NAMES = [
-    "X-Auth-Request-User", "x-auth-request-user", "X_Auth_Request_User",
-    "X-Api-User", "x-api-user", "X-API-USER", "X_Api_User",
+    "X-Auth-Request-User", "x-auth-request-user", "X_Auth_Request_User", "X_Auth-Request_User",
+    "X-Api-User", "x-api-user", "X-API-USER", "X_Api_User", "X-Api_User", "x_API-user",
     "X-Forwarded-User", "X_Forwarded_User", "X-Forwarded-Email", "X-Forwarded-Groups",
     "X-Forwarded-Preferred-Username", "X-Forwarded-Access-Token",
     "Remote-User", "Remote_User", "X-Remote-User", "X-Gateway-Identity",
@@ -139,7 +139,10 @@ FORWARDING = {
     "X_Real_IP": "6.6.6.6", "X-Forwarded-For": "6.6.6.6",
     "X-Forwarded-Host": "evil.example.test", "X-Forwarded-Port": "6666",
     "X-Forwarded-Prefix": "/evil", "X-Forwarded-Server": "evil.example.test",
-    "X-Forwarded-Proto": "evil", "Forwarded": "for=6.6.6.6;host=evil.example.test",
+    "X-Forwarded-Proto": "evil",
+    "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl", "X-Forwarded-Scheme": "https",
+    "X_Forwarded_Proto": "https", "X-Url-Scheme": "https", "Front-End-Https": "on",
+    "Forwarded": "for=6.6.6.6;host=evil.example.test",
 }  # fmt: skip
 
 
@@ -267,6 +270,8 @@ def problems(attack: Attack, reply: Reply) -> list[str]:
         found.append(f"upstream executed {probe.get('method')} for a {attack.method}")
     if attack.target.startswith("/ro/") and str(probe.get("method")).upper() != "GET":
         found.append(f"public GET-only route let {probe.get('method')} through")
+    if probe.get("scheme", "http") != "http":
+        found.append(f"upstream believes the client came over {probe['scheme']}")
     read = probe.get("read", {})
     chosen = {k: v for k, v in read.items() if any(m in v for m in MARKERS)}
     if chosen:

@@ -50,7 +50,8 @@ def resolve(environ: dict[str, Any]) -> dict[str, Any]:
     if "REMOTE_USER" in environ:
         read["REMOTE_USER"] = environ["REMOTE_USER"]
     return {"server": environ.get("SERVER_SOFTWARE", "wsgi"), "resource": resource,
-            "path": path, "method": method, "host": host, "read": read}  # fmt: skip
+            "path": path, "method": method, "host": host, "read": read,
+            "scheme": environ.get("wsgi.url_scheme")}  # fmt: skip
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -37,7 +37,7 @@ WWW, ADMIN = "www.example.test", "admin.example.test"
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.slow)
 
 

@@ -24,6 +24,13 @@ have wrk || missing+=(wrk)
 have curl || missing+=(curl)
 have go || missing+=(golang-go)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# the differential suite's real upstreams and proxies (tests/differential/)
+have php-cgi || missing+=(php-cgi)
+have caddy || missing+=(caddy)
+have gunicorn || missing+=(gunicorn)
+have javac || missing+=(default-jdk-headless)
+[[ -x /usr/share/tomcat10/bin/catalina.sh ]] || missing+=(tomcat10-common)
+[[ -f /usr/share/java/tomcat10-servlet-api.jar ]] || missing+=(libtomcat10-java)
 
 if ((${#missing[@]})); then
   say "apt-get install ${missing[*]}"
@@ -39,6 +46,15 @@ stamp=tests/op/node_modules/.package-lock.sha256
 if [[ ! -d tests/op/node_modules/oidc-provider || ! -f $stamp || $(cat "$stamp") != "$lock_hash" ]]; then
   say "npm ci (tests/op)"
   (cd tests/op && npm ci --no-audit --no-fund)
+  echo "$lock_hash" >"$stamp"
+fi
+
+# the differential suite's Express upstream (express + method-override, pinned the same way)
+lock_hash=$(sha256sum tests/differential/express/package-lock.json | cut -d' ' -f1)
+stamp=tests/differential/express/node_modules/.package-lock.sha256
+if [[ ! -d tests/differential/express/node_modules/express || ! -f $stamp || $(cat "$stamp") != "$lock_hash" ]]; then
+  say "npm ci (tests/differential/express)"
+  (cd tests/differential/express && npm ci --no-audit --no-fund)
   echo "$lock_hash" >"$stamp"
 fi
 

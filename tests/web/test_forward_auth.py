@@ -141,7 +141,9 @@ def nginx_server_block(port: int, gateway_port: int, upstream: str) -> str:
     """The documented nginx snippet with this test's addresses in place of the examples."""
     block = documented_server_block()
     for example, actual in (
+        ("listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"),
         ("listen 80;", f"listen 127.0.0.1:{port};"),
+        ("server_name app.example.com;", "server_name 127.0.0.1;"),
         ("http://127.0.0.1:4180", f"http://127.0.0.1:{gateway_port}"),
         ("http://127.0.0.1:3000", upstream),
     ):

@@ -79,6 +79,14 @@ def _paths() -> list[Attack]:
         "overlong-utf8-slash": "/x%c0%af..%c0%afadmin/secret",
         "admin-query-only": "/?/admin/secret",
         "fragment": "/#/../admin/secret",
+        # Read by a second hop that decodes again (nginx `$uri` into Tomcat):
+        "dotdot-double-encoded-mixed": "/x/.%252e/admin/secret",
+        "encoded-semicolon-on-admin": "/admin%3bx/secret",
+        "encoded-semicolon-bare": "/admin%3b/secret",
+        "dotdot-encoded-semicolon": "/x/..%3b/admin/secret",
+        "encoded-dotdot-encoded-semicolon": "/x/%2e%2e%3b/admin/secret",
+        "double-encoded-semicolon": "/admin%253bx/secret",
+        "double-encoded-slash-dotdot": "/x%252f..%252fadmin/secret",
     }
     return [Attack(f"path-{name}", target) for name, target in targets.items()]
 
@@ -122,6 +130,9 @@ def _methods() -> list[Attack]:
                           headers=(f"{name}: DELETE",)))  # fmt: skip
         out.append(Attack(f"override-{name}-public", "/x", method="POST",
                           headers=(f"{name}: DELETE",)))  # fmt: skip
+    for value in ("DELETE", "delete", "PUT"):
+        out.append(Attack(f"override-query-_method-{value}", f"/ro/x?_method={value}",
+                          method="POST"))  # fmt: skip
     for name in ("X-Original-URL", "X-Rewrite-URL", "x-original-url", "X_Original_URL"):
         out.append(Attack(f"rewrite-{name}", "/x", headers=(f"{name}: /admin/secret",)))
     return out

@@ -224,6 +224,32 @@ class PhpProbe(Probe):
         self.php.stop()
 
 
+class NginxUriTomcatProbe(Probe):
+    """Tomcat behind an nginx that proxies `$uri` (decoded once): the path is decoded twice
+    in all, and Tomcat drops `;` parameters and resolves dot segments after nginx decoded."""
+
+    def __init__(self, workdir: Path, site: str = "main") -> None:
+        self.name, self.port = "nginx-uri-tomcat", free_port()
+        self.tomcat = TomcatProbe(workdir / "tomcat", site)
+        block = f"""
+    server {{ listen 127.0.0.1:{self.port} default_server; server_name _;
+        location / {{ proxy_pass http://127.0.0.1:{self.tomcat.port}$uri$is_args$args;
+                      proxy_set_header Host $host; }} }}"""
+        self.nginx = Nginx(workdir / "nginx-uri", block, port=self.port)
+
+    def start(self) -> None:
+        self.tomcat.start()
+        try:
+            self.nginx.start()
+        except BaseException:
+            self.tomcat.stop()
+            raise
+
+    def stop(self) -> None:
+        self.nginx.stop()
+        self.tomcat.stop()
+
+
 PROBE_KINDS: dict[str, type[Probe]] = {
     "express": ExpressProbe,
     "tomcat": TomcatProbe,
@@ -231,6 +257,7 @@ PROBE_KINDS: dict[str, type[Probe]] = {
     "gunicorn": GunicornProbe,
     "nginx": NginxProbe,
     "php": PhpProbe,
+    "nginx-uri-tomcat": NginxUriTomcatProbe,
 }
 
 

@@ -13,6 +13,8 @@ const app = express(); // default: case-insensitive, non-strict routing, like mo
 for (const name of ['X-HTTP-Method-Override', 'X-Method-Override', 'X-HTTP-Method']) {
   app.use(methodOverride(name));
 }
+// ...and the other documented use: a `_method` query parameter (as Laravel and Rails do).
+app.use(methodOverride((req) => req.query._method));
 
 function report(resource) {
   return (req, res) => {

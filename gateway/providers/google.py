@@ -34,7 +34,7 @@ class Google(Profile):
 
     def id_token_issuers(self, meta_issuer: str) -> list[str]:
         # Google's id_tokens may name their issuer without the scheme (accounts.google.com).
-        bare = meta_issuer.removeprefix("https://")
+        bare = meta_issuer.split("://", 1)[-1]
         return [meta_issuer, bare] if bare != meta_issuer else [meta_issuer]
 
     def check_identity(self, claims: dict[str, Any]) -> None:

@@ -327,6 +327,8 @@ if (PROFILE === 'keycloak') {
     realm_access: { roles: token.accountId ? (isAdmin(token.accountId) ? ['admin'] : ['user']) : ['service'] },
   });
 }
+// GitHub's expiring user tokens come with refresh tokens that rotate on every use.
+if (PROFILE === 'github') configuration.rotateRefreshToken = () => true;
 // Auth0 serves RP-initiated logout at /oidc/logout.
 if (PROFILE === 'auth0') configuration.routes = { end_session: '/oidc/logout' };
 

@@ -8,6 +8,7 @@ the OP's live access tokens only."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -83,3 +84,27 @@ async def test_github_identity_orgs_and_teams_from_the_api(
             assert "not a member of an allowed organisation" in await landed.text()
             assert not any(c.key == "gateway_session" and c.value for c in s.cookie_jar)
         assert ("/user", "mallory") in api.calls
+
+
+async def test_github_rotating_refresh_tokens_keep_the_session(
+    gateway_factory: Any, profiled_op: ProfiledOP, upstream: str
+) -> None:
+    """GitHub rotates refresh tokens (each works once, reuse revokes the grant): with every
+    request refreshing, three requests in a row still reach the upstream as alice, so each
+    refresh used the newest token; the identity (no id_token) is kept across refreshes."""
+    op = profiled_op("github")
+    gw, client = github_gateway(gateway_factory, op, upstream)
+    async with FakeGitHub(op, client, ORGS, TEAMS) as api:
+        gw.stop()
+        gw.config["providers"][0]["github"]["api_url"] = api.url
+        # tokens live 3600 s: refresh as soon as a second has passed (as tests/web/test_refresh)
+        gw.config["sessions"].update(refresh_before=3599, cache_ttl=0)
+        gw.start()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            assert (await http_login(s, f"{gw.url}/home", user="alice")).status == 200
+            for i in range(3):
+                await asyncio.sleep(1.2)
+                again = await s.get(f"{gw.url}/home/{i}", allow_redirects=False)
+                assert again.status == 200, i
+                assert (await again.json())["headers"]["X-Auth-Request-Login"] == "alice"
+    assert gw.log_text().count('"message":"session refreshed"') == 3

@@ -113,6 +113,10 @@ class Entra(Profile):
         return [item for item in value if isinstance(item, str)]
 
     def warnings(self) -> list[str]:
+        found = []
         if _tenant_segment(self.config.issuer) == "consumers":
-            return ["profile entra: /consumers is personal Microsoft accounts, no tenant ids"]
-        return []
+            found.append("profile entra: /consumers is personal Microsoft accounts, no tenant ids")
+        if self.config.backchannel_logout:
+            found.append("profile entra: Entra ID sends no back-channel logout; set "
+                         "backchannel_logout: false (front-channel logout works)")  # fmt: skip
+        return found

@@ -49,6 +49,12 @@ class Google(Profile):
                 public="This Google account is not in an allowed organisation.",
             )
 
+    def warnings(self) -> list[str]:
+        if not self.settings.hosted_domains:
+            return ["profile google: no google.hosted_domains, so any Google account can sign "
+                    "in; restrict routes with emails / email_domains rules"]  # fmt: skip
+        return []
+
     def logout_url(
         self, end_session: str | None, id_token: str | None, post_logout: str, state: str
     ) -> str | None:

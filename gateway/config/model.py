@@ -25,6 +25,7 @@ from gateway.secret import Secret
 
 DEFAULT_PREFIX = "/_gateway"
 DEFAULT_SCOPES = ("openid", "email", "profile")
+GITHUB_SCOPES = ("read:user", "user:email", "read:org")
 DEFAULT_IDENTITY_HEADERS: dict[str, str] = {
     "X-Auth-Request-User": "sub",
     "X-Auth-Request-Email": "email",
@@ -344,6 +345,106 @@ class Route(Section):
         return value
 
 
+ProfileName = Literal["generic", "keycloak", "entra", "google", "okta", "auth0", "github"]
+ENTRA_TENANT = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+ENTRA_MULTI_TENANT = ("common", "organizations", "consumers")
+
+
+class ClaimPaths(Section):
+    """Where the caller's groups and roles are in the token (dotted path or JSON Pointer)."""
+
+    groups: str | None = Field(
+        None,
+        description="Path of the groups claim, e.g. `groups`, `realm_access.roles`, "
+        "`/resource_access/app/roles` or `https://example.com/groups` (default: the "
+        "profile's, else `groups`). Policies and headers then see it as `groups`.",
+    )
+    roles: str | None = Field(
+        None,
+        description="Path of the roles claim, e.g. `resource_access.app.roles` (default: the "
+        "profile's, else `roles`). Policies and headers then see it as `roles`.",
+    )
+
+
+class EntraSettings(Section):
+    """Microsoft Entra ID (see docs/providers/entra.md)."""
+
+    tenants: list[str] = Field(
+        description="Tenant ids (GUIDs) whose users may sign in; `tid` must be one of them. "
+        "Required: a multi-tenant issuer would otherwise let any tenant in.",
+    )
+    graph_url: HttpUrl = Field(
+        "https://graph.microsoft.com",
+        description="Microsoft Graph base URL, read when a token has a group overage.",
+    )
+    resolve_group_overage: bool = Field(
+        True,
+        description="On a group overage (`_claim_names` / `hasgroups`), read the groups from "
+        "Graph with the access token (needs GroupMember.Read.All or User.Read); off: the "
+        "login is refused, since its groups are unknown.",
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_ids(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one tenant id; `any tenant` is never implied")
+        bad = [t for t in value if not ENTRA_TENANT.fullmatch(t)]
+        if bad:
+            raise ValueError(f"not tenant ids (GUIDs): {', '.join(bad)}")
+        return [t.lower() for t in value]
+
+
+class GoogleSettings(Section):
+    """Google (see docs/providers/google.md)."""
+
+    hosted_domains: list[str] = Field(
+        default_factory=list,
+        description="Workspace domains allowed to sign in: `hd` is asked for and then "
+        "checked in the id_token's `hd` claim. Empty: any Google account.",
+    )
+    offline: bool = Field(
+        True,
+        description="Ask for a refresh token (access_type=offline, prompt=consent).",
+    )
+
+
+class Auth0Settings(Section):
+    """Auth0 (see docs/providers/auth0.md)."""
+
+    audience: str | None = Field(
+        None,
+        description="API identifier sent as `audience`: access tokens are then JWTs for that "
+        "API; without it Auth0 issues opaque tokens that cannot be introspected.",
+    )
+    logout: Literal["oidc", "v2"] = Field(
+        "oidc",
+        description="`oidc`: /oidc/logout with id_token_hint; `v2`: the legacy "
+        "/v2/logout?client_id&returnTo.",
+    )
+
+
+class GitHubSettings(Section):
+    """GitHub (plain OAuth 2.0; see docs/providers/github.md)."""
+
+    identity_from_api: Literal[True] = Field(
+        description="Must be true: GitHub issues no id_token, so who signed in is read from "
+        "its API with the access token. Saying so is the explicit opt-in.",
+    )
+    api_url: HttpUrl = Field(
+        "https://api.github.com",
+        description="GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
+    )
+    allowed_orgs: list[str] = Field(
+        default_factory=list,
+        description="Organisations whose members may sign in (empty: any GitHub user).",
+    )
+    teams: bool = Field(
+        True,
+        description="Read team memberships (`org/team` in `teams` and `groups`; scope read:org).",
+    )
+
+
 class Endpoints(Section):
     """Hand-configured provider endpoints (for providers without discovery)."""
 
@@ -398,6 +499,46 @@ class Provider(Section):
         True, description="Accept front-channel logout (iss and sid in the URL, in an iframe)."
     )
     timeout: Seconds = Field(10, description="Seconds for each call to the provider.")
+    profile: ProfileName = Field(
+        "generic",
+        description="Provider profile: what this IdP does differently from the standard "
+        "(issuer shape, claim locations, logout); see docs/providers/.",
+    )
+    claims: ClaimPaths = Field(default_factory=ClaimPaths)
+    entra: EntraSettings | None = Field(None, description="Settings of the entra profile.")
+    google: GoogleSettings | None = Field(None, description="Settings of the google profile.")
+    auth0: Auth0Settings | None = Field(None, description="Settings of the auth0 profile.")
+    github: GitHubSettings | None = Field(None, description="Settings of the github profile.")
+
+    @model_validator(mode="after")
+    def _profile_settings(self) -> Provider:
+        for name in ("entra", "google", "auth0", "github"):
+            if getattr(self, name) is not None and self.profile != name:
+                raise ValueError(f"{name}: settings for profile {name}, but profile is "
+                                 f"{self.profile}")  # fmt: skip
+        if self.profile == "entra" and self.entra is None:
+            raise ValueError("profile entra needs entra.tenants (the tenant ids allowed in)")
+        if self.profile == "github" and self.github is None:
+            raise ValueError("profile github needs github.identity_from_api: true (opt-in: "
+                             "no id_token, identity from the GitHub API)")  # fmt: skip
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _github_defaults(cls, data: Any) -> Any:
+        """GitHub has no discovery: its fixed endpoints and scopes unless given."""
+        if not isinstance(data, dict) or data.get("profile") != "github":
+            return data
+        data = dict(data)
+        data.setdefault("issuer", "https://github.com")
+        data.setdefault("discovery", False)
+        data.setdefault("fetch_userinfo", False)
+        data.setdefault("scopes", list(GITHUB_SCOPES))
+        endpoints = dict(data.get("endpoints") or {})
+        endpoints.setdefault("authorization", "https://github.com/login/oauth/authorize")
+        endpoints.setdefault("token", "https://github.com/login/oauth/access_token")
+        data["endpoints"] = endpoints
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Provider:
@@ -416,9 +557,10 @@ class Provider(Section):
             if problems:
                 raise ValueError(" ".join(problems))
         if not self.discovery:
-            missing = [
-                n for n in ("authorization", "token", "jwks") if getattr(self.endpoints, n) is None
-            ]
+            # An OAuth 2.0 provider (github) has no id_token, so no keys to name.
+            needed = ("authorization", "token") if self.profile == "github" else (
+                "authorization", "token", "jwks")  # fmt: skip
+            missing = [n for n in needed if getattr(self.endpoints, n) is None]
             if missing:
                 raise ValueError("discovery is off, so endpoints must name " + ", ".join(missing))
         return self
@@ -544,6 +686,25 @@ class TrustedIssuer(Section):
     allow_insecure_http: bool = False
     allow_private_network: bool = False
     leeway: float = Field(30, ge=0, le=600)
+    profile: ProfileName = Field(
+        "generic",
+        description="Provider profile of this issuer's tokens (claim locations; okta: an org "
+        "authorization server's tokens are always introspected).",
+    )
+    claims: ClaimPaths = Field(default_factory=ClaimPaths)
+
+    @model_validator(mode="after")
+    def _okta_org_server(self) -> TrustedIssuer:
+        # Okta's org server signs access tokens for Okta's own APIs: their keys are not
+        # for resource servers, so only introspection can vouch for them.
+        org_server = self.profile == "okta" and "/oauth2/" not in self.issuer + "/"
+        if org_server and (self.introspection is None or self.introspection.mode != "all"):
+            raise ValueError(
+                "profile okta with an org authorization server (no /oauth2/<id> in the "
+                "issuer): its access tokens cannot be validated locally; configure "
+                "introspection with mode: all, or use a custom authorization server"
+            )
+        return self
 
     @field_validator("algorithms")
     @classmethod

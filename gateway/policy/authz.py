@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from gateway.config.model import ClaimRule, Policy
+from gateway.policy.claim_paths import MISSING, read_claim
 from gateway.types import Principal
 
 METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-MISSING: Any = object()  # what claim_value returns for an absent claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +33,8 @@ def deny(reason: str, *, status: int = 403, missing_scope: str | None = None) ->
 
 
 def claim_value(claims: dict[str, Any], name: str) -> Any:
-    """The claim `name`; dots reach into nested objects unless the full name is a claim."""
-    if name in claims:
-        return claims[name]
-    value: Any = claims
-    for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return MISSING
-        value = value[part]
-    return value
+    """The claim at `name`: a dotted path or a JSON Pointer (see policy/claim_paths.py)."""
+    return read_claim(claims, name)
 
 
 def _same(claim: Any, expected: Any) -> bool:

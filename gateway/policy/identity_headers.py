@@ -19,7 +19,8 @@ from multidict import CIMultiDict
 
 from gateway.config.model import IdentityHeaders
 from gateway.errors import ConfigError
-from gateway.policy.authz import MISSING, claim_value
+from gateway.policy.authz import claim_value
+from gateway.policy.claim_paths import MISSING
 from gateway.types import Principal
 
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")

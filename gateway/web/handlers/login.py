@@ -123,7 +123,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> None:
     """RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack."""
     meta = await provider.metadata.get()
-    if iss is not None and iss != meta.issuer:
+    if iss is not None and iss not in provider.accepted_issuers(meta):
         raise LoginError(
             f"iss {iss!r} in the callback is not {meta.issuer!r} (mix-up)", public=_REFUSED
         )

@@ -52,7 +52,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(
         middlewares=[
             context_middleware,
-            gateway_body_limit(config.prefix, config.limits.max_gateway_body_size),
+            gateway_body_limit(),
         ],
         # Proxied bodies stream (never read whole), under limits.max_body_size; the
         # gateway's own endpoints are capped per request by gateway_body_limit.

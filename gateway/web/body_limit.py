@@ -5,18 +5,20 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.web.keys import SERVICES
 from gateway.web.responses import error_response
 
 
-def gateway_body_limit(prefix: str, limit: int) -> Middleware:
-    """Refuse (413) bodies over ``limit`` bytes on every path under ``prefix``."""
-    base = prefix.rstrip("/")
+def gateway_body_limit(*, every_path: bool = False) -> Middleware:
+    """Refuse (413) bodies over limits.max_gateway_body_size on every path under the prefix
+    (or on every path); read per request, so that a reload applies."""
 
     @web.middleware
     async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        if path != base and not path.startswith(base + "/"):
+        config = request.app[SERVICES].config
+        if not every_path and not _under(request.path, config.prefix.rstrip("/")):
             return await handler(request)
+        limit = config.limits.max_gateway_body_size
         if (request.content_length or 0) > limit:
             return too_large(request, limit)
         # aiohttp's read()/post() raise 413 past the request's client_max_size; the app's
@@ -26,6 +28,10 @@ def gateway_body_limit(prefix: str, limit: int) -> Middleware:
         return await handler(request)
 
     return body_limit
+
+
+def _under(path: str, base: str) -> bool:
+    return path == base or path.startswith(base + "/")
 
 
 def too_large(request: web.Request, limit: int) -> web.StreamResponse:

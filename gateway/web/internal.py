@@ -30,7 +30,7 @@ def build_internal_app(main: web.Application) -> web.Application | None:
     side = web.Application(
         middlewares=[
             context_middleware,
-            gateway_body_limit("/", config.limits.max_gateway_body_size),
+            gateway_body_limit(every_path=True),
         ]
     )
     side[SERVICES] = main[SERVICES]

@@ -108,6 +108,20 @@ class Listen(Section):
     shutdown_timeout: Seconds = Field(
         30, description="On SIGTERM, seconds to let in-flight requests finish."
     )
+    header_timeout: Seconds = Field(
+        10,
+        description="Seconds a client has to send a complete request head, from opening the "
+        "connection or from the first byte of a further request; then it is closed.",
+    )
+    keepalive_timeout: Seconds = Field(
+        60, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Open client connections per worker; beyond it a new connection gets "
+        "a 503 and is closed. Keep it below the process's open-file limit.",
+    )
 
 
 class Logging(Section):
@@ -122,6 +136,13 @@ class Limits(Section):
     )
     max_body_size: int = Field(
         0, ge=0, description="Largest request body forwarded, in bytes; 0 means no limit."
+    )
+    max_gateway_body_size: int = Field(
+        65536,
+        ge=1024,
+        description="Largest request body accepted by the gateway's own endpoints (logout, "
+        "back-channel logout, admin, forward-auth, ...), in bytes; larger ones get 413. "
+        "Proxied bodies stream under max_body_size instead.",
     )
 
 
@@ -753,8 +774,32 @@ class SigningKey(Section):
     kid: str | None = Field(None, description="Key id (default: the RFC 7638 JWK thumbprint).")
 
 
+MIN_ADMIN_TOKEN = 32
+
+
 class Admin(Section):
-    token: Secret | None = Field(None, description="Bearer credential for /_gateway/admin/*.")
+    token: Secret | None = Field(
+        None,
+        description=f"Bearer credential for /_gateway/admin/* (at least {MIN_ADMIN_TOKEN} "
+        "characters); without it the admin endpoints do not exist.",
+    )
+    public: bool = Field(
+        False,
+        description="Also serve the admin endpoints on the main listener. Off: they are "
+        "served only on the internal listener (metrics.listen).",
+    )
+    max_failures: int = Field(
+        10,
+        ge=1,
+        description="Wrong admin tokens allowed per client address per minute; then 429.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: Secret | None) -> Secret | None:
+        if value is not None and len(value.reveal()) < MIN_ADMIN_TOKEN:
+            raise ValueError(f"shorter than {MIN_ADMIN_TOKEN} characters")
+        return value
 
 
 class RateLimit(Section):
@@ -767,9 +812,22 @@ class RateLimit(Section):
     )
 
 
+DEFAULT_INTERNAL_LISTEN = "127.0.0.1:9464"
+
+
 class Metrics(Section):
     enabled: bool = True
-    listen: str | None = Field(None, description="Separate host:port for metrics.")
+    listen: str | None = Field(
+        DEFAULT_INTERNAL_LISTEN,
+        description="host:port of the internal listener serving /metrics (and the admin "
+        "endpoints). Loopback by default: in a container set 0.0.0.0:9464 and keep the "
+        "port off the public ingress. null: no internal listener.",
+    )
+    public: bool = Field(
+        False,
+        description="Also serve {prefix}/metrics on the main listener (readable by anyone "
+        "who reaches the gateway).",
+    )
 
 
 class Config(Section):

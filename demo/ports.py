@@ -61,8 +61,8 @@ def socket_holders(inodes: set[str], pids: list[int] | None = None) -> set[int]:
     holders: set[int] = set()
     for pid in candidates:
         # other users' processes are unreadable, and processes come and go while we look
-        with contextlib.suppress(OSError):
-            for fd in os.scandir(PROC / str(pid) / "fd"):
+        with contextlib.suppress(OSError), os.scandir(PROC / str(pid) / "fd") as fds:
+            for fd in fds:
                 with contextlib.suppress(OSError):
                     if os.readlink(fd.path) in wanted:
                         holders.add(pid)

@@ -173,6 +173,7 @@ def main() -> int:
     args = parse_args()
     RUN.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(ROOT, RUN)
+    supervisor.stop_on_signals()
     try:
         run(args, supervisor)
     except StopRequested as stop:

@@ -97,10 +97,15 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 class Supervisor:
     """The demo's children: started in order, checked, watched, and stopped together."""
 
-    def __init__(self, root: Path, run_dir: Path) -> None:
+    def __init__(self, root: Path, run_dir: Path, start_timeout: float = START_TIMEOUT) -> None:
         self.root = root
         self.run_dir = run_dir
+        self.start_timeout = start_timeout
         self.children: list[Child] = []
+
+    @staticmethod
+    def stop_on_signals() -> None:
+        """Turn SIGTERM, SIGINT and SIGHUP into StopRequested in the main thread."""
         for signum in STOP_SIGNALS:
             signal.signal(signum, _raise_stop)
 
@@ -133,7 +138,7 @@ class Supervisor:
     def _wait_ready(self, child: Child) -> None:
         assert child.proc is not None
         check_owner = proc_available()
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if not child.alive:
                 raise DemoError(self._died_message(child, "during start-up"))
@@ -144,7 +149,7 @@ class Supervisor:
             time.sleep(0.2)
         raise DemoError(
             f"the {child.name} (pid {child.proc.pid}) did not answer on port {child.port} "
-            f"within {START_TIMEOUT:.0f} s; see {child.log_path}"
+            f"within {self.start_timeout:.0f} s; see {child.log_path}"
         )
 
     def _died_message(self, child: Child, when: str) -> str:

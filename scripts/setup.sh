@@ -6,7 +6,8 @@
 #   source scripts/setup.sh test             all of the above plus the Debian packages the tests
 #                                            and the bench use, and the `test` and `fast` extras
 # Works on a fresh clone on Debian 12 with python3 and node/npm present. Python packages are
-# pinned by requirements/constraints.txt.
+# pinned by requirements/constraints.txt. SETUP_USE_VENV=<dir> uses that existing virtualenv
+# as it is instead of ./.venv.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -68,13 +69,21 @@ case $SETUP_FOR in
   test) extras=test,fast,demo ;;
   *) echo "setup.sh: unknown purpose '$SETUP_FOR' (demo or test)" >&2; exit 2 ;;
 esac
-py_hash=$( (cat pyproject.toml requirements/constraints.txt; python3 --version) | sha256sum | cut -d' ' -f1)
-stamp=$VENV/.installed-$SETUP_FOR.sha256
-if [[ ! -x $VENV/bin/python || ! -f $stamp || $(cat "$stamp") != "$py_hash" ]]; then
-  say "virtualenv $VENV: pip install -e '.[$extras]'"
-  [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-    -c requirements/constraints.txt -e ".[$extras]"
-  echo "$py_hash" >"$stamp"
+if [[ -n ${SETUP_USE_VENV:-} ]]; then
+  # an existing virtualenv that has the packages (the demo's clean-clone test passes the test
+  # suite's own): used as it is, nothing is installed into it
+  VENV=$SETUP_USE_VENV
+else
+  py_hash=$( (cat pyproject.toml requirements/constraints.txt; python3 --version) | sha256sum | cut -d' ' -f1)
+  stamp=$VENV/.installed-$SETUP_FOR.sha256
+  if [[ ! -x $VENV/bin/python || ! -f $stamp || $(cat "$stamp") != "$py_hash" ]]; then
+    say "virtualenv $VENV: pip install -e '.[$extras]'"
+    [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+      -c requirements/constraints.txt -e ".[$extras]"
+    echo "$py_hash" >"$stamp"
+    # the test extras include the demo's: the demo needs no install after the tests'
+    [[ $SETUP_FOR != test ]] || echo "$py_hash" >"$VENV/.installed-demo.sha256"
+  fi
 fi
 export PATH=$VENV/bin:$PATH

@@ -1,0 +1,169 @@
+"""The README's demo command, run in a clean clone as a new user would: "Demo ready" only when
+its own servers answer, a signal stops every one of them, a rerun on busy ports refuses.
+
+Runtime: the clone reuses this test run's virtualenv (SETUP_USE_VENV) and the provider's
+npm packages (a symlink, when package-lock.json is unchanged), so no download happens; the
+full install from nothing is what CI's `./scripts/test.sh` and `./scripts/demo.sh` do on a
+bare machine. DEMO_TEST_FULL_INSTALL=1 makes this test install everything in the clone too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+import select
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo.ports import port_is_free
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+FULL_INSTALL = os.environ.get("DEMO_TEST_FULL_INSTALL") == "1"
+READY_TIMEOUT = 600.0 if FULL_INSTALL else 90.0
+
+
+def readme_demo_command() -> list[str]:
+    """The demo command exactly as the README's "two commands" block gives it."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## The two commands", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    line = next(ln for ln in block.splitlines() if "demo.sh" in ln)
+    return shlex.split(line.split("#", 1)[0])
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A `git clone` of this repository's committed state, with no venv and no npm packages."""
+    target = tmp_path / "oidc-gateway"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    if not FULL_INSTALL:
+        modules = (ROOT / "tests" / "op" / "node_modules").resolve()
+        stamp = modules / ".package-lock.sha256"
+        lock = (target / "tests" / "op" / "package-lock.json").read_bytes()
+        if stamp.exists() and stamp.read_text().strip() == hashlib.sha256(lock).hexdigest():
+            (target / "tests" / "op" / "node_modules").symlink_to(modules)
+    return target
+
+
+def free_base_port() -> int:
+    """A base port with the four demo ports above it free, away from the OS's ephemeral range."""
+    for _ in range(100):
+        base = random.randrange(20000, 30000, 10)  # noqa: S311 - not a secret
+        if all(port_is_free(base + i) for i in range(4)):
+            return base
+    raise RuntimeError("no four free ports in a row")
+
+
+def demo_env(base: int) -> dict[str, str]:
+    env = {**os.environ, "DEMO_BASE_PORT": str(base)}
+    env.pop("PYTHONPATH", None)  # the clone's own code, not this checkout's
+    if not FULL_INSTALL:
+        env["SETUP_USE_VENV"] = sys.prefix
+    return env
+
+
+def read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str:
+    """Everything the demo printed until a line containing `needle` (or its exit/timeout)."""
+    assert proc.stdout is not None
+    out: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if needle in line:
+                break
+        elif proc.poll() is not None:
+            break
+    return "".join(out)
+
+
+def alive(pid: int) -> bool:
+    """True for a running process (a zombie, exited but not reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def demo(clone: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
+    base = free_base_port()
+    proc = subprocess.Popen(
+        readme_demo_command(),
+        cwd=clone,
+        env=demo_env(base),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    yield proc, base, clone
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def login_page(base: int) -> str:
+    """The sign-in page a browser reaches from the gateway's login URL (after the redirect)."""
+    url = f"http://127.0.0.1:{base + 2}/_gateway/login"
+    with urllib.request.urlopen(url, timeout=10) as response:  # follows the 302 to the OP
+        assert response.url.startswith(f"http://127.0.0.1:{base}/")
+        return str(response.read().decode())
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_readme_demo_from_a_clean_clone(
+    demo: tuple[subprocess.Popen[str], int, Path], stop_signal: signal.Signals
+) -> None:
+    """The README's demo command in a fresh clone prints "Demo ready" with its servers up and
+    the sign-in page answering; a rerun on the same ports prints one line, exits non-zero and
+    never says ready; the signal then stops every server it started and frees their ports;
+    no log holds a NUL byte."""
+    proc, base, clone = demo
+    printed = read_until(proc, "Ctrl-C stops everything", READY_TIMEOUT)
+    assert "Demo ready" in printed, printed
+    pids = [int(pid) for pid in re.findall(r"\b(\d+)\b", printed.split("Processes:", 1)[1])]
+    assert len(pids) == 3, printed
+    assert all(alive(pid) for pid in pids)
+    assert 'name="login"' in login_page(base)
+
+    rerun = subprocess.run(
+        readme_demo_command(),
+        cwd=clone,
+        env=demo_env(base),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = (rerun.stdout + rerun.stderr).strip().splitlines()
+    assert rerun.returncode != 0
+    assert len(said) == 1, said
+    assert f"port {base} (for the OIDC provider) is in use" in said[0]
+    assert "Demo ready" not in rerun.stdout + rerun.stderr
+    assert all(alive(pid) for pid in pids)  # the rerun disturbed nothing
+    assert 'name="login"' in login_page(base)
+
+    proc.send_signal(stop_signal)
+    assert proc.wait(timeout=30) == 0
+    assert proc.stdout is not None
+    assert "every process it started has exited" in proc.stdout.read()
+    assert not [pid for pid in pids if alive(pid)]
+    assert all(port_is_free(base + i) for i in range(3))
+    logs = list((clone / "demo" / "run").glob("*.log*"))
+    assert logs
+    for log in logs:
+        assert b"\0" not in log.read_bytes(), log

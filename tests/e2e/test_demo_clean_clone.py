@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import random
 import re
-import select
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import IO
 from pathlib import Path
 
 import pytest
@@ -72,23 +74,32 @@ def demo_env(base: int) -> dict[str, str]:
     return env
 
 
-def read_until(proc: subprocess.Popen[str], needle: str, timeout: float) -> str:
-    """Everything the demo printed until a line containing `needle` (or its exit/timeout)."""
-    assert proc.stdout is not None
-    out: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
+class Output:
+    """The demo's output, read line by line in a thread so a wait can time out."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, args=(proc.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def until(self, needle: str, timeout: float) -> str:
+        """All output so far, reading on until a line contains `needle`, EOF or the timeout."""
+        deadline = time.monotonic() + timeout
+        while not any(needle in line for line in self.seen):
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
                 break
-            out.append(line)
-            if needle in line:
+            if line is None:
                 break
-        elif proc.poll() is not None:
-            break
-    return "".join(out)
+            self.seen.append(line)
+        return "".join(self.seen)
 
 
 def alive(pid: int) -> bool:
@@ -134,7 +145,8 @@ def test_readme_demo_from_a_clean_clone(
     never says ready; the signal then stops every server it started and frees their ports;
     no log holds a NUL byte."""
     proc, base, clone = demo
-    printed = read_until(proc, "Ctrl-C stops everything", READY_TIMEOUT)
+    output = Output(proc)
+    printed = output.until("Ctrl-C stops everything", READY_TIMEOUT)
     assert "Demo ready" in printed, printed
     pids = [int(pid) for pid in re.findall(r"\b(\d+)\b", printed.split("Processes:", 1)[1])]
     assert len(pids) == 3, printed
@@ -159,8 +171,7 @@ def test_readme_demo_from_a_clean_clone(
 
     proc.send_signal(stop_signal)
     assert proc.wait(timeout=30) == 0
-    assert proc.stdout is not None
-    assert "every process it started has exited" in proc.stdout.read()
+    assert "every process it started has exited" in output.until("has exited", 5)
     assert not [pid for pid in pids if alive(pid)]
     assert all(port_is_free(base + i) for i in range(3))
     logs = list((clone / "demo" / "run").glob("*.log*"))

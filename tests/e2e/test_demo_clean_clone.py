@@ -22,8 +22,8 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from typing import IO
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -124,14 +124,17 @@ def demo(clone: Path) -> Iterator[tuple[subprocess.Popen[str], int, Path]]:
     )
     yield proc, base, clone
     if proc.poll() is None:
-        proc.kill()
+        proc.kill()  # its servers get SIGTERM from the kernel (PR_SET_PDEATHSIG)
         proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def login_page(base: int) -> str:
     """The sign-in page a browser reaches from the gateway's login URL (after the redirect)."""
     url = f"http://127.0.0.1:{base + 2}/_gateway/login"
-    with urllib.request.urlopen(url, timeout=10) as response:  # follows the 302 to the OP
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with browser.open(url, timeout=10) as response:  # follows the redirects to the OP's form
         assert response.url.startswith(f"http://127.0.0.1:{base}/")
         return str(response.read().decode())
 

@@ -139,7 +139,7 @@ def login_page(base: int) -> str:
         return str(response.read().decode())
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_readme_demo_from_a_clean_clone(
     demo: tuple[subprocess.Popen[str], int, Path], stop_signal: signal.Signals
 ) -> None:

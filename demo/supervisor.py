@@ -154,9 +154,15 @@ class Supervisor:
 
     def _died_message(self, child: Child, when: str) -> str:
         assert child.proc is not None
+        code = child.proc.returncode
+        how = (
+            f"was killed by {signal.Signals(-code).name}"
+            if code < 0
+            else f"exited with code {code}"
+        )
         return (
-            f"the {child.name} (pid {child.proc.pid}) exited {when} with code "
-            f"{child.proc.returncode}: {last_line(child.log_path)}; see {child.log_path}"
+            f"the {child.name} (pid {child.proc.pid}) {how} {when}: "
+            f"{last_line(child.log_path)}; see {child.log_path}"
         )
 
     def watch(self) -> None:

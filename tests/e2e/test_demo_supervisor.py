@@ -69,7 +69,7 @@ def test_a_child_that_dies_at_start_is_reported_in_one_line(supervisor: Supervis
     message = str(failure.value)
     assert "\n" not in message
     assert "the gateway" in message
-    assert "exited during start-up with code 3" in message
+    assert "exited with code 3 during start-up" in message
     assert "OSError: address in use" in message
 
 

@@ -1,7 +1,8 @@
-"""Print a pip constraints file that pins each runtime dependency to its declared minimum.
+"""Print a pip constraints file that pins each dependency to its declared minimum.
 
 Reads pyproject.toml's `dependencies` and the extras named on the command line (default:
-`fast`); every requirement must carry a `>=` lower bound, or this fails naming it.
+`fast`). A requirement with a version range must have a `>=` lower bound (else this fails,
+naming it); one with no version at all (`types-PyYAML`) is left free.
 """
 
 from __future__ import annotations
@@ -12,17 +13,19 @@ import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-# name, optional [extras], then a comma-separated specifier list
-REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)$")
+# name, optional [extras], then the specifiers, then an optional `; marker`
+REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
 
 
 def lower_bound(requirement: str) -> str:
-    """`name==minimum` for one requirement string such as `PyJWT[crypto]>=2.8,<3`."""
+    """`name==minimum` for `PyJWT[crypto]>=2.9,<3`; a comment for a bare `name`."""
     match = REQUIREMENT.match(requirement)
     if match is None:
         raise SystemExit(f"lowest_constraints: cannot read requirement {requirement!r}")
-    name, specifiers = match.groups()
-    for spec in specifiers.split(";", 1)[0].split(","):
+    name, specifiers = match.group(1), match.group(2).strip()
+    if not specifiers:
+        return f"# {name}: no version declared, left free"
+    for spec in specifiers.split(","):
         spec = spec.strip()
         if spec.startswith(">="):
             return f"{name}=={spec[2:].strip()}"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The unit tests against the OLDEST dependency versions pyproject.toml allows, so its declared
-# minimums stay true. A second venv (.venv-oldest) gets the package with every runtime dependency
-# pinned to its `>=` bound (scripts/lowest_constraints.py) and the test tools at the versions of
-# requirements/constraints.txt; their own dependencies resolve freely. Then the tests that need
-# no browser and no big bodies run in it (about 25 s on 2 cores; the install about 30 s the
+# minimums stay true. A second venv (.venv-oldest) gets the package and the test tools with
+# every dependency pyproject.toml names pinned to its `>=` bound (scripts/lowest_constraints.py);
+# their own dependencies resolve freely. Then the tests that need no browser and no big bodies
+# run in it (about 25 s on 2 cores; the install about 30 s the
 # first time, nothing when pyproject.toml is unchanged). Run by scripts/test.sh after
 # scripts/setup.sh, whose redis-server and tests/op npm packages these tests use.
 # Arguments go to pytest.
@@ -25,18 +25,16 @@ UNIT_TESTS=(
   tests/test_crypto.py
   tests/test_metrics.py
 )
-# test tools; tests/conftest.py imports playwright (its browsers are not needed here)
-TOOLS=(pytest pytest-aiohttp pytest-asyncio pytest-timeout hypothesis playwright)
+# the test tools these tests use; tests/conftest.py imports playwright (no browser needed here)
+TOOLS=(pytest pytest-asyncio pytest-aiohttp pytest-timeout hypothesis playwright)
 
-tools_pattern=$(printf '%s|' "${TOOLS[@]}")
-stamp_input=$( (python3 --version; cat pyproject.toml requirements/constraints.txt) | sha256sum)
+stamp_input=$( (python3 --version; cat pyproject.toml scripts/lowest_constraints.py) | sha256sum)
 if [[ ! -x $OLD/bin/python || ! -f $OLD/.stamp || $(cat "$OLD/.stamp") != "$stamp_input" ]]; then
   rm -rf "$OLD"
   python3 -m venv "$OLD"
-  python3 scripts/lowest_constraints.py fast >"$OLD/lowest.txt"
-  grep -iE "^(${tools_pattern%|})==" requirements/constraints.txt >"$OLD/tools.txt"
+  python3 scripts/lowest_constraints.py fast test >"$OLD/lowest.txt"
   "$OLD/bin/python" -m pip install -q --disable-pip-version-check \
-    -c "$OLD/lowest.txt" -c "$OLD/tools.txt" -e '.[fast]' "${TOOLS[@]}"
+    -c "$OLD/lowest.txt" -e '.[fast]' "${TOOLS[@]}"
   echo "$stamp_input" >"$OLD/.stamp"
 fi
 

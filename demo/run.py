@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
 import urllib.request
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from demo.supervisor import Child, DemoError, StopRequested, Supervisor
+from demo.supervisor import STOP_SIGNALS, Child, DemoError, StopRequested, Supervisor
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "demo" / "run"
@@ -181,10 +182,13 @@ def main() -> int:
         print(f"demo: stopped ({stop}); every process it started has exited", flush=True)
         return 0
     except DemoError as exc:
+        # the demo ends here: a stop signal now would only interrupt the stopping
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         supervisor.stop_all()
         print(f"demo: {exc}", file=sys.stderr, flush=True)
         return 1
     except BaseException:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         supervisor.stop_all()
         raise
     return 0

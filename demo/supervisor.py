@@ -81,11 +81,11 @@ def _child_setup() -> None:
 @contextmanager
 def signals_blocked() -> Iterator[None]:
     """Hold stop signals, so none lands between a child's fork and our record of its pid."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -175,20 +175,20 @@ class Supervisor:
 
     def stop_all(self) -> None:
         """SIGTERM each child's process group, newest first; SIGKILL what outlives the wait."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)  # a second Ctrl-C waits for us
-        running = [c for c in reversed(self.children) if c.alive]
-        for child in running:
-            _signal_group(child, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for child in running:
-            assert child.proc is not None
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        with signals_blocked():  # a second Ctrl-C does not cut this short
+            running = [c for c in reversed(self.children) if c.alive]
+            for child in running:
+                _signal_group(child, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for child in running:
+                assert child.proc is not None
+                try:
+                    child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    _signal_group(child, signal.SIGKILL)
+                    child.proc.wait()
+            for child in self.children:  # grandchildren of a child that exited first
                 _signal_group(child, signal.SIGKILL)
-                child.proc.wait()
-        for child in self.children:  # grandchildren of a child that exited first
-            _signal_group(child, signal.SIGKILL)
 
 
 def _spawn(child: Child, root: Path, log_fd: int) -> subprocess.Popen[bytes]:

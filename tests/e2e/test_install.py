@@ -60,8 +60,9 @@ def test_readme_install_from_a_clone(clone: Path, tmp_path: Path) -> None:
 
 def test_the_wheel_builds_without_warnings_and_declares_its_extras(clone: Path) -> None:
     """`pip wheel` as the README says prints no setuptools warning; the wheel carries the
-    SPDX licence, the tested minimums and the `demo` extra apart from `test`."""
-    build = readme_block("Installing", 1)[0]
+    SPDX licence, the tested minimums and the `demo` extra apart from `test`; the README's
+    install line for it resolves, uvloop (`fast`) included."""
+    build, install = readme_block("Installing", 1)
     assert build.startswith("pip wheel")
     printed = run(shlex.join([sys.executable, "-m", *shlex.split(build)]), clone)
     warnings = [ln for ln in printed.splitlines() if any(w in ln for w in BUILD_WARNINGS)]
@@ -75,3 +76,6 @@ def test_the_wheel_builds_without_warnings_and_declares_its_extras(clone: Path) 
     assert "aiohttp<4,>=3.14" in requires
     assert "demo" in metadata.get_all("Provides-Extra")
     assert not [r for r in requires if r.endswith('extra == "demo"')]  # nothing but the core
+    pip = [sys.executable, "-m", "pip"]
+    resolved = run(shlex.join([*pip, *shlex.split(install)[1:], "--dry-run"]), wheel.parent)
+    assert "uvloop" in resolved

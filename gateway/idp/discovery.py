@@ -13,7 +13,7 @@ import aiohttp
 
 from gateway.config.issuer import validate_issuer
 from gateway.config.model import Endpoints, Provider, TrustedIssuer
-from gateway.errors import ConfigError, ProviderUnavailable
+from gateway.errors import ConfigError, ProviderMisconfigured, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.backoff import RetrySchedule
 from gateway.idp.http import display_url, fetch_json
@@ -73,7 +73,7 @@ def parse_metadata(document: dict[str, Any], expected_issuer: str) -> ProviderMe
     """Read a discovery document; its `issuer` must equal the configured issuer exactly."""
     published = document.get("issuer")
     if published != expected_issuer:
-        raise ProviderUnavailable(
+        raise ProviderMisconfigured(
             f"the discovery document names issuer {str(published)[:200]!r}, but the "
             f"configuration says {expected_issuer!r}; they must be exactly equal"
         )

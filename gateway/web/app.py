@@ -31,6 +31,7 @@ from gateway.web.handlers import (
     jwks,
     login,
     logout,
+    ui,
     userinfo,
 )
 from gateway.web.handlers import metrics as metrics_handlers
@@ -82,6 +83,8 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/frontchannel-logout", frontchannel.frontchannel_logout)
     router.add_get(f"{prefix}/admin/sessions", admin.list_sessions)
     router.add_post(f"{prefix}/admin/sessions/revoke", admin.revoke_sessions)
+    router.add_get(f"{prefix}/ui/logo", ui.logo, allow_head=True)
+    router.add_get(f"{prefix}/ui/providers/{{provider}}/logo", ui.provider_logo, allow_head=True)
     router.add_get(f"{prefix}/jwks", jwks.jwks, allow_head=True)
     router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
     router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)

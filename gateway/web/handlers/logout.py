@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import html
 import logging
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gateway import metrics
 from gateway.crypto import random_token
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, ProviderUnavailable
+from gateway.login.provider import ProviderClient
 from gateway.web.handlers.login import login_services
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import notify_ended
-from gateway.web.responses import html_page
+from gateway.web.pages.respond import account_of, render_page
 
 log = logging.getLogger("gateway.logout")
 
@@ -26,17 +27,51 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
     """Ask the user to confirm; a link or an image must never log anyone out by itself."""
     services = login_services(request)
     ticket = request.cookies.get(services.cookies.session_name, "")
-    action = services.config.prefix.rstrip("/") + "/logout"
-    token = _csrf_token(services, ticket) if ticket else ""
-    rd = html.escape(request.query.get("rd", ""))
-    body = (
-        "<p>Do you want to sign out?</p>"
-        f'<form method="post" action="{html.escape(action)}">'
-        f'<input type="hidden" name="csrf" value="{html.escape(token)}">'
-        f'<input type="hidden" name="rd" value="{rd}">'
-        '<button type="submit" id="confirm-logout">Sign out</button></form>'
-    )
-    return html_page("Sign out", body)
+    loaded = await services.manager.load(ticket) if ticket else None
+    provider = services.providers.get(loaded.record.provider) if loaded is not None else None
+    end_session = await _end_session_endpoint(provider)
+    rd = request.query.get("rd", "")
+    context = {
+        "account": account_of(loaded.record.claims) if loaded is not None else None,
+        "provider_label": provider.label if provider is not None else None,
+        "provider_signs_out": end_session is not None,
+        "action": services.config.prefix.rstrip("/") + "/logout",
+        "csrf": _csrf_token(services, ticket) if ticket else "",
+        "rd": rd,
+        "cancel_url": services.safe_target(request, rd or None),
+    }
+    # The form posts here; the answer redirects to the provider's logout or back to a page
+    # a login may return to, and CSP form-action also governs those redirects.
+    sources = ["'self'", *_origins(end_session), *_redirect_hosts(services)]
+    return render_page(request, "logout.html", context, form_action=sources)
+
+
+async def _end_session_endpoint(provider: ProviderClient | None) -> str | None:
+    if provider is None:
+        return None
+    try:
+        meta = await provider.metadata.get()
+    except ProviderUnavailable:
+        return None
+    return meta.end_session_endpoint
+
+
+def _origins(url: str | None) -> list[str]:
+    if not url:
+        return []
+    parts = urlsplit(url)
+    return [f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"]
+
+
+def _redirect_hosts(services: LoginServices) -> list[str]:
+    """allowed_redirect_hosts as CSP host sources (https only, as safe_return_url allows)."""
+    post_logout = [
+        _origins(p.config.post_logout_redirect_uri)
+        for p in services.providers.values()
+        if p.config.post_logout_redirect_uri
+    ]
+    hosts = [f"https://{host}" for host in services.config.allowed_redirect_hosts]
+    return hosts + [origin for group in post_logout for origin in group]
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -80,8 +115,5 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 async def logged_out(request: web.Request) -> web.StreamResponse:
     services = login_services(request)
-    home = html.escape(services.origin(request) + "/")
-    return html_page(
-        "Signed out",
-        f'<p>You are signed out.</p><p><a class="btn" href="{home}">Sign in again</a></p>',
-    )
+    context = {"sign_in_url": services.origin(request) + "/", "scope": "gateway"}
+    return render_page(request, "logged_out.html", context)

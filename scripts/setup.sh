@@ -42,6 +42,15 @@ if [[ ! -d tests/op/node_modules/oidc-provider || ! -f $stamp || $(cat "$stamp")
   echo "$lock_hash" >"$stamp"
 fi
 
+# axe-core for the accessibility checks of the gateway's pages (pinned by package-lock.json)
+lock_hash=$(sha256sum tests/a11y/package-lock.json | cut -d' ' -f1)
+stamp=tests/a11y/node_modules/.package-lock.sha256
+if [[ ! -d tests/a11y/node_modules/axe-core || ! -f $stamp || $(cat "$stamp") != "$lock_hash" ]]; then
+  say "npm ci (tests/a11y)"
+  (cd tests/a11y && npm ci --no-audit --no-fund)
+  echo "$lock_hash" >"$stamp"
+fi
+
 # ---------------------------------------------------------------------------
 # 3. Python virtualenv with the package and its test extras
 py_hash=$( (sha256sum pyproject.toml; python3 --version) | sha256sum | cut -d' ' -f1)

@@ -629,13 +629,14 @@ class Colours(Section):
     muted: HexColour = Field("#4b5563", description="Secondary text (request id, footer).")
 
 
-DARK_COLOURS = {
-    "primary": "#93c5fd",
-    "on_primary": "#0b1220",
-    "background": "#111827",
-    "text": "#f3f4f6",
-    "muted": "#cbd5e1",
-}
+class DarkColours(Colours):
+    """The colours when the browser prefers a dark scheme."""
+
+    primary: HexColour = Field("#93c5fd", description="Buttons and links.")
+    on_primary: HexColour = Field("#0b1220", description="Text on a primary-coloured button.")
+    background: HexColour = Field("#111827", description="Page background.")
+    text: HexColour = Field("#f3f4f6", description="Body text.")
+    muted: HexColour = Field("#cbd5e1", description="Secondary text (request id, footer).")
 
 
 class Ui(Section):
@@ -653,8 +654,8 @@ class Ui(Section):
         None, max_length=200, description="Text alternative of the logo (default: product_name)."
     )
     colours: Colours = Field(default_factory=Colours, description="Light colour scheme.")
-    dark_colours: Colours = Field(
-        default_factory=lambda: Colours(**DARK_COLOURS),
+    dark_colours: DarkColours = Field(
+        default_factory=DarkColours,
         description="Colour scheme when the browser prefers dark (prefers-color-scheme).",
     )
     support_contact: str | None = Field(

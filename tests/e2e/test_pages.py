@@ -208,7 +208,9 @@ async def test_wrong_client_secret_is_a_misconfiguration_page_without_retry(
             page.on(
                 "response",
                 lambda r, answers=answers: (
-                    answers.append(r.status) if "/callback" in r.url else None
+                    answers.append(r.status)
+                    if r.url.startswith(f"{gw.url}/_gateway/callback")
+                    else None
                 ),
             )
             await page.goto(f"{gw.url}/reports")

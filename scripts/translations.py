@@ -9,6 +9,7 @@ them into each language's gateway.po, compile the gateway.mo files the gateway r
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "gateway" / "web" / "pages"
 LOCALE = PAGES / "locale"
 METHODS = [("**.html", "jinja2.ext:babel_extract")]
+STABLE_DATE = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 OPTIONS = {"**.html": {"extensions": "jinja2.ext.i18n", "trimmed": "false"}}
 
 
@@ -41,6 +43,8 @@ def po_text(catalog: Catalog) -> bytes:
 
 
 def mo_bytes(catalog: Catalog) -> bytes:
+    # Fixed dates: the .mo header would otherwise change on every run.
+    catalog.creation_date = catalog.revision_date = STABLE_DATE
     out = io.BytesIO()
     write_mo(out, catalog)
     return out.getvalue()

@@ -681,6 +681,12 @@ class Ui(Section):
         pattern=r"^[a-z]{2,3}$",
         description="Language when Accept-Language names none the gateway has.",
     )
+    logout_confirmation: Literal["gateway", "provider"] = Field(
+        "gateway",
+        description="Who asks before signing out: 'gateway' always shows the gateway's page; "
+        "'provider' skips it when the user clicked a sign-out link on this site and the "
+        "provider has a logout endpoint (which asks its own question), so nobody is asked twice.",
+    )
     provider_logos: dict[str, str] = Field(
         default_factory=dict,
         description="Provider name -> logo (file or URL) shown on its sign-in button.",

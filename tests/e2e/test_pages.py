@@ -360,3 +360,59 @@ async def test_axe_finds_poor_contrast_in_a_badly_branded_page(
         assert await heading(page) == "Not found"
         violations = await axe_violations(page)
         assert [v["id"] for v in violations] == ["color-contrast"]
+
+
+def _legacy_app(directory: Path) -> tuple[ManagedProcess, str]:
+    """The demo's legacy app: an HTML page with a same-origin "Sign out" link (#logout)."""
+    port = free_port()
+    app = ManagedProcess(
+        "legacy-app",
+        [sys.executable, "-m", "demo.upstream", "--port", str(port)],
+        log_path=directory / "legacy-app.log",
+        cwd=Path(__file__).resolve().parents[2],
+        ready_url=f"http://127.0.0.1:{port}/",
+    )
+    app.start()
+    return app, f"http://127.0.0.1:{port}"
+
+
+async def test_provider_confirmation_mode_asks_only_once(
+    gateway_factory: Any, oidc_provider: OidcProvider, tmp_path: Path, browser: Browser
+) -> None:
+    """ui.logout_confirmation: provider: a click on the app's Sign out link goes straight to
+    the provider's question (no gateway page before it) and ends the session; a URL typed
+    or opened without a click still gets the gateway's confirmation page."""
+    app, app_url = _legacy_app(tmp_path)
+    try:
+        gw, _ = start_login_gateway(
+            gateway_factory,
+            oidc_provider,
+            app_url,
+            extra={"ui": {"logout_confirmation": "provider"}},
+        )
+        async with browser_page(browser) as page:
+            await page.goto(f"{gw.url}/reports")
+            await sign_in_at_op(page, "fred")
+            await page.wait_for_url(f"{gw.url}/reports")
+            await page.goto(f"{gw.url}/_gateway/logout")  # typed: no user activation
+            assert await heading(page) == "Sign out"
+            await page.click("#cancel-logout")
+            await page.wait_for_url(f"{gw.url}/")
+
+            pages: list[str] = []
+            page.on(
+                "response",
+                lambda r: (
+                    pages.append(r.url) if r.status == 200 and r.url.startswith(gw.url) else None
+                ),
+            )
+            await page.click("#logout")
+            await page.wait_for_url(f"{oidc_provider.issuer}/**")
+            assert not any("/_gateway/logout" in url for url in pages)
+            await page.click("button[name=logout][value=yes]")
+            await page.wait_for_url(f"{gw.url}/_gateway/logged-out*")
+            await page.goto(f"{gw.url}/reports")
+            assert page.url.startswith(oidc_provider.issuer)
+            assert await page.is_visible("input[name=login]")
+    finally:
+        app.stop()

@@ -11,6 +11,7 @@ from gateway import metrics
 from gateway.crypto import random_token
 from gateway.errors import BadRequest, ProviderUnavailable
 from gateway.login.provider import ProviderClient
+from gateway.sessions.manager import LoadedSession
 from gateway.web.handlers.login import login_services
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import notify_ended
@@ -31,6 +32,9 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
     provider = services.providers.get(loaded.record.provider) if loaded is not None else None
     end_session = await _end_session_endpoint(provider)
     rd = request.query.get("rd", "")
+    if loaded is not None and end_session is not None and _provider_confirms(request, services):
+        after = _after_logout(request, services, rd)
+        return await _end_session(request, services, loaded, after)
     context = {
         "account": account_of(loaded.record.claims) if loaded is not None else None,
         "provider_label": provider.label if provider is not None else None,
@@ -82,9 +86,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     origin = request.headers.get("Origin")
     if origin is not None and origin != services.origin(request):
         raise BadRequest(f"cross-site logout refused (Origin {origin})")
-    after = services.safe_target(request, str(form.get("rd") or "") or None)
-    if after == "/":
-        after = services.origin(request) + services.config.prefix.rstrip("/") + "/logged-out"
+    after = _after_logout(request, services, str(form.get("rd") or ""))
     if not ticket:
         return web.HTTPFound(after)
     if not services.keyring.verify(
@@ -95,19 +97,55 @@ async def logout(request: web.Request) -> web.StreamResponse:
             public="Please confirm sign-out from the sign-out page.",
         )
     loaded = await services.manager.load(ticket)
+    if loaded is None:
+        response = web.HTTPFound(after, headers={"Cache-Control": "no-store"})
+        services.cookies.clear_session(response)
+        return response
+    return await _end_session(request, services, loaded, after)
+
+
+def _after_logout(request: web.Request, services: LoginServices, rd: str) -> str:
+    after = services.safe_target(request, rd or None)
+    if after == "/":
+        after = services.origin(request) + services.config.prefix.rstrip("/") + "/logged-out"
+    return after
+
+
+def _provider_confirms(request: web.Request, services: LoginServices) -> bool:
+    """With ``ui.logout_confirmation: provider``, a click on a sign-out link of this very
+    site is the confirmation, and the provider asks its own question: no second page.
+
+    Fetch metadata tells a click from anything else: only a user-activated (Sec-Fetch-User)
+    top-level navigation from the same origin qualifies; a cross-site link, an image, a
+    typed URL or a browser without these headers gets the gateway's page.
+    """
+    if services.config.ui.logout_confirmation != "provider":
+        return False
+    headers = request.headers
+    return (
+        headers.get("Sec-Fetch-Site") == "same-origin"
+        and headers.get("Sec-Fetch-Mode") == "navigate"
+        and headers.get("Sec-Fetch-Dest") == "document"
+        and headers.get("Sec-Fetch-User") == "?1"
+    )
+
+
+async def _end_session(
+    request: web.Request, services: LoginServices, loaded: LoadedSession, after: str
+) -> web.StreamResponse:
+    """End the session here, then send the browser to the provider's logout if it has one."""
+    await services.manager.destroy(loaded.session_id)
+    notify_ended(request.app, loaded, "logout")
+    log.info("logout", extra={"kind": "rp", "sub": loaded.record.subject})
+    metrics.LOGOUTS.labels("rp").inc()
     target = after
-    if loaded is not None:
-        await services.manager.destroy(loaded.session_id)
-        notify_ended(request.app, loaded, "logout")
-        log.info("logout", extra={"kind": "rp", "sub": loaded.record.subject})
-        metrics.LOGOUTS.labels("rp").inc()
-        provider = services.providers.get(loaded.record.provider)
-        if provider is not None:
-            post_logout = provider.config.post_logout_redirect_uri or after
-            url = await provider.end_session_url(
-                loaded.record.tokens.id_token, post_logout, random_token(16)
-            )
-            target = url or after
+    provider = services.providers.get(loaded.record.provider)
+    if provider is not None:
+        post_logout = provider.config.post_logout_redirect_uri or after
+        url = await provider.end_session_url(
+            loaded.record.tokens.id_token, post_logout, random_token(16)
+        )
+        target = url or after
     response = web.HTTPFound(target, headers={"Cache-Control": "no-store"})
     services.cookies.clear_session(response)
     return response

@@ -416,3 +416,46 @@ async def test_provider_confirmation_mode_asks_only_once(
             assert await page.is_visible("input[name=login]")
     finally:
         app.stop()
+
+
+async def test_keyboard_alone_reaches_every_control_in_order(
+    gateway_factory: Any, oidc_provider: OidcProvider, browser: Browser
+) -> None:
+    """Tab goes skip link, each provider button in page order, the help link, each with a
+    visible focus ring; Shift+Tab goes back; Enter on a button starts that provider."""
+    provider = {
+        "issuer": oidc_provider.issuer,
+        "client_id": "kbd",
+        "client_secret": "kbd-secret",
+        "allow_insecure_http": True,
+        "allow_private_network": True,
+    }
+    gw = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": "http://127.0.0.1:9", "auth": "login"}],
+            "providers": [
+                {"name": "one", "label": "First", **provider},
+                {"name": "two", "label": "Second", **provider},
+            ],
+            "sessions": {"cookie_secure": False, "secrets": ["s" * 48]},
+            "ui": {"support_url": "https://help.example.test/"},
+        }
+    )
+    async with browser_page(browser) as page:
+        await page.goto(f"{gw.url}/_gateway/login?rd=/x")
+        order = []
+        for _ in range(4):
+            await page.keyboard.press("Tab")
+            order.append(await page.evaluate("document.activeElement.textContent.trim()"))
+            outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+            assert outline == "solid", order[-1]
+        assert order == [
+            "Skip to content",
+            "Sign in with First",
+            "Sign in with Second",
+            "Help and support",
+        ]
+        await page.keyboard.press("Shift+Tab")
+        await page.keyboard.press("Enter")
+        await page.wait_for_url(f"{oidc_provider.issuer}/**")
+        assert "client_id=kbd" in page.url

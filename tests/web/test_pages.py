@@ -19,6 +19,8 @@ from gateway.config import parse_config
 from gateway.config.model import Colours, DarkColours, Ui
 from gateway.errors import ConfigError
 from gateway.web.app import build_app
+from gateway.web.checks import static_findings
+from gateway.web.pages.contrast import contrast
 from gateway.web.pages.language import choose_language
 from gateway.web.pages.renderer import LOCALE_DIR, Renderer
 from gateway.web.pages.respond import account_of
@@ -233,20 +235,6 @@ def test_logo_that_is_not_an_image_is_a_config_error(tmp_path: Path) -> None:
         Site.compile(Ui(logo=str(fake)), "/_gateway")
 
 
-def _luminance(colour: str) -> float:
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
-
-
-def contrast(a: str, b: str) -> float:
-    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
-    return (high + 0.05) / (low + 0.05)
-
-
 @pytest.mark.parametrize("scheme", [Colours(), DarkColours()], ids=["light", "dark"])
 def test_default_colours_meet_wcag_aa_contrast(scheme: Colours) -> None:
     """Body text, secondary text, links and button labels reach 4.5:1 (WCAG 2.1 AA)."""
@@ -273,3 +261,17 @@ def test_translation_catalogs_are_complete_and_compiled() -> None:
             catalog = read_po(handle, locale=language)
         untranslated = [m.id for m in catalog if m.id and not m.string]
         assert untranslated == [], language
+
+
+def test_check_reports_unreadable_colours_and_broken_templates(tmp_path: Path) -> None:
+    """`gateway check` warns about colours below WCAG AA and fails on a broken template."""
+    (tmp_path / "error.html").write_text("{% block %}")
+    config = parse_config(
+        config_text(f"  colours: {{text: '#aaaaaa'}}\n  templates_dir: {tmp_path}\n")
+    )
+    findings = [(f.level, f.subject, f.message) for f in static_findings(config)]
+    assert ("error", "ui") in [(level, subject) for level, subject, _ in findings]
+    (tmp_path / "error.html").unlink()
+    findings = [(f.level, f.subject, f.message) for f in static_findings(config)]
+    assert ("warn", "ui.colours", "text on background is 2.3:1, below 4.5:1 (WCAG AA)") in findings
+    assert not any(subject.startswith("ui") and level == "error" for level, subject, _ in findings)

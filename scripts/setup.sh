@@ -69,7 +69,7 @@ if [[ ! -d tests/op/node_modules/oidc-provider || ! -f $stamp || $(cat "$stamp")
 fi
 
 # the tests' other npm packages, pinned the same way: the differential suite's Express
-# upstream (express + method-override)
+# upstream (express + method-override) and axe-core for the pages' accessibility checks
 npm_ci() {
   local dir=$1 probe=$2 lock_hash stamp
   lock_hash=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
@@ -82,6 +82,7 @@ npm_ci() {
 }
 if [[ $SETUP_FOR == test ]]; then
   npm_ci tests/differential/express express
+  npm_ci tests/a11y axe-core
 fi
 
 # ---------------------------------------------------------------------------

@@ -830,6 +830,88 @@ class Metrics(Section):
     )
 
 
+def _hex_colour(value: str) -> str:
+    # Colours are written into the pages' style sheet: only a plain hex colour may get there.
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        raise ValueError("expected a colour as #rrggbb")
+    return value.lower()
+
+
+HexColour = Annotated[str, AfterValidator(_hex_colour)]
+
+
+class Colours(Section):
+    primary: HexColour = Field("#1d4ed8", description="Buttons and links.")
+    on_primary: HexColour = Field("#ffffff", description="Text on a primary-coloured button.")
+    background: HexColour = Field("#ffffff", description="Page background.")
+    text: HexColour = Field("#1f2937", description="Body text.")
+    muted: HexColour = Field("#4b5563", description="Secondary text (request id, footer).")
+
+
+class DarkColours(Colours):
+    """The colours when the browser prefers a dark scheme."""
+
+    primary: HexColour = Field("#93c5fd", description="Buttons and links.")
+    on_primary: HexColour = Field("#0b1220", description="Text on a primary-coloured button.")
+    background: HexColour = Field("#111827", description="Page background.")
+    text: HexColour = Field("#f3f4f6", description="Body text.")
+    muted: HexColour = Field("#cbd5e1", description="Secondary text (request id, footer).")
+
+
+class Ui(Section):
+    """What people see on the gateway's own pages (sign-in, errors, sign-out)."""
+
+    product_name: str = Field(
+        "Sign-in", max_length=80, description="Name shown in the page header and titles."
+    )
+    logo: str | None = Field(
+        None,
+        description="Logo: a file path or an http(s) URL; either way the gateway serves it "
+        "itself at {prefix}/ui/logo (PNG, JPEG, GIF, WebP or SVG, at most 512 KiB).",
+    )
+    logo_alt: str | None = Field(
+        None, max_length=200, description="Text alternative of the logo (default: product_name)."
+    )
+    colours: Colours = Field(default_factory=Colours, description="Light colour scheme.")
+    dark_colours: DarkColours = Field(
+        default_factory=DarkColours,
+        description="Colour scheme when the browser prefers dark (prefers-color-scheme).",
+    )
+    support_contact: str | None = Field(
+        None,
+        max_length=200,
+        description="Who to contact when sign-in fails for a reason the user cannot fix: "
+        "an e-mail address (shown as a mailto link) or any text.",
+    )
+    support_url: HttpUrl | None = Field(None, description="A help or service-desk page.")
+    footer: str | None = Field(None, max_length=500, description="Plain text at the page bottom.")
+    templates_dir: str | None = Field(
+        None,
+        description="Directory of Jinja2 templates replacing the default pages by file name "
+        "(see docs/pages.md); its locale/ subdirectory may add message catalogs.",
+    )
+    language: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2,3}$",
+        description="Always use this language instead of following Accept-Language.",
+    )
+    default_language: str = Field(
+        "en",
+        pattern=r"^[a-z]{2,3}$",
+        description="Language when Accept-Language names none the gateway has.",
+    )
+    logout_confirmation: Literal["gateway", "provider"] = Field(
+        "gateway",
+        description="Who asks before signing out: 'gateway' always shows the gateway's page; "
+        "'provider' skips it when the user clicked a sign-out link on this site and the "
+        "provider has a logout endpoint (which asks its own question), so nobody is asked twice.",
+    )
+    provider_logos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider name -> logo (file or URL) shown on its sign-in button.",
+    )
+
+
 class Config(Section):
     """Top level of the configuration file."""
 
@@ -859,6 +941,7 @@ class Config(Section):
     admin: Admin = Field(default_factory=Admin)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     metrics: Metrics = Field(default_factory=Metrics)
+    ui: Ui = Field(default_factory=Ui, description="Branding and language of the gateway's pages.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -874,4 +957,7 @@ class Config(Section):
         for i, route in enumerate(self.routes):
             if route.provider is not None and route.provider not in names:
                 raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")
+        for name in self.ui.provider_logos:
+            if name not in names:
+                raise ValueError(f"ui.provider_logos.{name}: no provider named {name!r}")
         return self

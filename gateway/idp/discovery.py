@@ -13,7 +13,7 @@ import aiohttp
 
 from gateway.config.issuer import validate_issuer
 from gateway.config.model import Endpoints, Provider, TrustedIssuer
-from gateway.errors import ConfigError, ProviderUnavailable
+from gateway.errors import ConfigError, ProviderMisconfigured, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.backoff import RetrySchedule
 from gateway.idp.http import display_url, fetch_json
@@ -80,7 +80,7 @@ def parse_metadata(
     published = document.get("issuer")
     accepted = matches(published) if matches is not None else published == expected_issuer
     if not accepted or not isinstance(published, str):
-        raise ProviderUnavailable(
+        raise ProviderMisconfigured(
             f"the discovery document names issuer {str(published)[:200]!r}, but the "
             f"configuration says {expected_issuer!r}; they must be exactly equal"
         )

@@ -49,7 +49,13 @@ class ProviderClient:
         return meta.jwks_uri
 
     async def authorization_url(
-        self, *, redirect_uri: str, state: str, nonce: str, verifier: str | None
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        nonce: str,
+        verifier: str | None,
+        prompt: str | None = None,
     ) -> str:
         meta = await self.metadata.get()
         if not meta.authorization_endpoint:
@@ -67,6 +73,8 @@ class ProviderClient:
             params["code_challenge"] = create_s256_code_challenge(verifier)
             params["code_challenge_method"] = "S256"
         params.update(self.profile.authorize_params())
+        if prompt is not None:
+            params["prompt"] = prompt  # this login asks for it, over extra_auth_params
         for key, value in self.config.extra_auth_params.items():
             params.setdefault(key, value)
         separator = "&" if "?" in meta.authorization_endpoint else "?"

@@ -33,6 +33,7 @@ from gateway.web.handlers import (
     jwks,
     login,
     logout,
+    ui,
     userinfo,
 )
 from gateway.web.handlers import metrics as metrics_handlers
@@ -92,6 +93,8 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     services = app[SERVICES]
     if services.config.admin.public and services.config.admin.token is not None:
         admin.add_admin_routes(app, prefix)
+    router.add_get(f"{prefix}/ui/logo", ui.logo, allow_head=True)
+    router.add_get(f"{prefix}/ui/providers/{{provider}}/logo", ui.provider_logo, allow_head=True)
     router.add_get(f"{prefix}/jwks", jwks.jwks, allow_head=True)
     router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
     router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)

@@ -9,6 +9,7 @@ import aiohttp
 
 from gateway import __version__
 from gateway.config.model import Config
+from gateway.errors import ConfigError
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
 from gateway.policy.route_checks import route_policy_problems
@@ -16,6 +17,8 @@ from gateway.providers import profile_for
 from gateway.providers.detect import profile_findings
 from gateway.sessions.shared import shared_namespace
 from gateway.tokens.authenticator import trusted_issuer_problems
+from gateway.web.pages.contrast import ui_contrast_problems
+from gateway.web.pages.site import Site
 
 Level = Literal["ok", "warn", "error"]
 
@@ -64,12 +67,22 @@ def static_findings(config: Config) -> list[Finding]:
         )
     if config.sessions.store == "redis":
         findings.append(namespace_finding(config))
+    findings += page_findings(config)
     return findings
 
 
 def _profile_findings(where: str, issuer: str, profile: str) -> list[Finding]:
     applied, warnings = profile_findings(issuer, profile)
     return [Finding("ok", where, applied), *(Finding("warn", where, w) for w in warnings)]
+
+
+def page_findings(config: Config) -> list[Finding]:
+    """The pages' templates and logo files load, and the colours stay readable."""
+    try:
+        Site.compile(config.ui, config.prefix)
+    except ConfigError as exc:
+        return [Finding("error", "ui", problem) for problem in exc.problems]
+    return [Finding("warn", where, problem) for where, problem in ui_contrast_problems(config.ui)]
 
 
 def namespace_finding(config: Config) -> Finding:

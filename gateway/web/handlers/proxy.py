@@ -17,6 +17,7 @@ from gateway.web.identity import (
     strip_gateway_cookies,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.pages.failures import SIGNED_IN
 from gateway.web.websockets import is_websocket_upgrade, proxy_websocket
 
 
@@ -41,6 +42,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             return outcome
         principal = outcome
         subject_var.set(principal.subject)
+        request[SIGNED_IN] = principal  # a 403 page names the account and offers a switch
         authorize(route, principal, request.method, request.rel_url.raw_query_string)
     upstream = compiled.upstreams.get(route.index)
     if upstream is None:

@@ -12,10 +12,12 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY requirements/constraints.txt ./requirements/
 COPY gateway ./gateway
 # pip compiles the .pyc files here, so the read-only image never needs to write them.
+# The constraints pin the versions CI tested (README "Installing").
 RUN python -m venv /opt/gateway \
-    && /opt/gateway/bin/pip install ".[fast]"
+    && /opt/gateway/bin/pip install -c requirements/constraints.txt ".[fast]"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="oidc-gateway" \

@@ -117,7 +117,9 @@ def gateway(
                 }
             ]
         },
-        "admin": {"token": ENV["ADMIN_TOKEN"]},
+        # scale.py revokes through B's main port (loopback only, a measuring setup)
+        "admin": {"token": ENV["ADMIN_TOKEN"], "public": True},
+        "metrics": {"listen": None},
     }
 
 

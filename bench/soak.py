@@ -1,11 +1,16 @@
 """Soak: sustained mixed traffic against a gateway with real Redis and the real provider.
 
     python -m bench.soak --minutes 10 --users 20
+    python -m bench.soak --attack --minutes 2 --users 10      # with unauthenticated abuse
+    python -m bench.soak --attack --short                     # 30 s smoke run
 
 Virtual users loop: log in, make session requests, call the API with a JWT and an opaque
 token, log out, then check that the old cookie no longer works. Reports every unexpected
-answer (the target is zero) and the gateway's RSS at start and end. Not part of the test
-suite; run it after changes to sessions, login or the proxy.
+answer (the target is zero) and the gateway's RSS at start and end. With --attack a second
+client floods unauthenticated navigations, 10 MiB bodies to gateway endpoints, idle and
+half-sent connections and wrong admin tokens meanwhile (bench/abuse.py), and the report adds
+the RSS during and after, and per abuse kind what the gateway answered. Not part of the test
+suite; run it after changes to sessions, login, the proxy or the listener.
 """
 
 from __future__ import annotations
@@ -19,20 +24,38 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.abuse import Abuse
 from tests.support.gateway import GatewayProcess
 from tests.support.login import http_login
 from tests.support.op import OidcProvider
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 from tests.support.upstream import UpstreamServer
 
 JSON = {"Accept": "application/json"}
+ADMIN_TOKEN = "soak-admin-" + "a" * 40
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass  # the process ended
     return 0.0
+
+
+def tree_rss_mib(pid: int) -> float:
+    """RSS of ``pid`` and its direct children (the workers with listen.workers > 1)."""
+    total = rss_mib(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                total += rss_mib(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
 
 
 class Soak:
@@ -44,6 +67,7 @@ class Soak:
         self.upstream = UpstreamServer(workdir / "upstream")
         self.gateway = GatewayProcess({"routes": []}, workdir / "gateway", name="soak")
         self.workers = workers
+        self.internal_port = free_port()
         self.errors: collections.Counter[str] = collections.Counter()
         self.counts: collections.Counter[str] = collections.Counter()
 
@@ -82,6 +106,8 @@ class Soak:
                 "cookie_secure": False,
                 "secrets": ["soak-" + "k" * 40],
             },
+            admin={"token": ADMIN_TOKEN},
+            metrics={"listen": f"127.0.0.1:{self.internal_port}"},
             bearer={
                 "issuers": [
                     {
@@ -141,22 +167,52 @@ class Soak:
             self.expect("logout", r.status, 302)
 
 
+async def sample_rss(pid: int, samples: list[float], every: float = 1.0) -> None:
+    while True:
+        samples.append(tree_rss_mib(pid))
+        await asyncio.sleep(every)
+
+
 async def run(args: argparse.Namespace) -> int:
+    minutes = 0.5 if args.short else args.minutes
+    abuse: Abuse | None = None
+    during: list[float] = []
     with tempfile.TemporaryDirectory(prefix="gateway-soak-") as tmp:
         soak = Soak(Path(tmp), args.workers)
         soak.start()
         try:
-            start_rss = rss_mib(soak.gateway.pid)
-            deadline = time.monotonic() + args.minutes * 60
+            pid = soak.gateway.pid
+            start_rss = tree_rss_mib(pid)
+            deadline = time.monotonic() + minutes * 60
+            sampler = asyncio.create_task(sample_rss(pid, during))
+            abusers: list[asyncio.Task[None]] = []
+            if args.attack:
+                internal = f"http://127.0.0.1:{soak.internal_port}"
+                abuse = Abuse(soak.gateway.url, soak.gateway.port, internal, deadline)
+                abusers = abuse.tasks(args.attack_scale)
             await asyncio.gather(*(soak.user(i, deadline) for i in range(args.users)))
-            end_rss = rss_mib(soak.gateway.pid)
+            await asyncio.gather(*abusers)
+            sampler.cancel()
+            end_rss = tree_rss_mib(pid)
+            await asyncio.sleep(args.settle)
+            settled_rss = tree_rss_mib(pid)
         finally:
             soak.stop()
+    print(f"duration: {minutes} min, users: {args.users}, workers: {args.workers}")
     print(f"requests: {dict(soak.counts)}")
-    print(f"gateway RSS (supervisor process): start {start_rss:.1f} MiB, end {end_rss:.1f} MiB")
-    print(f"errors: {sum(soak.errors.values())}")
+    print(
+        f"gateway RSS (process and workers): start {start_rss:.1f} MiB, during max "
+        f"{max(during, default=0):.1f} MiB, end {end_rss:.1f} MiB, "
+        f"{args.settle:.0f} s later {settled_rss:.1f} MiB"
+    )
+    lost = sum(n for e, n in soak.errors.items() if e.startswith("session request: 401"))
+    print(f"errors: {sum(soak.errors.values())} (lost sessions: {lost})")
     for error, count in soak.errors.most_common():
         print(f"  {count} x {error}")
+    if abuse is not None:
+        print("abuse (what the gateway answered):")
+        for kind, seen in abuse.seen.items():
+            print(f"  {kind}: {dict(seen.most_common())}")
     return 1 if soak.errors else 0
 
 
@@ -165,6 +221,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--attack", action="store_true", help="abuse the gateway meanwhile")
+    parser.add_argument(
+        "--attack-scale", type=int, default=2, help="abusers per kind (x20 for held sockets)"
+    )
+    parser.add_argument("--short", action="store_true", help="a 30 s smoke run")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds before 'after'")
     raise SystemExit(asyncio.run(run(parser.parse_args())))
 
 

@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from gateway import __version__
 from gateway.config import load_config
+from gateway.config.load import format_validation_errors
 from gateway.config.model import Config
 from gateway.errors import ConfigError, GatewayError
 from gateway.log import setup_logging
@@ -99,18 +102,27 @@ def args_config(args: Any) -> str:
 def _run(args: argparse.Namespace, config: Config) -> int:
     from gateway.web.server import serve, serve_workers
 
-    listen = config.listen.model_copy(
-        update={
-            k: v
-            for k, v in (("host", args.host), ("port", args.port), ("workers", args.workers))
-            if v is not None
-        }
-    )
-    config = config.model_copy(update={"listen": listen})
+    config = with_overrides(config, {"host": args.host, "port": args.port, "workers": args.workers})
+    listen = config.listen
     setup_logging(config.logging.format, config.logging.level)
     if listen.workers > 1:
         return serve_workers(args.config, listen.workers, _override_args(args))
     return serve(config, args.config, reuse_port=args.reuse_port)
+
+
+def with_overrides(config: Config, listen: dict[str, Any]) -> Config:
+    """``config`` with the command line's listen.* values, validated as the file is."""
+    given = {key: value for key, value in listen.items() if value is not None}
+    if not given:
+        return config
+    # Sections are passed as validated models (their secrets intact); the listen section
+    # and the cross-section checks (e.g. workers with a memory store) run again.
+    fields = {name: getattr(config, name) for name in type(config).model_fields}
+    fields["listen"] = {**dict(config.listen), **given}
+    try:
+        return Config.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_errors(exc)) from None
 
 
 def _override_args(args: argparse.Namespace) -> list[str]:

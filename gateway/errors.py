@@ -13,6 +13,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── NotFound                      404: no route
 ├── LoginError                    400: the login flow failed (state, provider error, token)
 ├── ProviderUnavailable           503: the IdP cannot be reached or answered badly
+│   └── ProviderMisconfigured     502: the IdP refuses this gateway's client (an operator must fix)
 ├── StoreUnavailable              503: the session store cannot be reached
 ├── NoAuthenticator               503: a protected route has nothing to authenticate with
 └── UpstreamError                 502: the upstream refused or broke the connection
@@ -94,6 +95,18 @@ class ProviderUnavailable(GatewayError):
     status = 503
     code = "provider_unavailable"
     public_message = "The sign-in provider is not reachable right now. Please try again shortly."
+
+
+class ProviderMisconfigured(ProviderUnavailable):
+    """The provider refuses the gateway itself (client id/secret, redirect URI, issuer):
+    no retry by the user can fix it."""
+
+    status = 502
+    code = "provider_misconfigured"
+    public_message = (
+        "The sign-in service is misconfigured; this is not a problem with your account. "
+        "Please contact support with the request id."
+    )
 
 
 class StoreUnavailable(GatewayError):

@@ -70,7 +70,16 @@ class TextFormatter(logging.Formatter):
             f"{record.levelname:<7} [{getattr(record, 'request_id', '-')}] "
             f"{record.getMessage()} {extras}"
         )
-        return redact(line.rstrip())
+        return redact(_CONTROL.sub(_escape, line.rstrip()))
+
+
+# One record, one line: a CR/LF that came from a request (a decoded path) must not start a
+# forged line in a text log. JSON escapes these itself.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def setup_logging(fmt: str = "json", level: str = "info") -> None:

@@ -14,6 +14,7 @@ LAYERS = [
     {"idp"},
     {"sessions"},
     {"policy"},
+    {"providers"},
     {"login", "tokens"},
     {"proxy"},
     {"web"},

@@ -107,7 +107,9 @@ async def test_counters_follow_a_login_api_calls_and_a_logout(
         {"name": "writer", "path": "/write/", "upstream": upstream, "auth": "bearer",
          "policy": {"scopes_all": ["api:write"]}},
     ]  # fmt: skip
-    factory = with_extra_config(gateway_factory, bearer=bearer_config(oidc_provider, rs))
+    factory = with_extra_config(
+        gateway_factory, bearer=bearer_config(oidc_provider, rs), metrics={"public": True}
+    )
     gw, _ = start_login_gateway(factory, oidc_provider, upstream, routes=routes)
     jwt_token = oidc_provider.client_credentials_token(rs)
     opaque = oidc_provider.client_credentials_token(rs, resource="urn:test:api-opaque")
@@ -176,7 +178,8 @@ async def test_upstream_errors_by_kind(gateway_factory: Any, upstream: str) -> N
                     "auth": "public",
                     "timeouts": {"read": 0.2},
                 },
-            ]
+            ],
+            "metrics": {"public": True},
         }
     )
     async with aiohttp.ClientSession() as session:

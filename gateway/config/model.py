@@ -25,6 +25,7 @@ from gateway.secret import Secret
 
 DEFAULT_PREFIX = "/_gateway"
 DEFAULT_SCOPES = ("openid", "email", "profile")
+GITHUB_SCOPES = ("read:user", "user:email", "read:org")
 DEFAULT_IDENTITY_HEADERS: dict[str, str] = {
     "X-Auth-Request-User": "sub",
     "X-Auth-Request-Email": "email",
@@ -107,6 +108,20 @@ class Listen(Section):
     shutdown_timeout: Seconds = Field(
         30, description="On SIGTERM, seconds to let in-flight requests finish."
     )
+    header_timeout: Seconds = Field(
+        10,
+        description="Seconds a client has to send a complete request head, from opening the "
+        "connection or from the first byte of a further request; then it is closed.",
+    )
+    keepalive_timeout: Seconds = Field(
+        60, description="Seconds an idle keep-alive connection stays open between requests."
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Open client connections per worker; beyond it a new connection gets "
+        "a 503 and is closed. Keep it below the process's open-file limit.",
+    )
 
 
 class Logging(Section):
@@ -121,6 +136,13 @@ class Limits(Section):
     )
     max_body_size: int = Field(
         0, ge=0, description="Largest request body forwarded, in bytes; 0 means no limit."
+    )
+    max_gateway_body_size: int = Field(
+        65536,
+        ge=1024,
+        description="Largest request body accepted by the gateway's own endpoints (logout, "
+        "back-channel logout, admin, forward-auth, ...), in bytes; larger ones get 413. "
+        "Proxied bodies stream under max_body_size instead.",
     )
 
 
@@ -344,6 +366,106 @@ class Route(Section):
         return value
 
 
+ProfileName = Literal["generic", "keycloak", "entra", "google", "okta", "auth0", "github"]
+ENTRA_TENANT = re.compile(r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$")
+ENTRA_MULTI_TENANT = ("common", "organizations", "consumers")
+
+
+class ClaimPaths(Section):
+    """Where the caller's groups and roles are in the token (dotted path or JSON Pointer)."""
+
+    groups: str | None = Field(
+        None,
+        description="Path of the groups claim, e.g. `groups`, `realm_access.roles`, "
+        "`/resource_access/app/roles` or `https://example.com/groups` (default: the "
+        "profile's, else `groups`). Policies and headers then see it as `groups`.",
+    )
+    roles: str | None = Field(
+        None,
+        description="Path of the roles claim, e.g. `resource_access.app.roles` (default: the "
+        "profile's, else `roles`). Policies and headers then see it as `roles`.",
+    )
+
+
+class EntraSettings(Section):
+    """Microsoft Entra ID (see docs/providers/entra.md)."""
+
+    tenants: list[str] = Field(
+        description="Tenant ids (GUIDs) whose users may sign in; `tid` must be one of them. "
+        "Required: a multi-tenant issuer would otherwise let any tenant in.",
+    )
+    graph_url: HttpUrl = Field(
+        "https://graph.microsoft.com",
+        description="Microsoft Graph base URL, read when a token has a group overage.",
+    )
+    resolve_group_overage: bool = Field(
+        True,
+        description="On a group overage (`_claim_names` / `hasgroups`), read the groups from "
+        "Graph with the access token (needs GroupMember.Read.All or User.Read); off: the "
+        "login is refused, since its groups are unknown.",
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_ids(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one tenant id; `any tenant` is never implied")
+        bad = [t for t in value if not ENTRA_TENANT.fullmatch(t)]
+        if bad:
+            raise ValueError(f"not tenant ids (GUIDs): {', '.join(bad)}")
+        return [t.lower() for t in value]
+
+
+class GoogleSettings(Section):
+    """Google (see docs/providers/google.md)."""
+
+    hosted_domains: list[str] = Field(
+        default_factory=list,
+        description="Workspace domains allowed to sign in: `hd` is asked for and then "
+        "checked in the id_token's `hd` claim. Empty: any Google account.",
+    )
+    offline: bool = Field(
+        True,
+        description="Ask for a refresh token (access_type=offline, prompt=consent).",
+    )
+
+
+class Auth0Settings(Section):
+    """Auth0 (see docs/providers/auth0.md)."""
+
+    audience: str | None = Field(
+        None,
+        description="API identifier sent as `audience`: access tokens are then JWTs for that "
+        "API; without it Auth0 issues opaque tokens that cannot be introspected.",
+    )
+    logout: Literal["oidc", "v2"] = Field(
+        "oidc",
+        description="`oidc`: /oidc/logout with id_token_hint; `v2`: the legacy "
+        "/v2/logout?client_id&returnTo.",
+    )
+
+
+class GitHubSettings(Section):
+    """GitHub (plain OAuth 2.0; see docs/providers/github.md)."""
+
+    identity_from_api: Literal[True] = Field(
+        description="Must be true: GitHub issues no id_token, so who signed in is read from "
+        "its API with the access token. Saying so is the explicit opt-in.",
+    )
+    api_url: HttpUrl = Field(
+        "https://api.github.com",
+        description="GitHub API base URL (GitHub Enterprise: https://HOST/api/v3).",
+    )
+    allowed_orgs: list[str] = Field(
+        default_factory=list,
+        description="Organisations whose members may sign in (empty: any GitHub user).",
+    )
+    teams: bool = Field(
+        True,
+        description="Read team memberships (`org/team` in `teams` and `groups`; scope read:org).",
+    )
+
+
 class Endpoints(Section):
     """Hand-configured provider endpoints (for providers without discovery)."""
 
@@ -398,6 +520,46 @@ class Provider(Section):
         True, description="Accept front-channel logout (iss and sid in the URL, in an iframe)."
     )
     timeout: Seconds = Field(10, description="Seconds for each call to the provider.")
+    profile: ProfileName = Field(
+        "generic",
+        description="Provider profile: what this IdP does differently from the standard "
+        "(issuer shape, claim locations, logout); see docs/providers/.",
+    )
+    claims: ClaimPaths = Field(default_factory=ClaimPaths)
+    entra: EntraSettings | None = Field(None, description="Settings of the entra profile.")
+    google: GoogleSettings | None = Field(None, description="Settings of the google profile.")
+    auth0: Auth0Settings | None = Field(None, description="Settings of the auth0 profile.")
+    github: GitHubSettings | None = Field(None, description="Settings of the github profile.")
+
+    @model_validator(mode="after")
+    def _profile_settings(self) -> Provider:
+        for name in ("entra", "google", "auth0", "github"):
+            if getattr(self, name) is not None and self.profile != name:
+                raise ValueError(f"{name}: settings for profile {name}, but profile is "
+                                 f"{self.profile}")  # fmt: skip
+        if self.profile == "entra" and self.entra is None:
+            raise ValueError("profile entra needs entra.tenants (the tenant ids allowed in)")
+        if self.profile == "github" and self.github is None:
+            raise ValueError("profile github needs github.identity_from_api: true (opt-in: "
+                             "no id_token, identity from the GitHub API)")  # fmt: skip
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _github_defaults(cls, data: Any) -> Any:
+        """GitHub has no discovery: its fixed endpoints and scopes unless given."""
+        if not isinstance(data, dict) or data.get("profile") != "github":
+            return data
+        data = dict(data)
+        data.setdefault("issuer", "https://github.com")
+        data.setdefault("discovery", False)
+        data.setdefault("fetch_userinfo", False)
+        data.setdefault("scopes", list(GITHUB_SCOPES))
+        endpoints = dict(data.get("endpoints") or {})
+        endpoints.setdefault("authorization", "https://github.com/login/oauth/authorize")
+        endpoints.setdefault("token", "https://github.com/login/oauth/access_token")
+        data["endpoints"] = endpoints
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Provider:
@@ -416,9 +578,10 @@ class Provider(Section):
             if problems:
                 raise ValueError(" ".join(problems))
         if not self.discovery:
-            missing = [
-                n for n in ("authorization", "token", "jwks") if getattr(self.endpoints, n) is None
-            ]
+            # An OAuth 2.0 provider (github) has no id_token, so no keys to name.
+            needed = ("authorization", "token") if self.profile == "github" else (
+                "authorization", "token", "jwks")  # fmt: skip
+            missing = [n for n in needed if getattr(self.endpoints, n) is None]
             if missing:
                 raise ValueError("discovery is off, so endpoints must name " + ", ".join(missing))
         return self
@@ -544,6 +707,25 @@ class TrustedIssuer(Section):
     allow_insecure_http: bool = False
     allow_private_network: bool = False
     leeway: float = Field(30, ge=0, le=600)
+    profile: ProfileName = Field(
+        "generic",
+        description="Provider profile of this issuer's tokens (claim locations; okta: an org "
+        "authorization server's tokens are always introspected).",
+    )
+    claims: ClaimPaths = Field(default_factory=ClaimPaths)
+
+    @model_validator(mode="after")
+    def _okta_org_server(self) -> TrustedIssuer:
+        # Okta's org server signs access tokens for Okta's own APIs: their keys are not
+        # for resource servers, so only introspection can vouch for them.
+        org_server = self.profile == "okta" and "/oauth2/" not in self.issuer + "/"
+        if org_server and (self.introspection is None or self.introspection.mode != "all"):
+            raise ValueError(
+                "profile okta with an org authorization server (no /oauth2/<id> in the "
+                "issuer): its access tokens cannot be validated locally; configure "
+                "introspection with mode: all, or use a custom authorization server"
+            )
+        return self
 
     @field_validator("algorithms")
     @classmethod
@@ -592,8 +774,32 @@ class SigningKey(Section):
     kid: str | None = Field(None, description="Key id (default: the RFC 7638 JWK thumbprint).")
 
 
+MIN_ADMIN_TOKEN = 32
+
+
 class Admin(Section):
-    token: Secret | None = Field(None, description="Bearer credential for /_gateway/admin/*.")
+    token: Secret | None = Field(
+        None,
+        description=f"Bearer credential for /_gateway/admin/* (at least {MIN_ADMIN_TOKEN} "
+        "characters); without it the admin endpoints do not exist.",
+    )
+    public: bool = Field(
+        False,
+        description="Also serve the admin endpoints on the main listener. Off: they are "
+        "served only on the internal listener (metrics.listen).",
+    )
+    max_failures: int = Field(
+        10,
+        ge=1,
+        description="Wrong admin tokens allowed per client address per minute; then 429.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: Secret | None) -> Secret | None:
+        if value is not None and len(value.reveal()) < MIN_ADMIN_TOKEN:
+            raise ValueError(f"shorter than {MIN_ADMIN_TOKEN} characters")
+        return value
 
 
 class RateLimit(Section):
@@ -606,9 +812,104 @@ class RateLimit(Section):
     )
 
 
+DEFAULT_INTERNAL_LISTEN = "127.0.0.1:9464"
+
+
 class Metrics(Section):
     enabled: bool = True
-    listen: str | None = Field(None, description="Separate host:port for metrics.")
+    listen: str | None = Field(
+        DEFAULT_INTERNAL_LISTEN,
+        description="host:port of the internal listener serving /metrics (and the admin "
+        "endpoints). Loopback by default: in a container set 0.0.0.0:9464 and keep the "
+        "port off the public ingress. null: no internal listener.",
+    )
+    public: bool = Field(
+        False,
+        description="Also serve {prefix}/metrics on the main listener (readable by anyone "
+        "who reaches the gateway).",
+    )
+
+
+def _hex_colour(value: str) -> str:
+    # Colours are written into the pages' style sheet: only a plain hex colour may get there.
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        raise ValueError("expected a colour as #rrggbb")
+    return value.lower()
+
+
+HexColour = Annotated[str, AfterValidator(_hex_colour)]
+
+
+class Colours(Section):
+    primary: HexColour = Field("#1d4ed8", description="Buttons and links.")
+    on_primary: HexColour = Field("#ffffff", description="Text on a primary-coloured button.")
+    background: HexColour = Field("#ffffff", description="Page background.")
+    text: HexColour = Field("#1f2937", description="Body text.")
+    muted: HexColour = Field("#4b5563", description="Secondary text (request id, footer).")
+
+
+class DarkColours(Colours):
+    """The colours when the browser prefers a dark scheme."""
+
+    primary: HexColour = Field("#93c5fd", description="Buttons and links.")
+    on_primary: HexColour = Field("#0b1220", description="Text on a primary-coloured button.")
+    background: HexColour = Field("#111827", description="Page background.")
+    text: HexColour = Field("#f3f4f6", description="Body text.")
+    muted: HexColour = Field("#cbd5e1", description="Secondary text (request id, footer).")
+
+
+class Ui(Section):
+    """What people see on the gateway's own pages (sign-in, errors, sign-out)."""
+
+    product_name: str = Field(
+        "Sign-in", max_length=80, description="Name shown in the page header and titles."
+    )
+    logo: str | None = Field(
+        None,
+        description="Logo: a file path or an http(s) URL; either way the gateway serves it "
+        "itself at {prefix}/ui/logo (PNG, JPEG, GIF, WebP or SVG, at most 512 KiB).",
+    )
+    logo_alt: str | None = Field(
+        None, max_length=200, description="Text alternative of the logo (default: product_name)."
+    )
+    colours: Colours = Field(default_factory=Colours, description="Light colour scheme.")
+    dark_colours: DarkColours = Field(
+        default_factory=DarkColours,
+        description="Colour scheme when the browser prefers dark (prefers-color-scheme).",
+    )
+    support_contact: str | None = Field(
+        None,
+        max_length=200,
+        description="Who to contact when sign-in fails for a reason the user cannot fix: "
+        "an e-mail address (shown as a mailto link) or any text.",
+    )
+    support_url: HttpUrl | None = Field(None, description="A help or service-desk page.")
+    footer: str | None = Field(None, max_length=500, description="Plain text at the page bottom.")
+    templates_dir: str | None = Field(
+        None,
+        description="Directory of Jinja2 templates replacing the default pages by file name "
+        "(see docs/pages.md); its locale/ subdirectory may add message catalogs.",
+    )
+    language: str | None = Field(
+        None,
+        pattern=r"^[a-z]{2,3}$",
+        description="Always use this language instead of following Accept-Language.",
+    )
+    default_language: str = Field(
+        "en",
+        pattern=r"^[a-z]{2,3}$",
+        description="Language when Accept-Language names none the gateway has.",
+    )
+    logout_confirmation: Literal["gateway", "provider"] = Field(
+        "gateway",
+        description="Who asks before signing out: 'gateway' always shows the gateway's page; "
+        "'provider' skips it when the user clicked a sign-out link on this site and the "
+        "provider has a logout endpoint (which asks its own question), so nobody is asked twice.",
+    )
+    provider_logos: dict[str, str] = Field(
+        default_factory=dict,
+        description="Provider name -> logo (file or URL) shown on its sign-in button.",
+    )
 
 
 class Config(Section):
@@ -640,6 +941,7 @@ class Config(Section):
     admin: Admin = Field(default_factory=Admin)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     metrics: Metrics = Field(default_factory=Metrics)
+    ui: Ui = Field(default_factory=Ui, description="Branding and language of the gateway's pages.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -655,4 +957,7 @@ class Config(Section):
         for i, route in enumerate(self.routes):
             if route.provider is not None and route.provider not in names:
                 raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")
+        for name in self.ui.provider_logos:
+            if name not in names:
+                raise ValueError(f"ui.provider_logos.{name}: no provider named {name!r}")
         return self

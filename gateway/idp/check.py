@@ -9,7 +9,7 @@ import aiohttp
 
 from gateway.config.model import Provider
 from gateway.errors import ConfigError, ProviderUnavailable
-from gateway.idp.discovery import MetadataSource, ProviderMetadata
+from gateway.idp.discovery import IssuerMatcher, MetadataSource, ProviderMetadata
 from gateway.idp.jwks import SIGNATURE_ALGORITHMS, JwksCache, key_fits
 
 CheckLevel = Literal["ok", "warn", "error"]
@@ -36,11 +36,24 @@ def error(message: str) -> CheckResult:
     return CheckResult("error", message)
 
 
-async def check_provider(provider: Provider, session: aiohttp.ClientSession) -> list[CheckResult]:
-    """Fetch the provider's metadata and keys live and report what would break a login."""
+async def check_provider(
+    provider: Provider,
+    session: aiohttp.ClientSession,
+    *,
+    issuer_matches: IssuerMatcher | None = None,
+    needs_id_token: bool = True,
+) -> list[CheckResult]:
+    """Fetch the provider's metadata and keys live and report what would break a login.
+
+    `issuer_matches` and `needs_id_token` come from the provider's profile (an Entra
+    issuer template; GitHub has no id_token, so no keys and no algorithms to check).
+    """
     label = f"Provider {provider.name!r}"
+    if not needs_id_token:
+        return [ok(f"{label}: OAuth 2.0 provider: no discovery, no id_token; identity "
+                   "is read from its API at login.")]  # fmt: skip
     try:
-        source = MetadataSource.for_provider(provider, session)
+        source = MetadataSource.for_provider(provider, session, issuer_matches=issuer_matches)
     except ConfigError as exc:
         return [error(f"{label}: {problem}") for problem in exc.problems]
     try:

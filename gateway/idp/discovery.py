@@ -13,7 +13,7 @@ import aiohttp
 
 from gateway.config.issuer import validate_issuer
 from gateway.config.model import Endpoints, Provider, TrustedIssuer
-from gateway.errors import ConfigError, ProviderUnavailable
+from gateway.errors import ConfigError, ProviderMisconfigured, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.backoff import RetrySchedule
 from gateway.idp.http import display_url, fetch_json
@@ -69,16 +69,23 @@ def _texts(document: dict[str, Any], name: str) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
 
-def parse_metadata(document: dict[str, Any], expected_issuer: str) -> ProviderMetadata:
-    """Read a discovery document; its `issuer` must equal the configured issuer exactly."""
+IssuerMatcher = Callable[[object], bool]
+
+
+def parse_metadata(
+    document: dict[str, Any], expected_issuer: str, matches: IssuerMatcher | None = None
+) -> ProviderMetadata:
+    """Read a discovery document; its `issuer` must equal the configured issuer exactly,
+    unless the provider's profile (`matches`) knows its other shape (Entra's {tenantid})."""
     published = document.get("issuer")
-    if published != expected_issuer:
-        raise ProviderUnavailable(
+    accepted = matches(published) if matches is not None else published == expected_issuer
+    if not accepted or not isinstance(published, str):
+        raise ProviderMisconfigured(
             f"the discovery document names issuer {str(published)[:200]!r}, but the "
             f"configuration says {expected_issuer!r}; they must be exactly equal"
         )
     return ProviderMetadata(
-        issuer=expected_issuer,
+        issuer=published,
         **{name: _text(document, name) for name in ENDPOINT_FIELDS.values()},
         code_challenge_methods_supported=_texts(document, "code_challenge_methods_supported"),
         token_endpoint_auth_methods_supported=_texts(
@@ -130,6 +137,7 @@ class MetadataSource:
         timeout: float = 10.0,
         ttl: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        issuer_matches: IssuerMatcher | None = None,
     ) -> None:
         if discovery:
             problems = validate_issuer(issuer, allow_insecure_http=guard.allow_insecure_http)
@@ -143,6 +151,7 @@ class MetadataSource:
         self._timeout = timeout
         self._ttl = ttl
         self._clock = clock
+        self._issuer_matches = issuer_matches
         static = apply_endpoints(ProviderMetadata(issuer), self._endpoints)
         self._static = None if discovery else static
         self._cached: ProviderMetadata | None = None
@@ -236,4 +245,5 @@ class MetadataSource:
         )
         if status != 200:
             raise ProviderUnavailable(f"{display_url(self.url)} answered HTTP {status}")
-        return apply_endpoints(parse_metadata(document, self.issuer), self._endpoints)
+        metadata = parse_metadata(document, self.issuer, self._issuer_matches)
+        return apply_endpoints(metadata, self._endpoints)

@@ -35,12 +35,57 @@ async def fetch_json(
     data: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
+    json_body: Any = None,
 ) -> tuple[int, dict[str, Any]]:
     """Call the URL and return (status, JSON object); `auth` is (user, password) for Basic.
 
     4xx answers with a JSON object are returned for the caller to read (e.g. OAuth
     errors); anything else that is not a 2xx JSON object raises ProviderUnavailable.
     """
+    status, body, where = await _call(
+        session, url, guard=guard, timeout=timeout, method=method, data=data,
+        headers=headers, auth=auth, json_body=json_body,
+    )  # fmt: skip
+    document = _parse(status, body, where)
+    if not isinstance(document, dict):
+        if status >= 400:
+            raise ProviderUnavailable(f"{where} answered HTTP {status}")
+        raise ProviderUnavailable(f"{where} did not answer with a JSON object")
+    return status, document
+
+
+async def fetch_json_list(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    guard: AddressGuard,
+    timeout: float,  # noqa: ASYNC109 - becomes aiohttp's per-request ClientTimeout
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, list[Any] | dict[str, Any]]:
+    """GET an API answering a JSON array (GitHub's lists); a 4xx object is returned as is."""
+    status, body, where = await _call(
+        session, url, guard=guard, timeout=timeout, method="GET", headers=headers
+    )
+    document = _parse(status, body, where)
+    if isinstance(document, list) and status < 400:
+        return status, document
+    if isinstance(document, dict) and status >= 400:
+        return status, document
+    raise ProviderUnavailable(f"{where} answered HTTP {status} without the expected JSON")
+
+
+async def _call(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    guard: AddressGuard,
+    timeout: float,  # noqa: ASYNC109 - becomes aiohttp's per-request ClientTimeout
+    method: str,
+    data: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    auth: tuple[str, str] | None = None,
+    json_body: Any = None,
+) -> tuple[int, bytes, str]:
     await guard.check(url)
     where = display_url(url)
     sent_headers = {"Accept": "application/json", **(headers or {})}
@@ -51,6 +96,7 @@ async def fetch_json(
             method,
             url,
             data=dict(data) if data is not None else None,
+            json=json_body,
             headers=sent_headers,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout),
@@ -63,7 +109,7 @@ async def fetch_json(
         raise ProviderUnavailable(f"could not connect to {where}: {_os_reason(exc)}") from None
     except aiohttp.ClientError as exc:
         raise ProviderUnavailable(f"{where} broke the connection ({type(exc).__name__})") from None
-    return status, _parse(status, body, where)
+    return status, body, where
 
 
 async def _read_capped(response: aiohttp.ClientResponse, where: str) -> bytes:
@@ -81,7 +127,7 @@ def _os_reason(exc: aiohttp.ClientConnectorError) -> str:
     return exc.os_error.strerror or type(exc.os_error).__name__
 
 
-def _parse(status: int, body: bytes, where: str) -> dict[str, Any]:
+def _parse(status: int, body: bytes, where: str) -> Any:
     if 300 <= status < 400:
         raise ProviderUnavailable(
             f"{where} answered with a redirect (HTTP {status}); configure the final URL"
@@ -89,14 +135,11 @@ def _parse(status: int, body: bytes, where: str) -> dict[str, Any]:
     if status >= 500:
         raise ProviderUnavailable(f"{where} answered HTTP {status}")
     try:
-        document = json.loads(body)
+        return json.loads(body)
     except (ValueError, RecursionError):
-        document = None
-    if not isinstance(document, dict):
         if status >= 400:
-            raise ProviderUnavailable(f"{where} answered HTTP {status}")
-        raise ProviderUnavailable(f"{where} did not answer with a JSON object")
-    return document
+            raise ProviderUnavailable(f"{where} answered HTTP {status}") from None
+        return None  # the caller names what it expected
 
 
-__all__ = ["MAX_RESPONSE_BYTES", "display_url", "fetch_json"]
+__all__ = ["MAX_RESPONSE_BYTES", "display_url", "fetch_json", "fetch_json_list"]

@@ -20,7 +20,7 @@ async def validate_id_token(
     token: str,
     *,
     jwks: JwksCache,
-    issuer: str,
+    issuer: str | Sequence[str],
     client_id: str,
     nonce: str | None,
     algorithms: Sequence[str],
@@ -43,7 +43,7 @@ async def validate_id_token(
             key=key,
             algorithms=[alg],
             audience=client_id,
-            issuer=issuer,
+            issuer=issuer if isinstance(issuer, str) else list(issuer),
             leeway=leeway,
             options={"require": ["iss", "sub", "aud", "exp", "iat"], "verify_iat": True},
         )

@@ -18,6 +18,7 @@ from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.login.id_token import validate_id_token
 from gateway.login.token_endpoint import TokenEndpoint
+from gateway.providers import ApiAccess, profile_for
 from gateway.types import TokenSet
 
 DEFAULT_ID_TOKEN_ALGS = ("RS256",)
@@ -30,7 +31,11 @@ class ProviderClient:
         self.config = config
         self.name = config.name
         self.label = config.label or config.name
-        self.metadata = MetadataSource.for_provider(config, session)
+        self.profile = profile_for(config)
+        self.metadata = MetadataSource.for_provider(
+            config, session, issuer_matches=self.profile.discovery_issuer_matches
+        )
+        self.api = ApiAccess(session, self.metadata.guard, config.timeout)
         self.jwks = JwksCache(self._jwks_uri, session, self.metadata.guard)
         self._session = session
         self._tokens = TokenEndpoint(
@@ -44,7 +49,13 @@ class ProviderClient:
         return meta.jwks_uri
 
     async def authorization_url(
-        self, *, redirect_uri: str, state: str, nonce: str, verifier: str | None
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        nonce: str,
+        verifier: str | None,
+        prompt: str | None = None,
     ) -> str:
         meta = await self.metadata.get()
         if not meta.authorization_endpoint:
@@ -55,11 +66,15 @@ class ProviderClient:
             "redirect_uri": redirect_uri,
             "scope": " ".join(self.config.scopes),
             "state": state,
-            "nonce": nonce,
         }
+        if self.profile.uses_id_token:
+            params["nonce"] = nonce  # OAuth 2.0 servers (GitHub) refuse or ignore it
         if verifier is not None:
             params["code_challenge"] = create_s256_code_challenge(verifier)
             params["code_challenge_method"] = "S256"
+        params.update(self.profile.authorize_params())
+        if prompt is not None:
+            params["prompt"] = prompt  # this login asks for it, over extra_auth_params
         for key, value in self.config.extra_auth_params.items():
             params.setdefault(key, value)
         separator = "&" if "?" in meta.authorization_endpoint else "?"
@@ -73,9 +88,25 @@ class ProviderClient:
         if not meta.token_endpoint:
             raise ProviderUnavailable(f"provider {self.name} has no token endpoint")
         tokens = await self._tokens.exchange_code(meta.token_endpoint, code, redirect_uri, verifier)
+        if self.profile.uses_id_token:
+            claims = await self._claims_from_id_token(meta, tokens, nonce)
+        else:
+            claims = await self.profile.identity_from_api(self.api, tokens)
+            self.profile.check_identity(claims)
+        for key, value in tokens.extra.items():
+            claims.setdefault(key, value)
+        claims = await self.profile.resolve_claims(self.api, tokens, claims)
+        return tokens, self.profile.canonical_claims(claims)
+
+    async def _claims_from_id_token(
+        self, meta: ProviderMetadata, tokens: TokenSet, nonce: str
+    ) -> dict[str, Any]:
         if not tokens.id_token:
             raise LoginError("the provider returned no id_token (is 'openid' in scopes?)")
         claims = await self.validate_id_token(tokens.id_token, nonce=nonce, meta=meta)
+        # On the signed claims alone: userinfo and token-response fields only fill gaps,
+        # so a gap (no `hd`, no `tid`) must not be fillable from them.
+        self.profile.check_identity(claims)
         if self.config.fetch_userinfo and (
             meta.userinfo_endpoint or self.config.endpoints.userinfo
         ):
@@ -83,9 +114,11 @@ class ProviderClient:
             if info.get("sub") != claims["sub"]:
                 raise LoginError("userinfo sub differs from the id_token sub; login refused")
             claims = {**info, **claims}
-        for key, value in tokens.extra.items():
-            claims.setdefault(key, value)
-        return tokens, claims
+        return claims
+
+    def accepted_issuers(self, meta: ProviderMetadata) -> list[str]:
+        """Every `iss` this provider's tokens and callbacks may name (the profile decides)."""
+        return self.profile.id_token_issuers(meta.issuer)
 
     async def validate_id_token(
         self, token: str, *, nonce: str | None, meta: ProviderMetadata | None = None
@@ -97,7 +130,7 @@ class ProviderClient:
         return await validate_id_token(
             token,
             jwks=self.jwks,
-            issuer=meta.issuer,
+            issuer=self.accepted_issuers(meta),
             client_id=self.config.client_id,
             nonce=nonce,
             algorithms=algorithms,
@@ -129,17 +162,9 @@ class ProviderClient:
     ) -> str | None:
         """The provider's logout URL (RP-initiated logout), or None when it has none."""
         meta = await self.metadata.get()
-        if not meta.end_session_endpoint:
-            return None
-        params = {
-            "post_logout_redirect_uri": post_logout_redirect_uri,
-            "state": state,
-            "client_id": self.config.client_id,
-        }
-        if id_token:
-            params["id_token_hint"] = id_token
-        separator = "&" if "?" in meta.end_session_endpoint else "?"
-        return meta.end_session_endpoint + separator + urlencode(params)
+        return self.profile.logout_url(
+            meta.end_session_endpoint, id_token, post_logout_redirect_uri, state
+        )
 
 
 def userinfo_url(template: str, tokens: TokenSet) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.errors import LoginError, ProviderUnavailable
+from gateway.errors import LoginError, ProviderMisconfigured, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.http import fetch_json
 from gateway.login.client_auth import ClientAuthenticator
@@ -25,6 +25,9 @@ _HINTS = {
     "unauthorized_client": "this client may not use this grant type at the provider",
     "invalid_request": "the provider rejected the request as malformed",
 }
+
+# The provider refuses the client itself: an operator must fix the config, a retry cannot.
+_CLIENT_REFUSED = frozenset({"invalid_client", "unauthorized_client"})
 
 
 class RefreshRefused(LoginError):
@@ -55,6 +58,8 @@ class TokenEndpoint:
         if verifier:
             form["code_verifier"] = verifier
         status, body = await self._post(url, form)
+        if status in (400, 401) and body.get("error") in _CLIENT_REFUSED:
+            raise ProviderMisconfigured(_describe("code exchange", status, body))
         if status != 200:
             raise LoginError(_describe("code exchange", status, body))
         return parse_token_response(body, time.time())

@@ -6,12 +6,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from gateway.config.model import ClaimRule, Policy
+from gateway.policy.claim_paths import MISSING, read_claim
 from gateway.types import Principal
 
 METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-MISSING: Any = object()  # what claim_value returns for an absent claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +33,8 @@ def deny(reason: str, *, status: int = 403, missing_scope: str | None = None) ->
 
 
 def claim_value(claims: dict[str, Any], name: str) -> Any:
-    """The claim `name`; dots reach into nested objects unless the full name is a claim."""
-    if name in claims:
-        return claims[name]
-    value: Any = claims
-    for part in name.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return MISSING
-        value = value[part]
-    return value
+    """The claim at `name`: a dotted path or a JSON Pointer (see policy/claim_paths.py)."""
+    return read_claim(claims, name)
 
 
 def _same(claim: Any, expected: Any) -> bool:
@@ -128,6 +122,14 @@ def method_allowed(methods: list[str] | None, method: str) -> bool:
         return True
     method = method.upper()
     return method in methods or (method == "HEAD" and "GET" in methods)
+
+
+def override_methods(query_string: str) -> list[str]:
+    """Methods a `_method` query parameter asks for (Express method-override, Laravel,
+    Rails, Symfony turn a POST into that method): each must pass `policy.methods` too."""
+    if "_method" not in query_string:
+        return []
+    return [value.upper() for value in parse_qs(query_string).get("_method", [])]
 
 
 def decide(policy: Policy, principal: Principal, method: str) -> Decision:

@@ -130,13 +130,35 @@ def _trimmed(path: str) -> str:
     return _SLASHES.sub("/", "/".join(s.rstrip(". ") for s in path.split("/")))
 
 
+def _resolved(path: str) -> str:
+    """``path`` read by a next hop that decodes it: ';' parameters dropped, backslashes
+    as slashes, slashes merged, dot segments resolved (never above the root)."""
+    kept: list[str] = []
+    for segment in path.replace("\\", "/").split("/"):
+        segment = segment.partition(";")[0]
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment not in ("", "."):
+            kept.append(segment)
+    tail = "/" if path.endswith("/") and kept else ""
+    return "/" + "/".join(kept) + tail
+
+
 def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Other paths a common upstream may resolve ``path`` to: (case kept, case folded)."""
-    if path.isascii() and "%" not in path and path.lower() == path and _trimmed(path) == path:
+    """Other paths a common upstream may resolve ``path`` to: (case kept, case folded).
+
+    A path with characters that were percent-encoded (a decoded ';', or a '%' left after
+    one decoding) may meet a second hop that decodes again (nginx `$uri` into Tomcat):
+    that hop's reading, with parameters dropped and dot segments resolved, counts too.
+    """
+    plain = "%" not in path and ";" not in path
+    if plain and path.isascii() and path.lower() == path and _trimmed(path) == path:
         return _NONE  # the common case on every request: nothing else to read
     bases = [path]
-    if "%" in path:
-        bases.append(_SLASHES.sub("/", unquote(path)))
+    if not plain:
+        twice = unquote(path)
+        bases += [_SLASHES.sub("/", twice), _resolved(path), _resolved(twice)]
     if not path.isascii():
         bases.append(unicodedata.normalize("NFKC", path))
     kept: dict[str, None] = {}

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.policy.authz import MISSING, claim_value
+from gateway.policy.authz import claim_value
+from gateway.policy.claim_paths import MISSING
 from gateway.types import Principal
 
 FIELDS: dict[str, Callable[[Principal], Any]] = {

@@ -19,7 +19,8 @@ from multidict import CIMultiDict
 
 from gateway.config.model import IdentityHeaders
 from gateway.errors import ConfigError
-from gateway.policy.authz import MISSING, claim_value
+from gateway.policy.authz import claim_value
+from gateway.policy.claim_paths import MISSING
 from gateway.types import Principal
 
 HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -38,16 +39,26 @@ FORBIDDEN_NAMES = frozenset(
 # request the gateway allowed become another one upstream.
 OWNED_NAMES = frozenset(
     {
-        "remote-user", "x-remote-user", "x-user", "x-real-ip", "true-client-ip",
+        "remote-user", "x-remote-user", "x-real-ip", "true-client-ip",
         "x-client-ip", "client-ip", "x-cluster-client-ip", "cf-connecting-ip",
         "fastly-client-ip", "x-proxyuser-ip", "x-original-url", "x-rewrite-url",
         "x-original-uri", "x-original-method", "x-original-host", "x-http-method-override",
         "x-http-method", "x-method-override", "front-end-https", "x-url-scheme",
-        "x-host", "x-scheme",
+        "x-host", "x-scheme", "x-forwarded", "forwarded-for", "x-original-forwarded-for",
+        "x-azure-clientip", "x-azure-socketip", "x-appengine-user-ip", "x-original-remote-addr",
+        "x-original-path", "x-request-uri", "x-override-url", "x-authenticated-user",
+        "x-authenticated-userid",
+        # httpoxy: CGI and WSGI turn `Proxy` into HTTP_PROXY, which HTTP clients obey.
+        "proxy",
     }
 )  # fmt: skip
-# Every X-Forwarded-* is the gateway's: it writes -For, -Proto and -Host itself.
-OWNED_PREFIXES = ("x-forwarded-",)
+# Every X-Forwarded-* is the gateway's (it writes -For, -Proto and -Host itself); the rest
+# are identity and address headers of other proxies and platforms (Apache Remote-*,
+# Envoy, Google IAP, AWS ALB, Azure App Service) that an upstream may have been told to trust.
+OWNED_PREFIXES = (
+    "x-forwarded-", "remote-", "x-remote-", "x-envoy-", "x-goog-authenticated-", "x-goog-iap-",
+    "x-amzn-oidc-", "x-ms-client-principal", "x-ms-token-", "x-webauth-",
+)  # fmt: skip
 
 
 def comparable_name(name: str) -> str:

@@ -23,6 +23,7 @@ from gateway.errors import (
 )
 from gateway.idp.discovery import MetadataSource
 from gateway.idp.jwks import JwksCache, invalid_token
+from gateway.providers.bearer import bearer_claims, local_validation_allowed
 from gateway.sessions.shared import SharedState
 from gateway.tokens.bearer import (
     MissingToken,
@@ -117,8 +118,10 @@ def scopes_of(claims: dict[str, Any]) -> frozenset[str]:
     return frozenset()
 
 
-def principal_from_claims(issuer: str, claims: dict[str, Any]) -> Principal:
-    """The bearer principal described by verified claims."""
+def principal_from_claims(
+    issuer: str, claims: dict[str, Any], trusted: TrustedIssuer | None = None
+) -> Principal:
+    """The bearer principal described by verified claims (groups/roles at their paths)."""
     client_id = claims.get("client_id", claims.get("azp"))
     client_id = client_id if isinstance(client_id, str) else None
     subject = claims.get("sub")
@@ -130,7 +133,8 @@ def principal_from_claims(issuer: str, claims: dict[str, Any]) -> Principal:
         kind="bearer",
         issuer=issuer,
         subject=subject,
-        claims=dict(claims),  # a copy: the verified-token cache keeps the original
+        # a copy: the verified-token cache keeps the original
+        claims=bearer_claims(trusted, claims) if trusted is not None else dict(claims),
         scopes=scopes_of(claims),
         client_id=client_id,
     )
@@ -232,11 +236,15 @@ class BearerAuthenticator:
             try:
                 return await self._introspect_with(clients, token)
             except UnsupportedTokenType:
+                if not local_validation_allowed(clients.config):
+                    log.warning("%s refused to introspect a token that cannot be checked "
+                                "locally (okta org server)", clients.config.issuer)  # fmt: skip
+                    raise invalid_token("The token could not be verified.") from None
                 refused = True  # e.g. oidc-provider: its JWTs are for local checks
         verified = await self.jwt.validate(token)
         if refused:
             self._pause_jwt_introspection(clients)
-        principal = principal_from_claims(verified.issuer.issuer, verified.claims)
+        principal = principal_from_claims(verified.issuer.issuer, verified.claims, verified.issuer)
         return principal, verified.usable_until, False
 
     def _introspects_jwts(self, clients: TrustedIssuerClients) -> bool:
@@ -295,7 +303,7 @@ class BearerAuthenticator:
             reason = result.get("reason")
             raise invalid_token(reason if isinstance(reason, str) else "The token is not active.")
         claims = {k: v for k, v in result.items() if k != "active"}
-        return principal_from_claims(clients.config.issuer, claims), until, True
+        return principal_from_claims(clients.config.issuer, claims, clients.config), until, True
 
 
 def _header_text(value: str) -> str:

@@ -21,6 +21,8 @@ from gateway.sessions.redis import RedisStore
 from gateway.sessions.shared import SharedState, shared_namespace
 from gateway.sessions.store import SessionStore
 from gateway.tokens.authenticator import BearerAuthenticator
+from gateway.web.body_limit import gateway_body_limit
+from gateway.web.connections import handler_args
 from gateway.web.cookies import CookiePolicy
 from gateway.web.handlers import (
     admin,
@@ -31,14 +33,17 @@ from gateway.web.handlers import (
     jwks,
     login,
     logout,
+    ui,
     userinfo,
 )
 from gateway.web.handlers import metrics as metrics_handlers
 from gateway.web.handlers.proxy import proxy_handler
+from gateway.web.internal import internal_listener
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
+from gateway.web.server_header import drop_server_banner
 from gateway.web.services import Services
 from gateway.web.websocket_sessions import WEBSOCKET_SESSIONS, SessionSockets, websocket_watchdog
 
@@ -49,18 +54,23 @@ def build_app(config: Config) -> web.Application:
     """An application serving ``config``; its clients open and close with the app."""
     services = Services.compile(config)
     app = web.Application(
-        middlewares=[context_middleware],
+        middlewares=[
+            context_middleware,
+            gateway_body_limit(),
+        ],
+        # Proxied bodies stream (never read whole), under limits.max_body_size; the
+        # gateway's own endpoints are capped per request by gateway_body_limit.
         client_max_size=config.limits.max_body_size or 2**63,
-        handler_args={
-            "max_line_size": config.limits.max_header_size,
-            "max_field_size": config.limits.max_header_size,
-        },
+        handler_args=handler_args(config),
     )
     app[SERVICES] = services
     app[NOTIFIER] = LogoutNotifier()
+    if config.admin.token is not None:
+        app[admin.ADMIN_FAILURES] = admin.failure_budget(config.admin.max_failures)
+    app.on_response_prepare.append(drop_server_banner)
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(drain_notices)  # torn down first: notices finish, then clients close
-    app.cleanup_ctx.append(metrics_handlers.metrics_listener)
+    app.cleanup_ctx.append(internal_listener)
     app[WEBSOCKET_SESSIONS] = SessionSockets()
     app.cleanup_ctx.append(websocket_watchdog)  # after _clients: it needs the session manager
     _add_routes(app, config.prefix.rstrip("/"))
@@ -80,8 +90,11 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_post(f"{prefix}/backchannel-logout", backchannel.backchannel_logout)
     router.add_post(f"{prefix}/backchannel-logout/{{provider}}", backchannel.backchannel_logout)
     router.add_get(f"{prefix}/frontchannel-logout", frontchannel.frontchannel_logout)
-    router.add_get(f"{prefix}/admin/sessions", admin.list_sessions)
-    router.add_post(f"{prefix}/admin/sessions/revoke", admin.revoke_sessions)
+    services = app[SERVICES]
+    if services.config.admin.public and services.config.admin.token is not None:
+        admin.add_admin_routes(app, prefix)
+    router.add_get(f"{prefix}/ui/logo", ui.logo, allow_head=True)
+    router.add_get(f"{prefix}/ui/providers/{{provider}}/logo", ui.provider_logo, allow_head=True)
     router.add_get(f"{prefix}/jwks", jwks.jwks, allow_head=True)
     router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
     router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)

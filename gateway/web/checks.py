@@ -9,11 +9,16 @@ import aiohttp
 
 from gateway import __version__
 from gateway.config.model import Config
+from gateway.errors import ConfigError
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
 from gateway.policy.route_checks import route_policy_problems
+from gateway.providers import profile_for
+from gateway.providers.detect import profile_findings
 from gateway.sessions.shared import shared_namespace
 from gateway.tokens.authenticator import trusted_issuer_problems
+from gateway.web.pages.contrast import ui_contrast_problems
+from gateway.web.pages.site import Site
 
 Level = Literal["ok", "warn", "error"]
 
@@ -41,9 +46,14 @@ def static_findings(config: Config) -> list[Finding]:
         if not route.tls.verify:
             findings.append(Finding("warn", where, "upstream TLS verification is turned off"))
     findings += [Finding(*problem) for problem in route_policy_problems(config)]
+    for i, provider in enumerate(config.providers):
+        findings += _profile_findings(f"providers[{i}]", provider.issuer, provider.profile)
+        findings += [Finding("warn", f"providers[{i}]", w)
+                     for w in profile_for(provider).warnings()]  # fmt: skip
     for i, issuer in enumerate(config.bearer.issuers):
         where = f"bearer.issuers[{i}]"
         findings += [Finding("error", where, p) for p in trusted_issuer_problems(issuer)]
+        findings += _profile_findings(where, issuer.issuer, issuer.profile)
     if not config.sessions.cookie_secure:
         findings.append(Finding("warn", "sessions.cookie_secure", "cookies are not marked Secure"))
     if config.sessions.store == "redis" and not config.sessions.secrets:
@@ -57,7 +67,22 @@ def static_findings(config: Config) -> list[Finding]:
         )
     if config.sessions.store == "redis":
         findings.append(namespace_finding(config))
+    findings += page_findings(config)
     return findings
+
+
+def _profile_findings(where: str, issuer: str, profile: str) -> list[Finding]:
+    applied, warnings = profile_findings(issuer, profile)
+    return [Finding("ok", where, applied), *(Finding("warn", where, w) for w in warnings)]
+
+
+def page_findings(config: Config) -> list[Finding]:
+    """The pages' templates and logo files load, and the colours stay readable."""
+    try:
+        Site.compile(config.ui, config.prefix)
+    except ConfigError as exc:
+        return [Finding("error", "ui", problem) for problem in exc.problems]
+    return [Finding("warn", where, problem) for where, problem in ui_contrast_problems(config.ui)]
 
 
 def namespace_finding(config: Config) -> Finding:
@@ -96,7 +121,13 @@ async def live_findings(config: Config) -> list[Finding]:
     ) as session:
         for i, provider in enumerate(config.providers):
             where = f"providers[{i}]"
-            results = await check_provider(provider, session)
+            profile = profile_for(provider)
+            results = await check_provider(
+                provider,
+                session,
+                issuer_matches=profile.discovery_issuer_matches,
+                needs_id_token=profile.uses_id_token,
+            )
             findings += [Finding(r.level, where, r.message) for r in results]
             findings += logout_uri_findings(config, i)
     if config.providers and config.public_url is None:

@@ -17,7 +17,7 @@ from gateway.errors import (
     RateLimited,
     Unauthorized,
 )
-from gateway.policy.authz import decide, method_allowed
+from gateway.policy.authz import decide, method_allowed, override_methods
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
@@ -117,14 +117,24 @@ async def _bearer_principal(
         raise
 
 
-def authorize_public(route: CompiledRoute, method: str) -> None:
+def _check_methods(route: CompiledRoute, method: str, query_string: str) -> None:
+    """405 unless the method, and any method a `_method` parameter asks for, is allowed."""
+    methods = route.config.policy.methods
+    if methods is None:
+        return
+    for asked in (method, *override_methods(query_string)):
+        if not method_allowed(methods, asked):
+            raise MethodNotAllowed(f"method {asked.upper()[:20]} not allowed on {route.name}")
+
+
+def authorize_public(route: CompiledRoute, method: str, query_string: str) -> None:
     """A public route's policy: only its methods can be decided without a caller."""
-    if not method_allowed(route.config.policy.methods, method):
-        raise MethodNotAllowed(f"method {method.upper()[:20]} not allowed on {route.name}")
+    _check_methods(route, method, query_string)
 
 
-def authorize(route: CompiledRoute, principal: Principal, method: str) -> None:
+def authorize(route: CompiledRoute, principal: Principal, method: str, query_string: str) -> None:
     """Apply the route's policy; raise the matching 403/405."""
+    _check_methods(route, method, query_string)
     decision = decide(route.config.policy, principal, method)
     if decision.allowed:
         return

@@ -22,7 +22,7 @@ from gateway.sessions.shared import SharedState
 from gateway.types import Principal, SessionRecord
 from gateway.web.cookies import CookiePolicy
 from gateway.web.keys import SERVICES, VIEW
-from gateway.web.responses import html_page
+from gateway.web.pages.respond import render_page
 
 log = logging.getLogger("gateway.login")
 
@@ -64,19 +64,24 @@ class LoginServices:
         return safe_return_url(candidate, self.origin(request), self.config.allowed_redirect_hosts)
 
     async def start_login(
-        self, request: web.Request, provider: ProviderClient, return_to: str
+        self,
+        request: web.Request,
+        provider: ProviderClient,
+        return_to: str,
+        *,
+        prompt: str | None = None,
     ) -> web.Response:
         """Send the browser to the provider, reusing its pending login if it has one.
 
         Every start (the login endpoint or a navigation to a protected route) spends one
         of the client address's ``rate_limit.per_minute`` login starts: over it, 429 and
-        nothing is written.
+        nothing is written. A ``prompt`` ("Use another account") always starts a fresh login.
         """
         limiter = request.app[SERVICES].rate_limiter
         if limiter is not None:
             limiter.check(request[VIEW].client_ip, LOGIN_STARTS, public=_TOO_MANY_STARTS)
         if self.cookies.session_ambiguous(request):
-            return self._conflicting_session_cookies()
+            return self._conflicting_session_cookies(request)
         redirect_uri = self.callback_url(request)
         target = self.safe_target(request, return_to)
         binding = self.cookies.login_binding(request)
@@ -86,7 +91,7 @@ class LoginServices:
             # (and still holds a pending login for) may be reused.
             binding = random_token()
         now = time.time()
-        ttl = self._reusable_for(pending, provider, redirect_uri, now)
+        ttl = self._reusable_for(pending, provider, redirect_uri, now) if prompt is None else 0.0
         reused = pending is not None and ttl > 0
         if pending is not None and reused:
             state = pending
@@ -111,6 +116,7 @@ class LoginServices:
             state=state["state"],
             nonce=state["nonce"],
             verifier=state["verifier"],
+            prompt=prompt,
         )
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
         self.cookies.set_login_binding(response, binding, ttl)
@@ -133,13 +139,13 @@ class LoginServices:
         remaining = self.config.sessions.login_state_ttl - (now - float(pending["started"]))
         return remaining if remaining > 1 else 0.0
 
-    def _conflicting_session_cookies(self) -> web.Response:
+    def _conflicting_session_cookies(self, request: web.Request) -> web.Response:
         """A page instead of a login that the other session cookie would shadow again."""
         log.warning("refused a login: the request carries more than one session cookie")
-        response = html_page(
-            "Conflicting sign-in cookies",
-            "<p>Your browser sent this site more than one sign-in cookie; another site under "
-            "the same domain may have set one. Clear this site's cookies, then try again.</p>",
+        response = render_page(
+            request,
+            "error.html",
+            {"code": "conflicting_cookies", "message": "", "home_url": "/"},
             status=400,
         )
         self.cookies.clear_session(response)

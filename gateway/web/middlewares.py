@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import itertools
+import base64
 import logging
+import os
 import re
-import secrets
 import time
 
 from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from gateway import metrics
-from gateway.errors import GatewayError, InsufficientScope, InvalidToken, Unauthorized
+from gateway.errors import (
+    Forbidden,
+    GatewayError,
+    InsufficientScope,
+    InvalidToken,
+    Unauthorized,
+)
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import canonical_path
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
@@ -23,17 +29,36 @@ access_log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-# A random per-process prefix and a counter: unique across instances and restarts without
-# a getrandom() call per request.
-_ID_PREFIX = secrets.token_hex(8)
-_id_counter = itertools.count(1)
+class _RequestIds:
+    """Unpredictable 16-character ids cut from a buffer of randomness, refilled in batches:
+    one getrandom() per 256 ids instead of one per request."""
+
+    __slots__ = ("_next", "_pool")
+
+    _BATCH = 256
+    _LENGTH = 16  # 12 random bytes, base64url without padding
+
+    def __init__(self) -> None:
+        self._pool = ""
+        self._next = 0
+
+    def take(self) -> str:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool = base64.urlsafe_b64encode(os.urandom(12 * self._BATCH)).decode("ascii")
+            start = 0
+        self._next = start + self._LENGTH
+        return self._pool[start : start + self._LENGTH]
+
+
+_new_request_id = _RequestIds().take
 
 
 def _request_id(request: web.Request) -> str:
     incoming = request.headers.get("X-Request-ID", "")
     if incoming and _REQUEST_ID.match(incoming):
         return incoming
-    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+    return _new_request_id()
 
 
 @web.middleware
@@ -59,6 +84,14 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
             services.rate_limiter.check(request[VIEW].client_ip, request.path)
         response = await handler(request)
     except GatewayError as exc:
+        if (
+            400 <= exc.status < 500
+            and exc.status not in (401, 403)
+            and _asks_forward_auth(request, services.config.prefix)
+        ):
+            # nginx's auth_request turns every answer but 2xx/401/403 into a 500 for the
+            # user: a malformed original request is refused plainly instead.
+            exc = Forbidden(f"forward-auth: {exc}", public=exc.public_message)
         response = _error_to_response(request, exc, services.config.bearer.realm)
     except web.HTTPException as exc:
         if exc.status >= 400:
@@ -78,6 +111,11 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     return response
+
+
+def _asks_forward_auth(request: web.Request, prefix: str) -> bool:
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical == prefix.rstrip("/") + "/auth"
 
 
 def _absolute_authority(request: web.Request) -> str | None:

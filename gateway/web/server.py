@@ -18,6 +18,7 @@ from gateway.config import load_config
 from gateway.config.model import Config
 from gateway.errors import ConfigError
 from gateway.web.app import build_app
+from gateway.web.connections import bounded_site
 from gateway.web.keys import SERVICES
 
 log = logging.getLogger("gateway.server")
@@ -44,13 +45,15 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.listen.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(
+    # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
+    # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
+    site = bounded_site(
         runner,
+        config,
         config.listen.host,
         config.listen.port,
         ssl_context=_server_tls(config),
-        reuse_port=reuse_port or None,
-        backlog=1024,
+        reuse_port=reuse_port,
     )
     await site.start()
     # Everything loaded so far lives as long as the process: keep it out of the

@@ -15,6 +15,7 @@ from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import TrustedProxies
 from gateway.tokens.minting import IdentityTokens
+from gateway.web.pages.site import Site
 from gateway.web.rate_limit import RateLimiter
 
 # Endpoints whose every hit costs the provider or Redis work, so a flood must be capped.
@@ -56,6 +57,7 @@ class Compiled:
     trusted: TrustedProxies
     identity_tokens: IdentityTokens
     owned: OwnedHeaders
+    site: Site  # the gateway's own pages: templates, branding, languages
 
     @classmethod
     def build(cls, config: Config) -> Compiled:
@@ -77,6 +79,7 @@ class Compiled:
             trusted=TrustedProxies(config.trusted_proxies),
             identity_tokens=IdentityTokens.compile(config, routes),
             owned=owned_header_set(config),
+            site=Site.compile(config.ui, config.prefix),
         )
 
 

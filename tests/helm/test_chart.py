@@ -146,9 +146,16 @@ def test_every_option_renders_valid_manifests(renderer: Path) -> None:
 
 
 def test_service_monitor_scrapes_a_port_the_service_has(renderer: Path) -> None:
-    """The ServiceMonitor (CRD, checked by hand) selects the Service and names its ports."""
+    """The ServiceMonitor (CRD, checked by hand) selects the Service and names its ports:
+    by default the internal listener's `metrics` port, `http` only with public metrics."""
+    on_http = {
+        "serviceMonitor": {"enabled": True},
+        "metrics": {"port": 0},
+        "config": {"metrics": {"listen": None, "public": True}},
+    }
     for overrides, port, path in (
-        ({"serviceMonitor": {"enabled": True}}, "http", "/_gateway/metrics"),
+        ({"serviceMonitor": {"enabled": True}}, "metrics", "/metrics"),
+        (on_http, "http", "/_gateway/metrics"),
         (EVERYTHING_ON, "metrics", "/metrics"),
     ):
         manifests = render(renderer, overrides)

@@ -12,6 +12,16 @@
 //                    (default ./keys/jwks.json); a test rotates keys by restarting
 //                    the OP with another file
 //   OP_CLIENTS_FILE  optional JSON list of static client metadata
+//   OP_PROFILE       optional: behave on the wire like one real provider (see PROFILES
+//                    below): keycloak | entra | google | okta | auth0 | github. Unset: the
+//                    plain oidc-provider every other test uses, unchanged.
+//   OP_TENANT        entra: the tenant id put in `tid` (and expected in OP_ISSUER)
+//   OP_HD            google: the Workspace domain put in `hd` (users named outsider* get
+//                    hd other.example, users named personal* none)
+//   OP_GRAPH_URL     entra: the Graph base URL named in overage `_claim_sources`
+//
+// An issuer with a path (OP_ISSUER=http://127.0.0.1:P/realms/test) also serves its
+// discovery document at <issuer path>/.well-known/openid-configuration.
 
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -48,6 +58,9 @@ function loadOrCreateKeys() {
   return jwks;
 }
 
+const PROFILE = process.env.OP_PROFILE || '';
+const ISSUER_PATH = new URL(ISSUER).pathname.replace(/\/$/, '');
+
 function loadClients() {
   if (!CLIENTS_FILE) return [];
   const clients = JSON.parse(fs.readFileSync(CLIENTS_FILE, 'utf8'));
@@ -62,7 +75,7 @@ async function findAccount(ctx, id) {
   return {
     accountId: id,
     async claims() {
-      return {
+      const standard = {
         sub: id,
         email: `${id}@example.test`,
         email_verified: true,
@@ -70,8 +83,75 @@ async function findAccount(ctx, id) {
         preferred_username: id,
         groups: GROUPS[id] || ['users'],
       };
+      return PROFILES[PROFILE] ? PROFILES[PROFILE].claims(id, standard) : standard;
     },
   };
+}
+
+// ---------------------------------------------------------------------------
+// Provider profiles: the claim shapes and locations of real providers, from their
+// documentation. `claims(id, standard)` gives an account's claims; `scopeClaims` are
+// claims added to the `profile` scope so that they reach the id_token.
+const isAdmin = (id) => id.includes('admin');
+const PROFILES = {
+  // Keycloak: roles nested per realm and per client; groups by the group mapper.
+  keycloak: {
+    scopeClaims: ['realm_access', 'resource_access'],
+    claims: (id, c) => ({
+      ...c,
+      realm_access: { roles: isAdmin(id) ? ['offline_access', 'admin'] : ['offline_access'] },
+      resource_access: { gateway: { roles: isAdmin(id) ? ['app-admin'] : ['app-user'] } },
+    }),
+  },
+  // Entra ID v2.0: tid, oid, app roles in `roles`, group ids in `groups` until the
+  // overage (users named *overage*: _claim_names/_claim_sources; *hasgroups*: hasgroups),
+  // no `email` for users named upn* (preferred_username is the UPN then).
+  entra: {
+    scopeClaims: ['tid', 'oid', 'roles', 'upn', 'hasgroups', '_claim_names', '_claim_sources'],
+    claims: (id, c) => {
+      const tenant = process.env.OP_TENANT || '00000000-0000-0000-0000-000000000000';
+      const result = {
+        ...c, tid: tenant, oid: `oid-${id}`, roles: isAdmin(id) ? ['App.Admin'] : ['App.User'],
+        groups: ['11111111-1111-1111-1111-111111111111'],
+      };
+      if (id.startsWith('upn')) {
+        delete result.email;
+        result.preferred_username = `${id}@contoso.example`;
+        result.upn = `${id}@contoso.example`;
+      }
+      if (id.includes('overage')) {
+        delete result.groups;
+        result._claim_names = { groups: 'src1' };
+        result._claim_sources = { src1: { endpoint: `${process.env.OP_GRAPH_URL || 'https://graph.windows.net'}/${tenant}/users/oid-${id}/getMemberObjects` } };
+      } else if (id.includes('hasgroups')) {
+        delete result.groups;
+        result.hasgroups = true;
+      }
+      return result;
+    },
+  },
+  // Google: hd for Workspace accounts only.
+  google: {
+    scopeClaims: ['hd'],
+    claims: (id, c) => {
+      if (id.startsWith('personal')) return { ...c, email: `${id}@gmail.example` };
+      const hd = id.startsWith('outsider') ? 'other.example' : (process.env.OP_HD || 'corp.example');
+      return { ...c, email: `${id}@${hd}`, hd };
+    },
+  },
+  // Okta: groups only with the `groups` scope (the standard claims config already does).
+  okta: { scopeClaims: [], claims: (id, c) => c },
+  // Auth0: custom claims under a namespace URL.
+  auth0: {
+    scopeClaims: ['https://example.com/roles'],
+    claims: (id, c) => ({ ...c, 'https://example.com/roles': isAdmin(id) ? ['admin'] : ['viewer'] }),
+  },
+  // GitHub: the OP is only the OAuth 2.0 server; identity comes from the (fake) API.
+  github: { scopeClaims: [], claims: (id, c) => c },
+};
+if (PROFILE && !PROFILES[PROFILE]) {
+  console.error(`OP_PROFILE ${PROFILE} is not one of ${Object.keys(PROFILES).join(', ')}`);
+  process.exit(2);
 }
 
 // ---------------------------------------------------------------------------
@@ -167,10 +247,12 @@ const configuration = {
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
-    profile: ['name', 'preferred_username'],
+    profile: ['name', 'preferred_username', ...(PROFILES[PROFILE]?.scopeClaims || [])],
     groups: ['groups'],
   },
-  scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
+  scopes: ['openid', 'offline_access', 'api:read', 'api:write',
+    // GitHub's OAuth scopes, granted like any other when the OP plays GitHub
+    ...(PROFILE === 'github' ? ['read:user', 'user:email', 'read:org'] : [])],
   // id_tokens carry the claims of the granted scopes (like most real providers),
   // not only sub: the gateway must work without a userinfo call too
   conformIdTokenClaims: false,
@@ -239,6 +321,16 @@ const configuration = {
 
   renderError,
 };
+// Keycloak puts realm roles in its access tokens too (service accounts: role `service`).
+if (PROFILE === 'keycloak') {
+  configuration.extraTokenClaims = async (ctx, token) => ({
+    realm_access: { roles: token.accountId ? (isAdmin(token.accountId) ? ['admin'] : ['user']) : ['service'] },
+  });
+}
+// GitHub's expiring user tokens come with refresh tokens that rotate on every use.
+if (PROFILE === 'github') configuration.rotateRefreshToken = () => true;
+// Auth0 serves RP-initiated logout at /oidc/logout.
+if (PROFILE === 'auth0') configuration.routes = { end_session: '/oidc/logout' };
 
 const provider = new Provider(ISSUER, configuration);
 provider.proxy = false;
@@ -254,6 +346,26 @@ provider.use(async (ctx, next) => {
   const key = `${ctx.method} ${ctx.path}`;
   counters[key] = (counters[key] || 0) + 1;
   await next();
+});
+
+// Discovery under the issuer's path, and the per-profile shape of the document.
+const WELL_KNOWN = '/.well-known/openid-configuration';
+provider.use(async (ctx, next) => {
+  let entraTemplate = false;
+  if (ISSUER_PATH && ctx.path === ISSUER_PATH + WELL_KNOWN) {
+    ctx.path = WELL_KNOWN;
+  } else if (PROFILE === 'entra' && ctx.path === `/organizations/v2.0${WELL_KNOWN}`) {
+    ctx.path = WELL_KNOWN; // multi-tenant document: issuer with a literal {tenantid}
+    entraTemplate = true;
+  }
+  await next();
+  if (ctx.path !== WELL_KNOWN || !ctx.body || typeof ctx.body !== 'object') return;
+  if (entraTemplate) ctx.body = { ...ctx.body, issuer: `${new URL(ISSUER).origin}/{tenantid}/v2.0` };
+  if (PROFILE === 'google' || PROFILE === 'github') {
+    // Google publishes no end_session_endpoint (and no back-channel logout).
+    const { end_session_endpoint: _, ...rest } = ctx.body;
+    ctx.body = { ...rest, backchannel_logout_supported: false };
+  }
 });
 
 provider.on('server_error', (ctx, err) => log('server_error', err));

@@ -199,6 +199,10 @@ def secured() -> RouteTable:
         "/%2561dmin",  # an upstream decoding twice reads /admin
         "/%EF%BD%81dmin",  # fullwidth 'a': NFKC folds it to /admin
         "/%EF%BC%A1DMIN",
+        "/x/%252e%252e/admin/secret",  # nginx `$uri` into Tomcat decodes twice
+        "/x/.%252e/admin/secret",
+        "/admin%3bx/secret",  # a decoded ';' becomes a parameter at the next hop
+        "/x/..%3b/admin/secret",
     ],
 )
 def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
@@ -252,8 +256,14 @@ def _nfkc(path: str) -> str:
     return unicodedata.normalize("NFKC", unquote(path))
 
 
+def _nginx_uri_to_tomcat(path: str) -> str:
+    # `proxy_pass http://tomcat$uri`: nginx decodes once, Tomcat strips ';' and decodes again.
+    return _tomcat(unquote(path))
+
+
 UPSTREAMS: dict[str, Callable[[str], str]] = {
     "tomcat": _tomcat,
+    "nginx $uri to tomcat": _nginx_uri_to_tomcat,
     "express": _express,
     "nginx": _nginx,
     "iis": _iis,
@@ -262,7 +272,7 @@ UPSTREAMS: dict[str, Callable[[str], str]] = {
 PIECES = [
     "/", "admin", "ADMIN", "Admin", "dmin", ".", "..", ";", ";x=1", "%2e", "%2E", "%2f",
     "%25", "%61", "%2561", "%20", " ", "a", "\uff41", "%EF%BD%81", "x", "static", "api", "API",
-    "\\", "%5c", "%00", "%3b", "..;",
+    "\\", "%5c", "%00", "%3b", "..;", "%252e", "%253b", "%252f",
 ]  # fmt: skip
 
 

@@ -63,6 +63,11 @@ class GatewayProcess:
         return f"{self.url}{self.prefix}/healthz"
 
     def write_config(self) -> Path:
+        # The internal listener's default port (9464) is one per host: give each test
+        # gateway its own, unless the test sets it.
+        metrics = self.config.setdefault("metrics", {})
+        if isinstance(metrics, dict) and "listen" not in metrics:
+            metrics["listen"] = f"127.0.0.1:{free_port()}"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
         return self.config_path
 

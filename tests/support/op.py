@@ -104,6 +104,7 @@ class OidcProvider(ProcessBacked):
         port: int | None = None,
         keys_file: Path | None = None,
         clients_file: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         node = shutil.which("node")
         if node is None:
@@ -116,6 +117,7 @@ class OidcProvider(ProcessBacked):
         self.port = port or free_port()
         self.keys_file = keys_file or workdir / "jwks.json"
         self.static_clients_file = clients_file
+        self.extra_env = dict(env or {})  # OP_PROFILE, OP_ISSUER, ... (see op.mjs)
         self.registered: dict[str, dict[str, Any]] = {}
         self._discovery: dict[str, Any] | None = None
         self.process = self._make_process()
@@ -124,6 +126,7 @@ class OidcProvider(ProcessBacked):
     def _make_process(self) -> ManagedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OP_")}
         env.update(OP_PORT=str(self.port), OP_KEYS_FILE=str(self.keys_file))
+        env.update(self.extra_env)
         clients_file = self._write_clients_file()
         if clients_file is not None:
             env["OP_CLIENTS_FILE"] = str(clients_file)

@@ -17,6 +17,7 @@ import yaml
 from gateway.sessions.manager import SessionManager
 from tests.support.gateway import GatewayProcess
 from tests.support.op import OidcProvider
+from tests.support.ports import free_port
 from tests.support.redis import RedisServer
 from tests.web.login_setup import start_login_gateway
 from tests.web.session_setup import ModuleGateways, direct_manager, new_session
@@ -30,10 +31,12 @@ class Admin:
     issuer: str
     redis: RedisServer
     key_prefix: str
+    internal_port: int
 
     @property
     def sessions_url(self) -> str:
-        return f"{self.gw.url}/_gateway/admin/sessions"
+        """On the internal listener, where the admin endpoints are served by default."""
+        return f"http://127.0.0.1:{self.internal_port}/_gateway/admin/sessions"
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +46,19 @@ def admin(
     redis_server: RedisServer,
     upstream: str,
 ) -> Iterator[Admin]:
-    factory = ModuleGateways(tmp_path_factory, admin={"token": ADMIN_TOKEN})
+    internal_port = free_port()
+    factory = ModuleGateways(
+        tmp_path_factory,
+        admin={"token": ADMIN_TOKEN},
+        metrics={"listen": f"127.0.0.1:{internal_port}"},
+    )
     key_prefix = f"adm-{secrets.token_hex(4)}:"
     sessions = {"store": "redis", "redis": {"url": redis_server.url, "key_prefix": key_prefix}}
     try:
         gw, _ = start_login_gateway(
             factory, oidc_provider, upstream, sessions=sessions, name="admin"
         )
-        yield Admin(gw, oidc_provider.issuer, redis_server, key_prefix)
+        yield Admin(gw, oidc_provider.issuer, redis_server, key_prefix, internal_port)
     finally:
         factory.stop_all()
 

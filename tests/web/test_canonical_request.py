@@ -166,6 +166,22 @@ SPOOFED = [
     "X-Forwarded-Port: 9999",
     "X-Forwarded-Prefix: /admin",
     "X-Forwarded-Server: admin.test",
+    "X-Forwarded: for=10.9.9.9",
+    "Forwarded-For: 10.9.9.9",
+    "X-Envoy-External-Address: 10.9.9.9",
+    "X-Azure-ClientIP: 10.9.9.9",
+    "X-Original-Remote-Addr: 10.9.9.9",
+    "Proxy: http://10.9.9.9:3128",
+    "Remote-Groups: admins",
+    "Remote-Email: root@example.test",
+    "X-Webauth-User: root",
+    "X-Authenticated-User: root",
+    "X-Goog-Authenticated-User-Email: root@example.test",
+    "X-Amzn-Oidc-Identity: root",
+    "X-MS-Client-Principal-Name: root",
+    "X-Original-Path: /admin",
+    "X-Envoy-Original-Path: /admin",
+    "X-Request-URI: /admin",
 ]
 
 
@@ -178,7 +194,7 @@ async def test_owned_headers_are_stripped_on_every_route(
     gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
     body = echoed(await raw(gw.port, request("/x", *SPOOFED, method="POST")))
     chosen = {"root", "root@example.test", "admins", "forged", "DELETE", "/admin", "10.9.9.9",
-              "9999", "admin.test"}  # fmt: skip
+              "9999", "admin.test", "for=10.9.9.9", "http://10.9.9.9:3128"}  # fmt: skip
     leaked = [(name, value) for name, value in body["header_list"] if value.strip() in chosen]
     assert [] == leaked
     assert "POST" == body["method"]
@@ -295,3 +311,57 @@ async def test_http10_without_host_is_served_and_http11_without_host_is_400(
     old = await raw(gw.port, b"GET /_gateway/healthz HTTP/1.0\r\n\r\n")
     new = await raw(gw.port, b"GET /_gateway/healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert (200, 400) == (status_of(old), status_of(new))
+
+
+async def test_method_override_query_parameter_obeys_policy_methods(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """`POST /x?_method=DELETE` (Express method-override, Laravel, Rails) is a DELETE to the
+    app: on a route that allows GET and POST only, it is refused before the upstream."""
+    routes = [{"path": "/", "upstream": upstream, "auth": "public",
+               "policy": {"methods": ["GET", "POST"]}}]  # fmt: skip
+    gw = gateway_factory({"routes": routes})
+    for target in ("/x?_method=DELETE", "/x?a=1&_method=put", "/x?_method=GET&_method=PATCH"):
+        reply = await raw(gw.port, request(target, "Content-Length: 0", method="POST"))
+        assert 405 == status_of(reply), (target, reply[:200])
+    assert "POST" == echoed(await raw(gw.port, request("/x?_method=POST", "Content-Length: 0",
+                                                       method="POST")))["method"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ("X-Forwarded-Uri: /x",),  # no X-Forwarded-Method
+        ("X-Original-URL: http://www.example.test/x", "X-Original-Method: GET", "Host: a?"),
+        ("X-Original-URL: http://www.example.test/x/%2e%2e/admin", "X-Original-Method: GET"),
+    ],
+    ids=["no method", "odd Host", "dot segment"],
+)
+async def test_forward_auth_refuses_malformed_originals_with_403(
+    gateway_factory: Any, upstream: str, headers: tuple[str, ...]
+) -> None:
+    """nginx turns any auth answer but 2xx/401/403 into a 500: refusals there are 403."""
+    gw = gateway_factory(
+        {
+            "trusted_proxies": ["127.0.0.1/32"],
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+        }
+    )
+    host = next((h.split(": ", 1)[1] for h in headers if h.startswith("Host: ")), "gw.test")
+    others = tuple(h for h in headers if not h.startswith("Host: "))
+    reply = await raw(gw.port, request("/_gateway/auth", *others, host=host))
+    assert 403 == status_of(reply), reply[:200]
+
+
+async def test_text_log_lines_cannot_be_forged_through_the_path(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """A CR/LF decoded from the path stays inside its own line of a text-format log."""
+    gw = gateway_factory(
+        {
+            "logging": {"format": "text"},
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+        }
+    )
+    await raw(gw.port, request("/x%0d%0aFORGED%20GET%20/admin%20200"))
+    assert not any(line.startswith("FORGED") for line in gw.log_text().splitlines())

@@ -74,7 +74,7 @@ async def test_new_login_with_provider_down_is_a_clear_503_page(
     async with jar() as session:
         async with session.get(f"{gw.url}/", headers={"Accept": HTML_ACCEPT}) as page:
             assert page.status == 503
-            assert "sign-in provider is not reachable" in await page.text()
+            assert "sign-in service cannot be reached" in await page.text()
     assert "provider_unavailable" in gw.log_text()
 
 

@@ -198,7 +198,7 @@ async def test_reused_state_is_refused(
             callbacks[0], allow_redirects=False, headers={"Accept": HTML_ACCEPT}
         )
         assert replay.status == 400
-        assert "expired or was already used" in await replay.text()
+        assert "took too long or was already used" in await replay.text()
         assert not any(c.key.endswith("gateway_session") and c.value for c in traced.cookie_jar)
 
 

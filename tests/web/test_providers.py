@@ -103,7 +103,7 @@ async def test_provider_error_is_a_clear_page(
             headers={"Accept": HTML_ACCEPT},
         )
         assert denied.status == 400
-        assert "access was denied" in await denied.text()
+        assert "did not allow it" in await denied.text()
     assert "refused the login: access_denied" in gw.log_text()
 
 

@@ -187,7 +187,7 @@ async def rejections(gw: GatewayProcess) -> float:
     """gateway_shared_cache_rejected_total for introspection entries, all reasons."""
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{gw.url}/_gateway/metrics") as response,
+        http.get(f"http://{gw.config['metrics']['listen']}/metrics") as response,
     ):
         text = await response.text()
     return sum(

@@ -1,8 +1,10 @@
 """Session administration: `GET {prefix}/admin/sessions`, `POST {prefix}/admin/sessions/revoke`.
 
 Both require ``Authorization: Bearer <admin.token>`` (compared in constant time); without
-a configured ``admin.token`` the endpoints do not exist (404). Sessions are found through
-the (issuer, sub) and (issuer, sid) indexes.
+a configured ``admin.token`` the endpoints do not exist (404). They are served on the
+internal listener, and on the main one only with ``admin.public``. A client that sends
+``admin.max_failures`` wrong tokens in a minute gets 429 until its budget refills.
+Sessions are found through the (issuer, sub) and (issuer, sid) indexes.
 """
 
 from __future__ import annotations
@@ -16,17 +18,32 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from gateway import metrics
-from gateway.errors import BadRequest, NotFound, Unauthorized
+from gateway.crypto import digest
+from gateway.errors import BadRequest, NotFound, RateLimited, Unauthorized
 from gateway.sessions.manager import SessionSummary
 from gateway.web.handlers.backchannel import read_body
-from gateway.web.keys import SERVICES
+from gateway.web.keys import SERVICES, VIEW
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import end_sessions
+from gateway.web.rate_limit import RateLimiter
 from gateway.web.responses import json_response
 
 log = logging.getLogger("gateway.admin")
 
 MAX_BODY = 16 * 1024
+ADMIN_FAILURES = web.AppKey("admin_failures", RateLimiter)
+_BUCKET = "admin"
+
+
+def add_admin_routes(app: web.Application, prefix: str) -> None:
+    """The admin endpoints under ``prefix`` (the app must hold ADMIN_FAILURES)."""
+    app.router.add_get(f"{prefix}/admin/sessions", list_sessions)
+    app.router.add_post(f"{prefix}/admin/sessions/revoke", revoke_sessions)
+
+
+def failure_budget(max_failures: int) -> RateLimiter:
+    """Wrong tokens allowed per client: ``max_failures`` at once, refilled over a minute."""
+    return RateLimiter(max_failures)
 
 
 def _admin(request: web.Request) -> LoginServices:
@@ -35,11 +52,16 @@ def _admin(request: web.Request) -> LoginServices:
     token = services.config.admin.token
     if token is None or services.login is None:
         raise NotFound("the admin endpoints are not configured")
+    failures = request.app[ADMIN_FAILURES]
+    client = request[VIEW].client_ip
+    if failures.exhausted(client, _BUCKET):
+        raise RateLimited(f"admin failure budget spent by {client}")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    expected = token.reveal().encode()
+    # Digests have one length whatever was sent: the comparison tells nothing about it.
     if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode("utf-8", "surrogateescape"), expected
+        digest(given.strip()), digest(token.reveal())
     ):
+        failures.spend(client, _BUCKET)
         raise Unauthorized("admin credential missing or wrong")
     return services.login
 

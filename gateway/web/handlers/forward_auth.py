@@ -59,13 +59,13 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     response = web.Response(status=200, headers={"Cache-Control": "no-store"})
     try:
         if route.config.auth == "public":
-            authorize_public(route, original.method)
+            authorize_public(route, original.method, original.query_string)
             return response
         principal = await _principal(request, services, route, original)
         if isinstance(principal, web.StreamResponse):
             return principal  # not signed in: 401 (with the login URL) or 302 to the login
         subject_var.set(principal.subject)
-        authorize(route, principal, original.method)
+        authorize(route, principal, original.method, original.query_string)
     except MethodNotAllowed as exc:
         # nginx takes any answer but 2xx/401/403 for an error (500): refuse plainly.
         raise Forbidden(str(exc), public=exc.public_message) from None

@@ -17,7 +17,7 @@ from gateway import metrics
 from gateway.errors import BadRequest
 from gateway.web.handlers.login import login_services
 from gateway.web.logout_notify import end_sessions
-from gateway.web.responses import html_page
+from gateway.web.pages.respond import render_page
 
 log = logging.getLogger("gateway.logout")
 
@@ -46,11 +46,13 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
         "logout", extra={"kind": "frontchannel", "provider": accepting[0].name, "sessions": ended}
     )
     metrics.LOGOUTS.labels("frontchannel").inc()
-    response = html_page("Signed out", "<p>You are signed out of this application.</p>")
-    response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors {_origin(iss)}"
+    # The provider's logout page frames this one: only its origin may.
+    return render_page(
+        request,
+        "logged_out.html",
+        {"sign_in_url": "/", "scope": "application"},
+        frame_ancestors=_origin(iss),
     )
-    return response
 
 
 def _origin(issuer: str) -> str:

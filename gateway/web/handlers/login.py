@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import time
-from urllib.parse import urlencode
+from typing import Any
 
 from aiohttp import web
 
 from gateway import metrics
-from gateway.errors import BadRequest, LoginError, NotFound
+from gateway.errors import (
+    BadRequest,
+    LoginError,
+    NotFound,
+    ProviderMisconfigured,
+    ProviderUnavailable,
+)
 from gateway.login.provider import ProviderClient
 from gateway.types import SessionRecord
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
-from gateway.web.responses import html_page
+from gateway.web.pages.failures import LOGIN_FAILURE, LoginFailure, LoginReason, login_url
+from gateway.web.pages.respond import render_page, site_of
 
 log = logging.getLogger("gateway.login")
 
@@ -32,30 +38,62 @@ async def login(request: web.Request) -> web.StreamResponse:
     services = login_services(request)
     return_to = request.query.get("rd", "/")
     name = request.query.get("provider")
+    # "Use another account" (the 403 page): the provider must ask who signs in.
+    switch = request.query.get("switch") == "1"
     if name is None and len(services.providers) == 1:
         name = next(iter(services.providers))
     if name is None:
-        return sign_in_page(request, services, return_to)
+        return sign_in_page(request, services, return_to, switch=switch)
     provider = services.providers.get(name)
     if provider is None:
         raise BadRequest(f"unknown provider {name!r}", public="Unknown sign-in provider.")
-    return await services.start_login(request, provider, return_to)
+    return await services.start_login(
+        request, provider, return_to, prompt="login" if switch else None
+    )
 
 
 def sign_in_page(
-    request: web.Request, services: LoginServices, return_to: str, *, status: int = 200
+    request: web.Request,
+    services: LoginServices,
+    return_to: str,
+    *,
+    status: int = 200,
+    switch: bool = False,
 ) -> web.Response:
-    base = services.config.prefix.rstrip("/") + "/login?"
+    site = site_of(request)
     target = services.safe_target(request, return_to)
-    links = [
-        (base + urlencode({"provider": p.name, "rd": target}), p.label)
+    extra = {"switch": "1"} if switch else {}
+    providers = [
+        {
+            "name": p.name,
+            "label": p.label,
+            "url": login_url(site.prefix, target, p.name, **extra),
+            "logo_url": site.provider_logo_url(p.name),
+        }
         for p in services.providers.values()
     ]
-    buttons = "".join(
-        f'<p><a class="btn" href="{html.escape(href)}">{html.escape(label)}</a></p>'
-        for href, label in links
+    return render_page(request, "sign_in.html", {"providers": providers}, status=status)
+
+
+def _failed(
+    request: web.Request,
+    reason: LoginReason,
+    message: str,
+    public: str,
+    *,
+    state: dict[str, Any] | None = None,
+    provider: ProviderClient | None = None,
+    error: str | None = None,
+) -> LoginError:
+    """A LoginError, and for its page: why, and where "Try again" starts over."""
+    request[LOGIN_FAILURE] = LoginFailure(
+        reason=reason,
+        provider=provider.name if provider is not None else None,
+        provider_label=provider.label if provider is not None else None,
+        return_to=state["return_to"] if state is not None else "/",
+        error=error,
     )
-    return html_page("Sign in", f"<p>Choose how to sign in:</p>{buttons}", status=status)
+    return LoginError(message, public=public)
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -63,37 +101,39 @@ async def callback(request: web.Request) -> web.StreamResponse:
     services = login_services(request)
     query = request.query
     if "code" in query and "error" in query:
-        raise LoginError("callback carries both code and error", public=_REFUSED)
+        raise _failed(request, "refused", "callback carries both code and error", _REFUSED)
     state_id = query.get("state")
     if not state_id:
-        raise LoginError("callback without state", public=_REFUSED)
+        raise _failed(request, "refused", "callback without state", _REFUSED)
     # The binding cookie finds this browser's pending login: a state alone (leaked, or
     # replayed by another browser) neither finds nor uses up anyone's login.
     binding = services.cookies.login_binding(request)
     if binding is None:
-        raise LoginError("callback without (one) login-binding cookie", public=_EXPIRED)
+        raise _failed(request, "expired", "callback without (one) login-binding cookie", _EXPIRED)
     pending = await services.manager.pending_login(binding)
     if pending is None:
-        raise LoginError("this browser has no pending login (expired or used)", public=_EXPIRED)
+        raise _failed(
+            request, "expired", "this browser has no pending login (expired or used)", _EXPIRED
+        )
     state = await services.manager.take_login_state(binding, state_id)
     if state is None:
-        raise LoginError("state is not this browser's pending login", public=_REFUSED)
+        raise _failed(request, "refused", "state is not this browser's pending login", _REFUSED)
     provider = services.providers.get(state["provider"])
     if provider is None:
-        raise LoginError(f"state names unknown provider {state['provider']!r}", public=_REFUSED)
+        message = f"state names unknown provider {state['provider']!r}"
+        raise _failed(request, "refused", message, _REFUSED, state=state)
     if "error" in query:
-        error = query["error"][:64]
-        log.warning(
-            "provider %s refused the login: %s %s",
-            provider.name,
-            _printable(error),
-            _printable(query.get("error_description", "")[:200]),
+        raise _provider_refused(request, provider, state, query)
+    try:
+        await _check_iss_parameter(provider, query.get("iss"))
+    except LoginError:
+        request[LOGIN_FAILURE] = LoginFailure(
+            "refused", provider.name, provider.label, state["return_to"]
         )
-        raise LoginError(f"provider error {error}", public=_provider_error_text(error))
-    await _check_iss_parameter(provider, query.get("iss"))
+        raise
     code = query.get("code")
     if not code:
-        raise LoginError("callback without code", public=_REFUSED)
+        raise _failed(request, "refused", "callback without code", _REFUSED, state=state)
     tokens, claims = await provider.complete(
         code, state["redirect_uri"], state["verifier"], state["nonce"]
     )
@@ -123,7 +163,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> None:
     """RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack."""
     meta = await provider.metadata.get()
-    if iss is not None and iss != meta.issuer:
+    if iss is not None and iss not in provider.accepted_issuers(meta):
         raise LoginError(
             f"iss {iss!r} in the callback is not {meta.issuer!r} (mix-up)", public=_REFUSED
         )
@@ -137,12 +177,52 @@ _REFUSED = "This sign-in response was refused. Please start again from the appli
 _EXPIRED = "This sign-in link has expired or was already used. Please start again."
 
 
-def _provider_error_text(error: str) -> str:
+# Authorization errors (RFC 6749 4.1.2.1, OIDC Core 3.1.2.6) that say the gateway's own
+# request or client is wrong: the person cannot fix them, an operator must.
+_MISCONFIGURED = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "unsupported_response_type",
+        "invalid_scope",
+        "invalid_client",
+        "invalid_request_uri",
+        "invalid_request_object",
+        "request_not_supported",
+        "request_uri_not_supported",
+        "registration_not_supported",
+    }
+)
+_INTERACTION = frozenset(
+    {"login_required", "interaction_required", "consent_required", "account_selection_required"}
+)
+
+
+def _provider_refused(
+    request: web.Request, provider: ProviderClient, state: dict[str, Any], query: Any
+) -> Exception:
+    """The error the provider's `error` parameter stands for, logged with the reason."""
+    error = query["error"][:64]
+    reason = f"provider {provider.name} refused the login: {_printable(error)} " + _printable(
+        query.get("error_description", "")[:200]
+    )
+    log.warning("%s", reason)
+    if error in _MISCONFIGURED:
+        return ProviderMisconfigured(reason)
+    if error in ("server_error", "temporarily_unavailable"):
+        return ProviderUnavailable(reason)
     if error == "access_denied":
-        return "Sign-in was cancelled or access was denied by the provider."
-    if error in ("login_required", "interaction_required", "consent_required"):
-        return "The provider needs you to sign in interactively. Please start again."
-    return f"The sign-in provider reported an error ({error})."
+        text = "Sign-in was cancelled or access was denied by the provider."
+        return _failed(request, "cancelled", reason, text, state=state, provider=provider)
+    if error in _INTERACTION:
+        text = "The provider needs you to sign in interactively. Please start again."
+        return _failed(
+            request, "interaction_required", reason, text, state=state, provider=provider
+        )
+    text = f"The sign-in provider reported an error ({error})."
+    return _failed(
+        request, "provider_error", reason, text, state=state, provider=provider, error=error
+    )
 
 
 def _printable(text: str) -> str:

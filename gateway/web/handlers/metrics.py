@@ -1,11 +1,9 @@
-"""`GET {prefix}/metrics` (Prometheus), optionally on its own listen address."""
+"""`GET /metrics` (Prometheus): on the internal listener, on the main one only if public."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import socket
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -31,9 +29,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def add_metrics_route(app: web.Application, prefix: str) -> None:
-    """Serve metrics under the prefix, unless they are off or have their own address."""
+    """Serve metrics under the prefix of the main listener only when `metrics.public` is on."""
     settings = app[SERVICES].config.metrics
-    if settings.enabled and settings.listen is None:
+    if settings.enabled and settings.public:
         app.router.add_get(f"{prefix}/metrics", metrics_endpoint, allow_head=True)
 
 
@@ -44,28 +42,6 @@ def parse_listen(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError([f"metrics.listen: expected host:port, got {value!r}"])
     return host, int(port)
-
-
-async def metrics_listener(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: a second server for /metrics when `metrics.listen` is set."""
-    config = app[SERVICES].config
-    if not config.metrics.enabled or config.metrics.listen is None:
-        yield
-        return
-    host, port = parse_listen(config.metrics.listen)
-    side = web.Application()
-    side.router.add_get("/metrics", metrics_endpoint, allow_head=True)
-    side.router.add_get(config.prefix.rstrip("/") + "/metrics", metrics_endpoint, allow_head=True)
-    runner = web.AppRunner(side, access_log=None)
-    await runner.setup()
-    # Workers of one gateway all bind the same metrics port, as they do the main one.
-    reuse = hasattr(socket, "SO_REUSEPORT") or None
-    await web.TCPSite(runner, host, port, reuse_port=reuse).start()
-    log.info("metrics listening", extra={"host": host, "port": port})
-    try:
-        yield
-    finally:
-        await runner.cleanup()
 
 
 def login_failure_reason(request: web.Request, exc: Exception) -> str:

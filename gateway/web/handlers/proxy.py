@@ -17,6 +17,7 @@ from gateway.web.identity import (
     strip_gateway_cookies,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.pages.failures import SIGNED_IN
 from gateway.web.websockets import is_websocket_upgrade, proxy_websocket
 
 
@@ -34,14 +35,15 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     request[ROUTE_NAME] = route.name
     principal = None
     if route.config.auth == "public":
-        authorize_public(route, request.method)
+        authorize_public(route, request.method, request.rel_url.raw_query_string)
     else:
         outcome = await establish_identity(request, services, route)
         if isinstance(outcome, web.StreamResponse):
             return outcome
         principal = outcome
         subject_var.set(principal.subject)
-        authorize(route, principal, request.method)
+        request[SIGNED_IN] = principal  # a 403 page names the account and offers a switch
+        authorize(route, principal, request.method, request.rel_url.raw_query_string)
     upstream = compiled.upstreams.get(route.index)
     if upstream is None:
         raise NotFound(f"route {route.name} has no upstream: it answers forward-auth only")
@@ -60,7 +62,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         add_identity_headers(compiled, route, principal, headers, origin=view.origin)
     if route.config.raw_path:
         path = (
-            request.raw_path.partition("?")[0]
+            request.raw_path.partition("?")[0].partition("#")[0]
             if request.raw_path.startswith("/")
             else (target.encoded)
         )

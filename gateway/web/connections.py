@@ -1,0 +1,202 @@
+"""Client connections: a deadline for each request head and a bound on open connections.
+
+aiohttp closes idle keep-alive connections (``keepalive_timeout``) but has no deadline for
+a request head that arrives byte by byte, and no bound on connections; both are added here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from gateway.config.model import Config
+
+# Sent to a connection beyond the limit, then closed: a browser or client sees why.
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 21\r\nConnection: close\r\n\r\n"
+    b"Too many connections\n"
+)
+
+
+class ConnectionCount:
+    """Open connections of one listener; shared by its request handlers."""
+
+    __slots__ = ("limit", "open", "refused")
+
+    def __init__(self, limit: int) -> None:
+        self.open = 0
+        self.limit = limit
+        self.refused = 0
+
+
+class HeadDeadlineHandler(RequestHandler):
+    """aiohttp's handler, closing connections whose request head is not complete in time.
+
+    The deadline runs from opening the connection, and from the first byte of each further
+    request; idle time between requests is aiohttp's keepalive_timeout.
+    """
+
+    __slots__ = ("_count", "_counted", "_head_timeout", "_head_timer")
+
+    def __init__(
+        self, manager: web.Server, *, head_timeout: float, count: ConnectionCount, **kwargs: Any
+    ) -> None:
+        super().__init__(manager, **kwargs)
+        self._head_timeout = head_timeout
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._count = count
+        self._counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._count.open += 1
+        self._counted = True
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._counted:
+            self._count.open -= 1
+            self._counted = False
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        heads = self._request_count
+        super().data_received(data)
+        if self._request_count != heads:
+            self._disarm()  # a head is complete: the request's handler runs now
+        elif self._head_timer is None and data and self._waiting_for_head():
+            self._arm()
+
+    def _waiting_for_head(self) -> bool:
+        # Between requests start() awaits _waiter; while a handler runs (and reads the body)
+        # there is no waiter, and body bytes must not start a head deadline.
+        return self._waiter is not None and not self._waiter.done()
+
+    def _arm(self) -> None:
+        self._head_timer = self._loop.call_later(
+            self._head_timeout, self._expire, self._request_count
+        )
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expire(self, heads: int) -> None:
+        self._head_timer = None
+        if self._request_count == heads and self._waiting_for_head():
+            self.force_close()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection beyond the limit: a short 503, then closed."""
+
+    def __init__(self, count: ConnectionCount) -> None:
+        self._count = count
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._count.refused += 1
+        cast(asyncio.WriteTransport, transport).write(_BUSY)  # uvloop's is not a subclass
+        transport.close()
+
+
+class ConnectionFactory:
+    """The listener's protocol factory: a deadline-keeping handler, or a refusal when full."""
+
+    def __init__(
+        self, server: web.Server, *, head_timeout: float, limit: int, handler_args: dict[str, Any]
+    ) -> None:
+        self.server = server
+        self.count = ConnectionCount(limit)
+        self._head_timeout = head_timeout
+        self._handler_args = handler_args
+
+    def __call__(self) -> asyncio.Protocol:
+        if self.count.open >= self.count.limit:
+            return _Refused(self.count)
+        return HeadDeadlineHandler(
+            self.server,
+            head_timeout=self._head_timeout,
+            count=self.count,
+            loop=asyncio.get_running_loop(),
+            **self._handler_args,
+        )
+
+
+class BoundedSite(web.BaseSite):
+    """A TCP listener of ``runner`` whose connections come from a ConnectionFactory."""
+
+    __slots__ = ("_factory", "_host", "_port", "_reuse_port")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        factory: ConnectionFactory,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        backlog: int = 1024,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._factory = factory
+        self._host = host
+        self._port = port
+        self._reuse_port = reuse_port and hasattr(socket, "SO_REUSEPORT")
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._factory,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=True,
+            reuse_port=self._reuse_port or None,
+        )
+
+
+def bounded_site(
+    runner: web.BaseRunner,
+    config: Config,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    reuse_port: bool = False,
+) -> BoundedSite:
+    """A listener of ``runner`` (already set up) with the timeouts and bound of ``listen``."""
+    server = runner.server
+    assert server is not None, "runner.setup() first"
+    factory = ConnectionFactory(
+        server,
+        head_timeout=config.listen.header_timeout,
+        limit=config.listen.max_connections,
+        handler_args=handler_args(config),
+    )
+    return BoundedSite(runner, factory, host, port, ssl_context=ssl_context, reuse_port=reuse_port)
+
+
+def handler_args(config: Config) -> dict[str, Any]:
+    """aiohttp request-handler settings from the config (header sizes, idle timeout)."""
+    return {
+        "access_log": None,
+        "keepalive_timeout": config.listen.keepalive_timeout,
+        "max_line_size": config.limits.max_header_size,
+        "max_field_size": config.limits.max_header_size,
+    }

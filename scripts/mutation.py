@@ -194,6 +194,11 @@ def main() -> int:
     parser.add_argument("--unit-only", action="store_true", help="skip the integration pass")
     parser.add_argument("--fresh", action="store_true", help="forget kept mutmut results")
     parser.add_argument("--report-only", action="store_true", help="print kept results")
+    parser.add_argument(
+        "--integration-only",
+        action="store_true",
+        help="run the integration pass on the kept unit-pass survivors",
+    )
     parser.add_argument("--show", action="store_true", help="print each survivor's diff")
     parser.add_argument("--markdown", type=Path, help="also write the score table here")
     parser.add_argument("--timeout", type=float, default=600.0, help="per-survivor seconds")
@@ -215,9 +220,17 @@ def main() -> int:
             if old:
                 results.append(ModuleResult(module, old["mutants"], old["integration"]))  # type: ignore[arg-type]
             continue
-        if args.report_only:
+        if args.report_only or args.integration_only:
             old = kept.get(module, {"mutants": {}, "integration": {}})
-            results.append(ModuleResult(module, old["mutants"], old["integration"]))  # type: ignore[arg-type]
+            result = ModuleResult(module, old["mutants"], old["integration"])  # type: ignore[arg-type]
+            if args.integration_only and result.mutants:
+                print(f"{module}: integration pass", flush=True)
+                run_integration_pass(
+                    module, result, integration.get(module, []), equivalent, args.timeout
+                )
+                kept[module] = {"mutants": result.mutants, "integration": result.integration}
+                store.write_text(json.dumps(kept, indent=1, sort_keys=True))
+            results.append(result)
             continue
         missing = [t for t in tests if not (REPO / t).exists()]
         if missing:

@@ -207,3 +207,19 @@ def test_cookie_values_keeps_every_value_in_order() -> None:
     assert ["1", "3"] == cookie_values(request, "a")
     assert single_cookie(request, "b") == "2"
     assert single_cookie(request, "a") is None
+
+
+def test_values_keep_their_equals_signs_and_edge_letters() -> None:
+    """A value may contain '=' and start or end with any letter: it is read whole."""
+    p = policy()
+    assert "Xab=c==" == p.session_ticket(request_with("__Host-gateway_session=Xab=c=="))
+    assert "XyzX" == p.session_ticket(request_with('__Host-gateway_session="XyzX"'))
+
+
+def test_a_request_without_cookies_has_no_session() -> None:
+    """No Cookie header at all: no ticket, nothing ambiguous, no error."""
+    p = policy()
+    request = make_mocked_request("GET", "/")
+    assert p.session_ticket(request) is None
+    assert not p.session_ambiguous(request)
+    assert p.login_binding(request) is None

@@ -8,6 +8,8 @@ from typing import Any
 import jwt
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from gateway.config.load import parse_config
 from gateway.config.model import Config
@@ -280,3 +282,46 @@ def test_a_short_lived_token_is_reminted_in_its_last_quarter() -> None:
     assert first == mint.mint(ALICE)
     clock.now += 0.5
     assert first != mint.mint(ALICE)
+
+
+def pem_file(path: Path, key: Any) -> Path:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def test_weak_or_unsupported_keys_are_refused_saying_why(tmp_path: Path) -> None:
+    """An RSA key under 2048 bits, an EC key off P-256 and a DSA key are each refused with
+    the reason; a kid used twice is refused too."""
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 (tested)
+    keys = [
+        {"file": str(pem_file(tmp_path / "short.pem", short))},
+        {"file": str(pem_file(tmp_path / "p384.pem", ec.generate_private_key(ec.SECP384R1())))},
+        {"file": str(pem_file(tmp_path / "dsa.pem", dsa.generate_private_key(key_size=2048)))},
+        {"file": str(write_key(tmp_path, "a", "ec")), "kid": "same"},
+        {"file": str(write_key(tmp_path, "b", "ec")), "kid": "same"},
+    ]
+    with pytest.raises(ConfigError) as caught:
+        IdentityTokens.compile(config({"algorithm": "ES256"}, keys), [])
+    assert [
+        "signing_keys[0].file: RSA key of 1024 bits; at least 2048 needed",
+        "signing_keys[1].file: EC key on curve secp384r1; only P-256 (ES256) is supported",
+        "signing_keys[2].file: unsupported key type DSAPrivateKey (use RSA, EC P-256 or Ed25519)",
+        "signing_keys: kid 'same' is used twice",
+    ] == caught.value.problems
+
+
+def test_published_keys_say_what_they_are_for(tmp_path: Path) -> None:
+    """Each published JWK carries use 'sig' and its algorithm, so relying parties pick it."""
+    keys = [
+        {"file": str(write_key(tmp_path, "e", "ec"))},
+        {"file": str(write_key(tmp_path, "r", "rsa"))},
+    ]
+    _, tokens = minter(config({"algorithm": "ES256"}, keys))
+    published = tokens.jwks()["keys"]
+    assert [("sig", "ES256"), ("sig", "RS256")] == [(k["use"], k["alg"]) for k in published]

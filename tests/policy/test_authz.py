@@ -7,7 +7,7 @@ from typing import Any, Literal
 import pytest
 
 from gateway.config.model import ClaimRule, Policy
-from gateway.policy.authz import claim_value, decide, policy_problems
+from gateway.policy.authz import claim_value, decide, override_methods, policy_problems
 from gateway.types import Principal
 
 
@@ -244,3 +244,20 @@ def test_an_empty_methods_list_is_reported_in_full() -> None:
     assert ["methods is an empty list, so no request can pass"] == policy_problems(
         Policy(methods=[])
     )
+
+
+@pytest.mark.parametrize(
+    ("query", "methods"),
+    [
+        ("", []),
+        ("a=1", []),
+        ("_method=delete", ["DELETE"]),
+        ("x=1&_method=put&_method=Patch", ["PUT", "PATCH"]),
+        ("_method_x=delete", []),
+        ("x_method=delete", []),
+    ],
+)
+def test_method_overrides_in_the_query_are_found(query: str, methods: list[str]) -> None:
+    """Every `_method` a framework would obey is found, upper-cased, so each must pass
+    the route's methods too (a GET-only route is not a DELETE through `?_method=delete`)."""
+    assert methods == override_methods(query)

@@ -261,7 +261,7 @@ async def test_jti_replay_is_seen_across_redis_clients(redis_stores: list[RedisS
     first, second = (shared(store) for store in redis_stores)
     request = LogoutRequest("https://op.example", None, "bob", secrets.token_hex(8))
     await claim_jti(first, request, 60)
-    with pytest.raises(LogoutTokenRejected):
+    with pytest.raises(LogoutTokenRejected, match="already used"):
         await claim_jti(second, request, 60)
 
 

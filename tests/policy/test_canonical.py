@@ -207,7 +207,7 @@ def secured() -> RouteTable:
 )
 def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
     """A path some upstream reads as a protected route's never passes through a laxer one."""
-    with pytest.raises(PathRefused):
+    with pytest.raises(PathRefused, match="upstream, which is route admin, not "):
         secured().resolve("h", canonical_path(raw))
 
 

@@ -118,7 +118,7 @@ async def test_opaque_tokens_go_only_to_the_designated_issuer(
     assert (principal.issuer, principal.subject) == (opaque_issuer.issuer, "known")
     assert jwt_issuer.hits["/introspect"] == 0
     opaque_issuer.failing.add("/introspect")
-    with pytest.raises(ProviderUnavailable):  # its outage is a 503, not a 401
+    with pytest.raises(ProviderUnavailable, match="answered HTTP 500"):  # a 503, not a 401
         await BearerAuthenticator(config, http_session).authenticate("Bearer u", "")
 
 
@@ -317,7 +317,7 @@ async def test_each_outcome_is_counted_once_under_its_own_name(
         }, outcome
     fake_provider.failing.add("/introspect")
     before = outcomes()
-    with pytest.raises(ProviderUnavailable):
+    with pytest.raises(ProviderUnavailable, match="answered HTTP 500"):
         await auth.authenticate("Bearer other-opaque", "")
     assert 1.0 == outcomes()["unavailable"] - before["unavailable"]
 
@@ -405,7 +405,7 @@ async def test_a_forged_jwt_does_not_pause_introspection(
     auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "all")]), http_session)
     forged = forger.sign(fake_provider.token_claims())
     fake_provider.unsupported.add(forged)
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken, match="signature is invalid"):
         await auth.authenticate(f"Bearer {forged}", "")
     genuine = key.sign(fake_provider.token_claims(jti="g"))
     fake_provider.introspection[genuine] = live(sub="introspected")
@@ -421,7 +421,7 @@ async def test_a_bearer_token_in_the_query_string_is_refused_whatever_the_header
     auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
     token = key.sign(fake_provider.token_claims())
     assert "user-1" == (await auth.authenticate(f"Bearer {token}")).subject
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequest, match="access_token in the query string"):
         await auth.authenticate(f"Bearer {token}", f"access_token={token}")
 
 

@@ -105,11 +105,11 @@ async def test_negative_answers_cached_briefly(
     """An inactive token is refused from cache for negative_cache_ttl seconds."""
     auth = authenticator(fake_provider, http_session, clock, negative_cache_ttl=10)
     for _ in range(3):
-        with pytest.raises(InvalidToken):
+        with pytest.raises(InvalidToken, match="not active"):
             await auth.authenticate("Bearer unknown", "")
     assert fake_provider.hits["/introspect"] == 1
     clock.advance(11)
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken, match="not active"):
         await auth.authenticate("Bearer unknown", "")
     assert fake_provider.hits["/introspect"] == 2
 
@@ -147,12 +147,12 @@ async def test_endpoint_down_is_503_unless_cached_negative(
     fake_provider.introspection["good"] = active(clock)
     auth = authenticator(fake_provider, http_session, clock)
     await auth.authenticate("Bearer good", "")
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken, match="not active"):
         await auth.authenticate("Bearer bad", "")
     assert fake_provider.server is not None
     await fake_provider.server.close()
     await auth.authenticate("Bearer good", "")
-    with pytest.raises(InvalidToken):
+    with pytest.raises(InvalidToken, match="not active"):
         await auth.authenticate("Bearer bad", "")
     with pytest.raises(ProviderUnavailable, match="connection refused"):
         await auth.authenticate("Bearer other", "")

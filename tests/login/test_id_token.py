@@ -178,3 +178,22 @@ async def test_a_token_just_past_its_exp_is_accepted_within_the_leeway(
     """Clock skew: an id_token whose exp passed 10 s ago is still accepted (leeway 30)."""
     body = claims(fake_provider.issuer, exp=int(time.time()) - 10)
     assert body == await validate(KEY.sign(body), jwks, fake_provider.issuer)
+
+
+async def test_a_provider_with_several_issuer_names_is_matched_against_each(
+    fake_provider: FakeProvider, jwks: JwksCache
+) -> None:
+    """Where a provider has several issuer names (a profile lists them), a token from any
+    of them is accepted, and from no other."""
+    body = claims(fake_provider.issuer)
+    names = ("https://alias.example", fake_provider.issuer)
+    result = await validate_id_token(
+        KEY.sign(body), jwks=jwks, issuer=names, client_id=CLIENT, nonce="n-1",
+        algorithms=["RS256"], leeway=LEEWAY, now=time.time(),
+    )  # fmt: skip
+    assert body == result
+    with pytest.raises(IdTokenRejected, match="Invalid issuer"):
+        await validate_id_token(
+            KEY.sign(body), jwks=jwks, issuer=["https://alias.example"], client_id=CLIENT,
+            nonce="n-1", algorithms=["RS256"], leeway=LEEWAY, now=time.time(),
+        )  # fmt: skip

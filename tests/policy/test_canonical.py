@@ -100,6 +100,14 @@ def test_printable_non_ascii_is_accepted(raw: str) -> None:
         ("/admin", (), ()),
         ("/Admin.", ("/Admin",), ("/admin.", "/admin")),  # IIS trims, Express folds
         ("/a%252F%252Fb", ("/a/b",), ("/a%2f%2fb",)),  # decoded twice, slashes merged
+        ("/BOX.", ("/BOX",), ("/box.", "/box")),  # only dots and spaces are trimmed
+        ("/admin.", ("/admin",), ()),  # the path itself is never one of its readings
+        # A second decoding hop (nginx $uri into Tomcat): ';' dropped, '\\' as '/', dots resolved.
+        ("/a%3Bx/b", ("/a/b",), ()),
+        ("/%252e%252e/admin", ("/../admin", "/admin"), ()),
+        ("/%252e/admin", ("/./admin", "/admin"), ()),
+        ("/a%255Cb", ("/a\\b", "/a/b"), ("/a%5cb",)),
+        ("/a%253B/", ("/a;/", "/a/"), ("/a%3b/",)),
         ("/A%2561", ("/Aa",), ("/a%61", "/aa")),
         (
             "/\uff21\uff24\uff2d\uff29\uff2e",

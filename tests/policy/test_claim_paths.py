@@ -75,3 +75,6 @@ def test_configured_paths_replace_the_tokens_own_groups() -> None:
     assert ["forged-admin"] == claims["groups"]  # the token's claims are not changed
     gone = with_canonical_claims(claims, {"groups": "/no/such/path"})
     assert [] == gone["groups"]
+    # A name configured as itself does not stop the others from being read.
+    both = with_canonical_claims(claims, {"roles": "roles", "groups": "realm_access.roles"})
+    assert (["admin"], ["r"]) == (both["groups"], both["roles"])

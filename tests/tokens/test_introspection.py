@@ -13,10 +13,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from gateway import metrics
 from gateway.config.model import Bearer, Introspection, TrustedIssuer
 from gateway.errors import InvalidToken, ProviderUnavailable
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.tokens.introspection import (
+    IntrospectionCache,
     IntrospectionClient,
     UnsupportedTokenType,
     cache_lifetime,
@@ -377,3 +379,65 @@ async def test_client_secret_basic_escapes_the_credentials(
     fake_provider.introspection["t"] = {"active": True}
     assert {"active": True} == await client.introspect("t")
     assert 1 == client.call_count
+
+
+def cache_counts() -> tuple[float, float]:
+    """The introspection cache's (hit, miss) counters."""
+    return tuple(  # type: ignore[return-value]
+        metrics.REGISTRY.get_sample_value("gateway_introspection_cache_total", {"result": r}) or 0.0
+        for r in ("hit", "miss")
+    )
+
+
+async def test_the_cache_answers_until_the_verdict_expires_and_counts_it() -> None:
+    """A verdict is fetched once (a miss), then served from memory (hits) with the same
+    expiry until then; a verdict already expired is not kept, one with half a second left is."""
+    clock = FakeClock(1000.0)
+    cache = IntrospectionCache(max_entries=10, positive_ttl=300, negative_ttl=10, clock=clock)
+    calls: list[str] = []
+
+    def answer(result: dict[str, Any]) -> Any:
+        async def introspect() -> dict[str, Any]:
+            calls.append("call")
+            return result
+
+        return introspect
+
+    hits, misses = cache_counts()
+    live = {"active": True, "exp": 1100}
+    assert (live, 1100.0) == await cache.lookup_until("scope", "t1", answer(live))
+    assert live == await cache.lookup("scope", "t1", answer({"active": False}))
+    assert (live, 1100.0) == await cache.lookup_until("scope", "t1", answer({"active": False}))
+    assert (hits + 2, misses + 1) == cache_counts()
+    assert ["call"] == calls
+    assert {"active": False} == await cache.lookup("other-scope", "t1", answer({"active": False}))
+    assert 2 == len(calls)  # another scope is another verdict
+    expired = {"active": True, "exp": 990}
+    await cache.lookup("scope", "t2", answer(expired))
+    await cache.lookup("scope", "t2", answer(expired))
+    assert 4 == len(calls)
+    almost = {"active": True, "exp": 1000.5}
+    await cache.lookup("scope", "t3", answer(almost))
+    await cache.lookup("scope", "t3", answer(almost))
+    assert 5 == len(calls)
+
+
+async def test_callers_joining_a_call_in_flight_are_counted_as_hits() -> None:
+    """Concurrent lookups of one token share one call; the joiners count as hits."""
+    cache = IntrospectionCache(max_entries=10, positive_ttl=300, negative_ttl=10)
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def introspect() -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {"active": False}
+
+    hits, misses = cache_counts()
+    first = asyncio.create_task(cache.lookup("s", "t", introspect))
+    await started.wait()
+    second = asyncio.create_task(cache.lookup("s", "t", introspect))
+    await asyncio.sleep(0)
+    release.set()
+    assert [{"active": False}] * 2 == [await first, await second]
+    assert (hits + 1, misses + 1) == cache_counts()

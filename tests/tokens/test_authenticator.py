@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gateway import metrics
-from gateway.config.model import Bearer, Introspection, TrustedIssuer
+from gateway.config.model import Bearer, ClaimPaths, Introspection, TrustedIssuer
 from gateway.errors import (
     BadRequest,
     GatewayError,
@@ -437,3 +437,26 @@ async def test_the_gate_runs_only_for_tokens_not_yet_accepted(
     await auth.authenticate(f"Bearer {token}", "", gate=lambda: calls.append("gate"))
     await auth.authenticate(f"Bearer {token}", "", gate=lambda: calls.append("gate"))
     assert ["gate"] == calls
+
+
+async def test_a_jwt_callers_groups_come_from_the_issuers_configured_path(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With claims.groups configured for the issuer, a JWT caller's groups are read there
+    (never from a 'groups' claim the token also carries); issuer and claims are kept."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    trusted = issuer(fake_provider, "opaque").model_copy(
+        update={"claims": ClaimPaths(groups="realm_access.roles")}
+    )
+    auth = BearerAuthenticator(Bearer(issuers=[trusted]), http_session)
+    claims = fake_provider.token_claims(groups=["forged"], realm_access={"roles": ["ops"]})
+    principal = await auth.authenticate([f"Bearer {key.sign(claims)}"], "")
+    assert (fake_provider.issuer, ["ops"]) == (principal.issuer, principal.claims["groups"])
+    assert {"roles": ["ops"]} == principal.claims["realm_access"]
+
+
+def test_a_non_text_client_id_is_no_client() -> None:
+    """A client_id or azp that is not a string names no client."""
+    principal = principal_from_claims("https://idp", {"sub": "u", "client_id": 5})
+    assert (None, {"sub": "u", "client_id": 5}) == (principal.client_id, principal.claims)

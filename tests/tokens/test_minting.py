@@ -325,3 +325,55 @@ def test_published_keys_say_what_they_are_for(tmp_path: Path) -> None:
     _, tokens = minter(config({"algorithm": "ES256"}, keys))
     published = tokens.jwks()["keys"]
     assert [("sig", "ES256"), ("sig", "RS256")] == [(k["use"], k["alg"]) for k in published]
+
+
+def test_a_later_bearer_token_of_the_same_caller_is_not_outlived() -> None:
+    """The same caller presenting a shorter-lived token gets an identity token capped at
+    that token's exp, not the cached one minted for its earlier, longer token."""
+    clock = Clock()
+    mint, _ = minter(config({"algorithm": "HS256", "secret": "k" * 32}), clock)
+    long = Principal("bearer", "https://op.example", "svc", {"sub": "svc", "exp": clock.now + 300})
+    short = Principal("bearer", "https://op.example", "svc", {"sub": "svc", "exp": clock.now + 30})
+    assert int(clock.now) + 300 == decoded(mint.mint(long))["exp"]
+    assert int(clock.now) + 30 == decoded(mint.mint(short))["exp"]
+
+
+def test_each_route_signs_with_its_own_key() -> None:
+    """Two routes with the same claims but their own secrets never share a cached token."""
+    routes = [
+        {"path": "/a/", "upstream": UPSTREAM, "auth": "login",
+         "identity_token": {"algorithm": "HS256", "secret": "a" * 32}},
+        {"path": "/b/", "upstream": UPSTREAM, "auth": "login"},
+        {"path": "/c/", "upstream": UPSTREAM, "auth": "login",
+         "identity_token": {"algorithm": "HS256", "secret": "c" * 32}},
+    ]  # fmt: skip
+    cfg = Config.model_validate({"routes": routes, "public_url": "https://gw.example/"})
+    tokens = IdentityTokens.compile(cfg, RouteTable(cfg.routes), Clock())
+    assert [0, 2] == sorted(tokens.minters)
+    for index, secret in ((0, "a" * 32), (2, "c" * 32)):
+        claims = jwt.decode(
+            tokens.minters[index].mint(ALICE), secret, algorithms=["HS256"],
+            options={"verify_aud": False, "verify_exp": False},
+        )  # fmt: skip
+        assert "https://gw.example" == claims["iss"]  # public_url without its trailing '/'
+
+
+def test_every_unusable_route_is_reported_with_its_key_path() -> None:
+    """Problems of several routes are all listed, each under its own key path: a missing
+    issuer, an unknown placeholder in the claims."""
+    routes = [
+        {"path": "/a/", "upstream": UPSTREAM, "auth": "login",
+         "identity_token": {"algorithm": "HS256", "secret": "a" * 32}},
+        {"path": "/b/", "upstream": UPSTREAM, "auth": "login",
+         "identity_token": {"algorithm": "HS256", "secret": "b" * 32, "issuer": "gw",
+                            "claims": {"x": "{nope}"}}},
+    ]  # fmt: skip
+    cfg = Config.model_validate({"routes": routes})
+    with pytest.raises(ConfigError) as caught:
+        IdentityTokens.compile(cfg, RouteTable(cfg.routes), Clock())
+    assert [
+        "routes[0].identity_token.issuer: set it (or the top-level public_url) to the name "
+        "upstreams expect",
+        "routes[1].identity_token.claims.x: unknown placeholder {nope} (known: sub, issuer, "
+        "client_id, scope, kind, claims.NAME)",
+    ] == caught.value.problems

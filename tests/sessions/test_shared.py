@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from gateway import metrics
@@ -171,3 +173,35 @@ async def test_a_mark_that_vanishes_is_claimed_on_the_next_try() -> None:
     store = VanishingStore(clock=clock)
     assert await state(store, clock).claim("logout_jti", "j1", 30)
     assert 2 == store.tries
+
+
+async def test_an_absent_entry_is_a_plain_miss() -> None:
+    """Nothing stored is a miss, not a rejected entry: no count, no warning."""
+    clock = FakeClock(1000.0)
+    before = rejected("verdicts", "invalid")
+    assert await state(MemoryStore(clock=clock), clock).get("verdicts", "absent") is None
+    assert before == rejected("verdicts", "invalid")
+
+
+async def test_ignored_entries_are_logged_with_reason_and_key_tail(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The operator's log names the cache, the last 12 characters of the key (never a
+    whole token-derived name), the reason and why."""
+    clock = FakeClock(1000.0)
+    store = MemoryStore(clock=clock)
+    shared = state(store, clock)
+    await store.set("verdicts:ns1:abcdefghijklmnop", b"forged", 60)
+    with caplog.at_level(logging.WARNING, logger="gateway.sessions.shared"):
+        await shared.get("verdicts", "abcdefghijklmnop")
+    await shared.put("verdicts", "n1", 1, 1001.0)
+    value = await store.get("verdicts:ns1:n1")
+    assert value is not None
+    clock.advance(2)
+    await store.set("verdicts:ns1:n1", value, 60)
+    with caplog.at_level(logging.WARNING, logger="gateway.sessions.shared"):
+        await shared.get("verdicts", "n1")
+    assert [
+        "shared verdicts entry efghijklmnop ignored (invalid): SealError",
+        "shared verdicts entry dicts:ns1:n1 ignored (stale): past its sealed expiry",
+    ] == [r.getMessage() for r in caplog.records]

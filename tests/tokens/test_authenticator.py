@@ -6,8 +6,9 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import pytest
@@ -19,6 +20,7 @@ from gateway import metrics
 from gateway.config.model import Bearer, ClaimPaths, Introspection, TrustedIssuer
 from gateway.errors import (
     BadRequest,
+    ConfigError,
     GatewayError,
     InsufficientScope,
     InvalidToken,
@@ -228,7 +230,13 @@ def test_trusted_issuer_problems(settings: dict[str, Any], expected: list[str]) 
     problems = trusted_issuer_problems(config)
     assert len(problems) == len(expected), problems
     for fragment, problem in zip(expected, problems, strict=True):
+        assert problem.startswith("bearer issuer 'https://idp': ")
         assert fragment in problem
+    if problems:
+        with pytest.raises(ConfigError) as caught:
+            # Refused before any connection is made: no session is needed.
+            BearerAuthenticator(Bearer(issuers=[config]), cast(aiohttp.ClientSession, None))
+        assert problems == caught.value.problems
 
 
 def b64json(value: Any) -> str:
@@ -460,3 +468,48 @@ def test_a_non_text_client_id_is_no_client() -> None:
     """A client_id or azp that is not a string names no client."""
     principal = principal_from_claims("https://idp", {"sub": "u", "client_id": 5})
     assert (None, {"sub": "u", "client_id": 5}) == (principal.client_id, principal.claims)
+
+
+async def test_an_okta_org_server_jwt_it_will_not_introspect_is_refused(
+    fake_provider: FakeProvider,
+    http_session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An Okta org server's JWTs cannot be checked locally: when its endpoint will not
+    introspect one, the token is refused (never accepted on the local check) and logged."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    okta = issuer(fake_provider, "all").model_copy(update={"profile": "okta"})
+    auth = BearerAuthenticator(Bearer(issuers=[okta]), http_session)
+    token = key.sign(fake_provider.token_claims())
+    fake_provider.unsupported.add(token)
+    with caplog.at_level(logging.WARNING, logger="gateway.tokens.authenticator"):
+        with pytest.raises(InvalidToken) as caught:
+            await auth.authenticate(f"Bearer {token}", "")
+    assert "The token could not be verified." == caught.value.public_message
+    assert [
+        f"{fake_provider.issuer} refused to introspect a token that cannot be checked "
+        "locally (okta org server)"
+    ] == [r.getMessage() for r in caplog.records]
+
+
+async def test_the_pause_of_jwt_introspection_is_logged_once(
+    fake_provider: FakeProvider,
+    http_session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The operator is told, once, that an issuer's JWTs are now checked locally and for
+    how long."""
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(
+        Bearer(issuers=[issuer(fake_provider, "all")], cache_ttl=60), http_session
+    )
+    for jti in ("1", "2"):
+        token = key.sign(fake_provider.token_claims(jti=jti))
+        fake_provider.unsupported.add(token)
+        with caplog.at_level(logging.WARNING, logger="gateway.tokens.authenticator"):
+            await auth.authenticate(f"Bearer {token}", "")
+    assert [
+        f"{fake_provider.issuer} does not introspect its JWTs; checking them locally for 60s"
+    ] == [r.getMessage() for r in caplog.records]

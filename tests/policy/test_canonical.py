@@ -101,6 +101,7 @@ def test_printable_non_ascii_is_accepted(raw: str) -> None:
         ("/Admin.", ("/Admin",), ("/admin.", "/admin")),  # IIS trims, Express folds
         ("/a%252F%252Fb", ("/a/b",), ("/a%2f%2fb",)),  # decoded twice, slashes merged
         ("/BOX.", ("/BOX",), ("/box.", "/box")),  # only dots and spaces are trimmed
+        ("/admin%20/x", ("/admin/x",), ()),  # a trailing space inside the path too
         ("/admin.", ("/admin",), ()),  # the path itself is never one of its readings
         # A second decoding hop (nginx $uri into Tomcat): ';' dropped, '\\' as '/', dots resolved.
         ("/a%3Bx/b", ("/a/b",), ()),

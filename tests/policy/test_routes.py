@@ -277,3 +277,17 @@ def test_prefixes_with_capital_x_and_slashes_are_cut_exactly() -> None:
     route = t.match("h", "/a/X/c")
     assert route is not None
     assert "/c" == route.upstream_path(canonical_path("/a/X/c"))
+
+
+def test_a_case_sensitive_route_is_judged_by_its_own_readings_only() -> None:
+    """A route that declares a case-sensitive upstream is not refused because its path,
+    folded, would be another protected route's: that upstream never folds case."""
+    t = RouteTable(
+        [
+            Route(name="API", path="/API", upstream="http://u", auth="bearer", case_sensitive=True),
+            Route(name="api", path="/api", upstream="http://u", auth="login"),
+        ]
+    )
+    route = t.resolve("h", canonical_path("/API/x"))
+    assert route is not None
+    assert "API" == route.name

@@ -85,6 +85,7 @@ class FakeProvider:
     failing: set[str] = field(default_factory=set)
     required_authorization: str | None = None  # e.g. "Basic ..." the introspection needs
     unsupported: set[str] = field(default_factory=set)  # tokens answered unsupported_token_type
+    bad_requests: set[str] = field(default_factory=set)  # tokens answered 400 invalid_request
     server: TestServer | None = None
     issuer: str = ""
 
@@ -152,6 +153,8 @@ class FakeProvider:
             await asyncio.sleep(self.introspection_delay)
         if str(form.get("token")) in self.unsupported:  # oidc-provider, for its own JWTs
             return web.json_response({"error": "unsupported_token_type"}, status=400)
+        if str(form.get("token")) in self.bad_requests:
+            return web.json_response({"error": "invalid_request"}, status=400)
         answer = self.introspection.get(str(form.get("token")), {"active": False})
         return web.json_response(answer)
 

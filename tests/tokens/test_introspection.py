@@ -12,10 +12,11 @@ import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway import metrics
 from gateway.config.model import Bearer, Introspection, TrustedIssuer
-from gateway.errors import InvalidToken, ProviderUnavailable
+from gateway.errors import ConfigError, InvalidToken, ProviderUnavailable
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.tokens.introspection import (
     IntrospectionCache,
@@ -23,6 +24,7 @@ from gateway.tokens.introspection import (
     UnsupportedTokenType,
     cache_lifetime,
     introspection_verdict,
+    load_assertion_key,
     verdict_scope,
 )
 from tests.idp.fake_provider import FakeClock, FakeProvider, open_guard, rsa_key
@@ -441,3 +443,90 @@ async def test_callers_joining_a_call_in_flight_are_counted_as_hits() -> None:
     release.set()
     assert [{"active": False}] * 2 == [await first, await second]
     assert (hits + 1, misses + 1) == cache_counts()
+
+
+async def test_another_400_is_an_outage_with_a_credentials_hint(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """A 400 that is not unsupported_token_type is a misconfiguration (503), with a hint."""
+    client = client_for(fake_provider, http_session)
+    fake_provider.bad_requests.add("t")
+    with pytest.raises(ProviderUnavailable) as outage:
+        await client.introspect("t")
+    assert not isinstance(outage.value, UnsupportedTokenType)
+    assert str(outage.value).endswith("answered HTTP 400 (check the resource server's credentials)")
+
+
+async def test_an_issuer_without_an_introspection_endpoint_is_an_outage(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    """No endpoint published: a 503 saying so, never an accepted or refused token."""
+
+    async def none_published() -> str | None:
+        return None
+
+    client = IntrospectionClient(
+        Introspection(client_id="rs", client_secret="s"), "https://idp", none_published,
+        http_session, open_guard(),
+    )  # fmt: skip
+    with pytest.raises(
+        ProviderUnavailable, match=r"^the issuer publishes no introspection_endpoint$"
+    ):
+        await client.introspect("t")
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithm"),
+    [
+        (lambda: ec.generate_private_key(ec.SECP256R1()), "ES256"),
+        (lambda: ed25519.Ed25519PrivateKey.generate(), "EdDSA"),
+        (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
+    ],
+)
+def test_each_assertion_key_type_signs_with_its_algorithm(
+    tmp_path: Path, key: Any, algorithm: str
+) -> None:
+    """An RSA, P-256 or Ed25519 key signs private_key_jwt assertions with its algorithm."""
+    path = tmp_path / "rs.pem"
+    path.write_bytes(
+        key().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )  # fmt: skip
+    assert algorithm == load_assertion_key(str(path))[1]
+
+
+def test_unusable_assertion_keys_are_config_errors(tmp_path: Path) -> None:
+    """A P-384 key, or a file that is no key, is refused naming the setting."""
+    p384 = tmp_path / "p384.pem"
+    p384.write_bytes(
+        ec.generate_private_key(ec.SECP384R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        load_assertion_key(str(p384))
+    assert ["introspection.private_key_file: use an RSA, P-256 or Ed25519 key"] == (
+        caught.value.problems
+    )
+    junk = tmp_path / "junk.pem"
+    junk.write_text("hello")
+    with pytest.raises(ConfigError) as unreadable:
+        load_assertion_key(str(junk))
+    assert unreadable.value.problems[0].startswith(
+        "introspection.private_key_file: cannot read a key: "
+    )
+
+
+def test_a_client_secret_method_without_a_secret_is_a_config_error(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    """client_secret_post without a secret is refused when the client is built."""
+    with pytest.raises(ConfigError) as caught:
+        IntrospectionClient(
+            Introspection(client_id="rs", auth_method="client_secret_post"), "https://idp",
+            "https://idp/introspect", http_session, open_guard(),
+        )  # fmt: skip
+    assert ["introspection: client_secret_post needs client_secret"] == caught.value.problems

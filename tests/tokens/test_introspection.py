@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from gateway import metrics
 from gateway.config.model import Bearer, Introspection, TrustedIssuer
+from gateway.crypto import KeyRing
 from gateway.errors import ConfigError, InvalidToken, ProviderUnavailable
+from gateway.secret import Secret
+from gateway.sessions.memory import MemoryStore
+from gateway.sessions.shared import SharedState
 from gateway.tokens.authenticator import BearerAuthenticator
 from gateway.tokens.introspection import (
     IntrospectionCache,
@@ -530,3 +535,53 @@ def test_a_client_secret_method_without_a_secret_is_a_config_error(
             "https://idp/introspect", http_session, open_guard(),
         )  # fmt: skip
     assert ["introspection: client_secret_post needs client_secret"] == caught.value.problems
+
+
+class BrokenStore(MemoryStore):
+    """A shared store that fails every call (Redis down)."""
+
+    async def get(self, key: str) -> bytes | None:
+        raise ConnectionError("down")
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        raise ConnectionError("down")
+
+
+async def test_a_shared_verdict_is_reused_no_longer_than_this_instance_would_keep_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Instance B reuses A's verdict from the shared store without a call, but only for
+    its own (shorter) cache_ttl; a broken shared store is bypassed with a warning."""
+    clock = FakeClock(1000.0)
+    store = MemoryStore(clock=clock)
+    ring = KeyRing([Secret("introspection-shared-secret-0123456789ab")])
+
+    def cache(ttl: float, shared_store: MemoryStore = store) -> IntrospectionCache:
+        shared = SharedState(shared_store, ring, "ns", clock=clock)
+        return IntrospectionCache(
+            max_entries=10, positive_ttl=ttl, negative_ttl=5, shared=shared, clock=clock
+        )
+
+    calls: list[str] = []
+
+    async def introspect() -> dict[str, Any]:
+        calls.append("a")
+        return {"active": True, "exp": 2000}
+
+    async def never() -> dict[str, Any]:
+        raise AssertionError("B must not call the endpoint")
+
+    assert ({"active": True, "exp": 2000}, 1300.0) == await cache(300).lookup_until(
+        "s", "t", introspect
+    )
+    assert ({"active": True, "exp": 2000}, 1060.0) == await cache(60).lookup_until("s", "t", never)
+    assert ["a"] == calls
+    with caplog.at_level(logging.WARNING, logger="gateway.tokens.introspection"):
+        broken = cache(60, BrokenStore(clock=clock))
+        assert ({"active": True, "exp": 2000}, 1060.0) == await broken.lookup_until(
+            "s", "t2", introspect
+        )
+    assert [
+        "shared introspection cache unreadable: ConnectionError",
+        "shared introspection cache unwritable: ConnectionError",
+    ] == [r.getMessage() for r in caplog.records]

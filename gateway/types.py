@@ -63,3 +63,6 @@ class SessionRecord:
     created_at: float
     last_seen: float
     expires_at: float
+    # The provider client the login was made with: another deployment sharing the store
+    # (and secret) with another client at the same provider cannot use this session.
+    client_id: str = ""

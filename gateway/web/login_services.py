@@ -160,11 +160,24 @@ class LoginServices:
         if loaded is None:
             metrics.authentication("session", "expired")
             return None
+        if not self._made_here(loaded.record):
+            metrics.authentication("session", "foreign")
+            return None
         loaded = await self._maybe_refresh(loaded)
         if loaded is None:
             return None
         metrics.authentication("session", "ok")
         return principal_of(loaded)
+
+    def _made_here(self, record: SessionRecord) -> bool:
+        """Whether one of this gateway's providers (same client) made it."""
+        provider = self.providers.get(record.provider)
+        if provider is None:
+            return False
+        if provider.config.client_id != record.client_id:
+            log.info("session of client %r refused: not this gateway's", record.client_id[:64])
+            return False
+        return True
 
     def _needs_refresh(self, loaded: LoadedSession, now: float) -> bool:
         tokens = loaded.record.tokens

@@ -32,6 +32,7 @@ class Admin:
     redis: RedisServer
     key_prefix: str
     internal_port: int
+    client_id: str
 
     @property
     def sessions_url(self) -> str:
@@ -55,10 +56,12 @@ def admin(
     key_prefix = f"adm-{secrets.token_hex(4)}:"
     sessions = {"store": "redis", "redis": {"url": redis_server.url, "key_prefix": key_prefix}}
     try:
-        gw, _ = start_login_gateway(
+        gw, client = start_login_gateway(
             factory, oidc_provider, upstream, sessions=sessions, name="admin"
         )
-        yield Admin(gw, oidc_provider.issuer, redis_server, key_prefix, internal_port)
+        yield Admin(
+            gw, oidc_provider.issuer, redis_server, key_prefix, internal_port, client["client_id"]
+        )
     finally:
         factory.stop_all()
 
@@ -89,7 +92,7 @@ async def test_admin_needs_the_configured_credential(
 ) -> None:
     """Without the exact admin token: 401, nothing listed, nothing revoked."""
     sub = "nina-" + secrets.token_hex(3)
-    await new_session(manager, admin.issuer, sub, None)
+    await new_session(manager, admin.issuer, sub, None, client_id=admin.client_id)
     async with aiohttp.ClientSession() as http:
         listed = await http.get(admin.sessions_url, params={"sub": sub}, headers=headers)
         revoked = await http.post(
@@ -105,9 +108,9 @@ async def test_admin_lists_and_revokes_by_sub_and_sid(
 ) -> None:
     """List by sub and by sid; revoke by sub ends only that user's sessions, by sid one."""
     leo, mia = "leo-" + secrets.token_hex(3), "mia-" + secrets.token_hex(3)
-    await new_session(manager, admin.issuer, leo, "sid-leo-1")
-    await new_session(manager, admin.issuer, leo, "sid-leo-2")
-    await new_session(manager, admin.issuer, mia, "sid-mia-" + leo)
+    await new_session(manager, admin.issuer, leo, "sid-leo-1", client_id=admin.client_id)
+    await new_session(manager, admin.issuer, leo, "sid-leo-2", client_id=admin.client_id)
+    await new_session(manager, admin.issuer, mia, "sid-mia-" + leo, client_id=admin.client_id)
     async with aiohttp.ClientSession(headers=bearer()) as http:
         by_sub = await (await http.get(admin.sessions_url, params={"sub": leo})).json()
         assert sorted(s["sid"] for s in by_sub["sessions"]) == ["sid-leo-1", "sid-leo-2"]
@@ -173,8 +176,10 @@ async def test_sessions_cli_lists_and_revokes_against_the_store(
     """`gateway sessions list/revoke` work on the shared store, and a running instance
     stops accepting the revoked session at once."""
     sub = "olga-" + secrets.token_hex(3)
-    ticket = await new_session(manager, admin.issuer, sub, "sid-olga-" + sub)
-    await new_session(manager, admin.issuer, sub, None)
+    ticket = await new_session(
+        manager, admin.issuer, sub, "sid-olga-" + sub, client_id=admin.client_id
+    )
+    await new_session(manager, admin.issuer, sub, None, client_id=admin.client_id)
     config = tmp_path / "gw.yaml"
     config.write_text(yaml.safe_dump(admin.gw.config))
     cookie = {"Cookie": f"gateway_session={ticket}", "Accept": "application/json"}

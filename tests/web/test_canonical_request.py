@@ -261,11 +261,13 @@ async def test_reload_keeps_each_request_on_its_own_route(
         ]  # fmt: skip
         sessions = {"store": "redis", "cache_ttl": 0,
                     "redis": {"url": redis_server.url, "key_prefix": "reload:"}}  # fmt: skip
-        gw, _ = start_login_gateway(
+        gw, client = start_login_gateway(
             gateway_factory, oidc_provider, upstream, routes=routes, sessions=sessions
         )
         manager = direct_manager(redis_server.url, "reload:")
-        ticket = await new_session(manager, oidc_provider.issuer, "rita", None)
+        ticket = await new_session(
+            manager, oidc_provider.issuer, "rita", None, client_id=client["client_id"]
+        )
         await manager.close()
         ports = {"a": upstream.rsplit(":", 1)[1], "b": second.url.rsplit(":", 1)[1]}
         stop = asyncio.Event()

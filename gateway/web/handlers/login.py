@@ -149,6 +149,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         created_at=now,
         last_seen=now,
         expires_at=now + settings.absolute_timeout,
+        client_id=provider.config.client_id,
     )
     ticket = await services.manager.create(record)
     log.info("login completed", extra={"provider": provider.name, "sub": record.subject})

@@ -82,9 +82,8 @@ def measure(checkout: Path, upstream: int, seconds: int, workdir: Path) -> dict[
         url = f"http://127.0.0.1:{port}/static/app.js"
         subprocess.run(["wrk", "-t1", "-c20", "-d2s", url], check=True, capture_output=True)
         before = _cpu_seconds(gw.pid)
-        out = subprocess.run(
-            ["wrk", "-t1", "-c20", f"-d{int(seconds)}s", url], check=True, capture_output=True, text=True
-        ).stdout
+        command = ["wrk", "-t1", "-c20", f"-d{seconds}s", url]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         used = _cpu_seconds(gw.pid) - before
         requests = int(next(line for line in out.splitlines() if "requests in" in line).split()[0])
         return {

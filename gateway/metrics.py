@@ -322,24 +322,50 @@ def _provider_seconds(provider: str, endpoint: str) -> Any:
 
 def provider_call(provider: str, endpoint: str, result: str, seconds: float) -> None:
     """Count one call to a provider host's endpoint: its result and how long it took."""
+    _declare_provider_endpoint(provider, endpoint)
     PROVIDER_CALLS.labels(provider, endpoint, result).inc()
     _provider_seconds(provider, endpoint).observe(seconds)
 
 
 @functools.cache
-def _redis_seconds(command: str) -> Any:
-    return REDIS_SECONDS.labels(command)
+def _redis_children(command: str) -> tuple[Any, Any]:
+    # The error series is made with the first use of a command, at 0: an error-rate alert
+    # then has a baseline, and a dashboard finds the series before the first failure.
+    return REDIS_SECONDS.labels(command), REDIS_ERRORS.labels(command)
 
 
 def redis_command(command: str, seconds: float, *, failed: bool) -> None:
     """Time one Redis command (a fixed word such as GET or replace) and count its failure."""
-    _redis_seconds(command).observe(seconds)
+    duration, errors = _redis_children(command)
+    duration.observe(seconds)
     if failed:
-        REDIS_ERRORS.labels(command).inc()
+        errors.inc()
+
+
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+UPSTREAM_ERROR_KINDS = ("connect", "timeout", "protocol", "stream", "websocket")
+PROVIDER_RESULTS = (*STATUS_CLASSES, "timeout", "connect", "protocol")
+
+
+# rate() sees no increase in a series' first sample: the series an alert divides are
+# made at 0 with a route's (or provider endpoint's) first use, so the first failure counts.
+@functools.cache
+def _declare_route(route: str) -> None:
+    for status in STATUS_CLASSES:
+        UPSTREAM_RESPONSES.labels(route, status)
+    for kind in UPSTREAM_ERROR_KINDS:
+        UPSTREAM_ERRORS.labels(route, kind)
+
+
+@functools.cache
+def _declare_provider_endpoint(provider: str, endpoint: str) -> None:
+    for result in PROVIDER_RESULTS:
+        PROVIDER_CALLS.labels(provider, endpoint, result)
 
 
 @functools.cache
 def _upstream_responses(route: str, status: str) -> Any:
+    _declare_route(route)
     return UPSTREAM_RESPONSES.labels(route, status)
 
 

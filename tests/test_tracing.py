@@ -33,6 +33,8 @@ from tests.support.login import http_login
 from tests.support.op import OidcProvider
 from tests.support.ports import free_port
 from tests.support.redis import RedisServer
+from tests.test_metrics import parse
+from tests.test_metrics import value as sample
 from tests.web.login_setup import start_login_gateway
 
 SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
@@ -151,8 +153,8 @@ async def test_login_refresh_and_bearer_call_are_traced_without_secrets(
     """A real login, a refresh and a bearer call produce a span tree (server span per
     request; provider, Redis, session, bearer and upstream spans under it); the upstream
     and the provider receive a traceparent naming the span that called them; the access log
-    pairs request id and trace id; no token, code, cookie, secret or claim value appears
-    in any span or resource attribute."""
+    pairs request id and trace id; the refresh is counted; no token, code, cookie, secret or
+    claim value appears in any span or resource attribute."""
     rs = oidc_provider.register_client()
     routes = [
         {"name": "app", "path": "/app/", "upstream": upstream, "auth": "login",
@@ -274,6 +276,16 @@ async def test_login_refresh_and_bearer_call_are_traced_without_secrets(
     token_path = urlsplit(oidc_provider.endpoint("token")).path
     parents = {traceparent_parts(v)[1] for v in at_provider[f"POST {token_path}"]}
     assert {exchange.span_id, refresh.span_id} <= parents
+
+    # -- the refresh is counted by outcome, the provider calls by host and endpoint
+    async with aiohttp.ClientSession() as plain:
+        async with plain.get(f"http://{gw.config['metrics']['listen']}/metrics") as r:
+            scraped = parse(await r.text())
+    assert 1 == sample(scraped, "gateway_refreshes_total", outcome="refreshed")
+    assert 1 == sample(
+        scraped, "gateway_provider_calls_total",
+        provider="127.0.0.1", endpoint="refresh", result="2xx",
+    )  # fmt: skip
 
     # -- access log lines pair the request id with the trace id
     access = [

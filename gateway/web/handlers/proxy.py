@@ -89,7 +89,11 @@ async def _observed_forward(
 ) -> web.StreamResponse:
     """The upstream call in its client span, with the trace context sent along; the
     status class of the upstream's answer is counted per route."""
-    attributes = {"gateway.route": upstream.name, "server.address": upstream.host_header}
+    attributes = (
+        {"gateway.route": upstream.name, "server.address": upstream.host_header}
+        if tracing.enabled()
+        else None
+    )
     with tracing.span("upstream", attributes, client=True) as span:
         tracing.inject(headers)
         services = request.app[SERVICES]

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Any
 
+from gateway.tracing import current_ids
+
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 subject_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("subject", default=None)
 
@@ -37,6 +39,10 @@ def redact(text: str) -> str:
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        # With tracing on, every line of a request (its access line too) names its trace.
+        ids = current_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 

@@ -6,6 +6,7 @@ prints their JSON Schema and `docs/configuration.md` is generated from it.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from typing import Annotated, Any, Literal
@@ -830,6 +831,54 @@ class Metrics(Section):
     )
 
 
+def _tracing_installed() -> bool:
+    """Whether the `tracing` extra (OpenTelemetry SDK and OTLP/HTTP exporter) is installed."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+    )
+
+
+class Tracing(Section):
+    enabled: bool = Field(
+        False,
+        description="Send OpenTelemetry traces (OTLP over HTTP). Needs the tracing extra: "
+        "pip install 'oidc-gateway[tracing]'.",
+    )
+    endpoint: str = Field(
+        "http://127.0.0.1:4318/v1/traces",
+        description="OTLP/HTTP traces URL of the collector.",
+    )
+    headers: dict[str, Secret] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers sent to the collector (e.g. its API key).",
+    )
+    timeout: Seconds = Field(10, description="Seconds one export to the collector may take.")
+    service_name: str = Field("oidc-gateway", description="The service.name of every span.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (0..1). A trace continued from a trusted "
+        "caller follows the caller's sampling decision.",
+    )
+    accept_incoming: Literal["trusted_proxies", "always", "never"] = Field(
+        "trusted_proxies",
+        description="Whose traceparent/tracestate a request may continue: only peers in "
+        "trusted_proxies, anyone, or nobody (every request starts a trace).",
+    )
+
+    @field_validator("enabled")
+    @classmethod
+    def _extra_installed(cls, value: bool) -> bool:
+        if value and not _tracing_installed():
+            raise ValueError(
+                "OpenTelemetry is not installed; install the tracing extra "
+                "(pip install 'oidc-gateway[tracing]') or set tracing.enabled: false"
+            )
+        return value
+
+
 def _hex_colour(value: str) -> str:
     # Colours are written into the pages' style sheet: only a plain hex colour may get there.
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
@@ -941,6 +990,7 @@ class Config(Section):
     admin: Admin = Field(default_factory=Admin)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     metrics: Metrics = Field(default_factory=Metrics)
+    tracing: Tracing = Field(default_factory=Tracing)
     ui: Ui = Field(default_factory=Ui, description="Branding and language of the gateway's pages.")
 
     @model_validator(mode="after")

@@ -192,7 +192,7 @@ class JwksCache:
         uri = await self._uri()
         self.fetch_count += 1
         status, document = await fetch_json(
-            self._session, uri, guard=self._guard, timeout=self._timeout
+            self._session, uri, guard=self._guard, timeout=self._timeout, endpoint="jwks"
         )
         if status != 200:
             raise ProviderUnavailable(f"{display_url(uri)} answered HTTP {status}")

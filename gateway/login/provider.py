@@ -146,6 +146,7 @@ class ProviderClient:
             guard=self.metadata.guard,
             timeout=self.config.timeout,
             headers={"Authorization": f"Bearer {tokens.access_token}"},
+            endpoint="userinfo",
         )
         if status != 200:
             raise LoginError(f"userinfo answered HTTP {status}: {body.get('error', '')}")

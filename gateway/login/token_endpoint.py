@@ -57,7 +57,7 @@ class TokenEndpoint:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if verifier:
             form["code_verifier"] = verifier
-        status, body = await self._post(url, form)
+        status, body = await self._post(url, form, "token_exchange")
         if status in (400, 401) and body.get("error") in _CLIENT_REFUSED:
             raise ProviderMisconfigured(_describe("code exchange", status, body))
         if status != 200:
@@ -66,7 +66,7 @@ class TokenEndpoint:
 
     async def refresh(self, url: str, refresh_token: str) -> TokenSet:
         status, body = await self._post(
-            url, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            url, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh"
         )
         if status == 400 and body.get("error") == "invalid_grant":
             raise RefreshRefused(_describe("refresh", status, body))
@@ -74,7 +74,9 @@ class TokenEndpoint:
             raise ProviderUnavailable(_describe("refresh", status, body))
         return parse_token_response(body, time.time())
 
-    async def _post(self, url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async def _post(
+        self, url: str, form: dict[str, str], endpoint: str
+    ) -> tuple[int, dict[str, Any]]:
         headers: dict[str, str] = {}
         self._auth.apply(form, headers, audience=url)
         return await fetch_json(
@@ -85,6 +87,7 @@ class TokenEndpoint:
             method="POST",
             data=form,
             headers=headers,
+            endpoint=endpoint,
         )
 
 

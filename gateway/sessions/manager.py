@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
+from gateway import metrics
 from gateway.config.model import Sessions
 from gateway.crypto import KeyRing, SealError, digest, random_token
 from gateway.errors import StoreUnavailable
@@ -162,6 +163,8 @@ class SessionManager:
         """The session of a cookie's ticket, or None if unknown, expired, malformed or forged."""
         now = self._clock()
         entry = self._cache.find(ticket, now) if cached else None
+        if cached and self._cache.live:
+            metrics.cache_lookup("session", hit=entry is not None)
         loaded: LoadedSession | None
         if entry is not None:
             # A hit needs no parsing or decryption; the copy is the caller's to change.

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -24,6 +26,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway import metrics, tracing
 from gateway.config.model import RedisConfig
 from gateway.errors import StoreUnavailable
 from gateway.sessions.store import ConnectionHandler, MessageHandler
@@ -159,12 +162,19 @@ class RedisStore:
 
     async def _call(self, what: str, command: Callable[[Client], Awaitable[Any] | Any]) -> Any:
         # redis-py types results as "Awaitable[X] | X" for its sync and async clients alike.
+        # ``what`` is a fixed command word: a bounded metrics label, never a key.
+        started = time.perf_counter()
+        failed = False
         try:
-            if not self._initialised:
-                await self._initialise()
-            return await command(self._client)
+            with tracing.span(f"redis {what}", _span_attributes(what), client=True):
+                if not self._initialised:
+                    await self._initialise()
+                return await command(self._client)
         except _STORE_ERRORS as exc:
+            failed = True
             raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            metrics.redis_command(what, time.perf_counter() - started, failed=failed)
 
     async def _initialise(self) -> None:
         async with self._init_lock:
@@ -294,6 +304,11 @@ class RedisStore:
         if self._sentinel is not None:
             for sentinel in self._sentinel.sentinels:
                 await sentinel.aclose()
+
+
+@functools.cache
+def _span_attributes(what: str) -> dict[str, str]:
+    return {"db.system.name": "redis", "db.operation.name": what}
 
 
 async def _mget(client: Client, keys: list[str]) -> list[bytes | None]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.config.model import Bearer, TrustedIssuer
 from gateway.crypto import digest
 from gateway.errors import (
@@ -186,7 +186,8 @@ class BearerAuthenticator:
         introspection call) and may raise to refuse it, e.g. a rate limit.
         """
         try:
-            principal = await self._authenticate(authorization_header, query_string, gate)
+            with tracing.span("bearer validate"):
+                principal = await self._authenticate(authorization_header, query_string, gate)
         except MissingToken:
             metrics.authentication("bearer", "missing")
             raise

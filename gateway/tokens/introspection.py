@@ -97,7 +97,7 @@ class IntrospectionClient:
         self.call_count += 1
         status, body = await fetch_json(
             self._session, endpoint, guard=self._guard, timeout=self._timeout,
-            method="POST", data=form, auth=auth,
+            method="POST", data=form, auth=auth, endpoint="introspection",
         )  # fmt: skip
         if status == 400 and body.get("error") == "unsupported_token_type":
             raise UnsupportedTokenType(f"{display_url(endpoint)} does not introspect this token")

@@ -45,6 +45,7 @@ from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
 from gateway.web.server_header import drop_server_banner
 from gateway.web.services import Services
+from gateway.web.tracing_middleware import tracing_lifecycle, tracing_middleware
 from gateway.web.websocket_sessions import WEBSOCKET_SESSIONS, SessionSockets, websocket_watchdog
 
 log = logging.getLogger("gateway.app")
@@ -53,8 +54,11 @@ log = logging.getLogger("gateway.app")
 def build_app(config: Config) -> web.Application:
     """An application serving ``config``; its clients open and close with the app."""
     services = Services.compile(config)
+    # Tracing, when on, wraps everything: the access log line is written inside the span.
+    traced = [tracing_middleware] if config.tracing.enabled else []
     app = web.Application(
         middlewares=[
+            *traced,
             context_middleware,
             gateway_body_limit(),
         ],
@@ -68,6 +72,7 @@ def build_app(config: Config) -> web.Application:
     if config.admin.token is not None:
         app[admin.ADMIN_FAILURES] = admin.failure_budget(config.admin.max_failures)
     app.on_response_prepare.append(drop_server_banner)
+    app.cleanup_ctx.append(tracing_lifecycle)  # first up, last down: spans of teardown flush
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(drain_notices)  # torn down first: notices finish, then clients close
     app.cleanup_ctx.append(internal_listener)

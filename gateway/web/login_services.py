@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.config.model import Config
 from gateway.crypto import KeyRing, random_token
 from gateway.errors import LoginError, ProviderUnavailable
@@ -156,7 +156,8 @@ class LoginServices:
         ticket = self.cookies.session_ticket(request)
         if not ticket:
             return None
-        loaded = await self.manager.load(ticket)
+        with tracing.span("session load"):
+            loaded = await self.manager.load(ticket)
         if loaded is None:
             metrics.authentication("session", "expired")
             return None
@@ -200,7 +201,8 @@ class LoginServices:
             current = await self.manager.reload(loaded)
             if current is None or not holder or not self._needs_refresh(current, time.time()):
                 return current
-            return await self._refresh(current, self.providers[current.record.provider])
+            with tracing.span("session refresh", {"gateway.provider": current.record.provider}):
+                return await self._refresh(current, self.providers[current.record.provider])
 
     async def _refreshed_id_token_ok(
         self, loaded: LoadedSession, provider: ProviderClient, id_token: str
@@ -228,18 +230,22 @@ class LoginServices:
         except RefreshRefused as exc:
             log.info("session ended: %s", exc, extra={"provider": provider.name})
             metrics.authentication("session", "ended")
+            metrics.refresh("refused")
             await self.manager.destroy(loaded.session_id)
             return None
         except ProviderUnavailable as exc:
             expired_for = now - (tokens.expires_at or now)
             if expired_for > self.config.sessions.refresh_grace:
+                metrics.refresh("unavailable_failed")
                 raise
             log.warning("refresh failed, keeping the session for now: %s", exc)
             metrics.PROVIDER_ERRORS.inc()
+            metrics.refresh("unavailable_kept")
             return loaded
         if fresh.id_token and not await self._refreshed_id_token_ok(
             loaded, provider, fresh.id_token
         ):
+            metrics.refresh("id_token_rejected")
             await self.manager.destroy(loaded.session_id)
             return None
         fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
@@ -249,6 +255,7 @@ class LoginServices:
             return None  # the session ended (a logout) while it was being refreshed
         log.info("session refreshed", extra={"provider": provider.name})
         metrics.authentication("session", "refreshed")
+        metrics.refresh("refreshed")
         return loaded
 
 

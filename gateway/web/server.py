@@ -6,14 +6,18 @@ import asyncio
 import gc
 import logging
 import os
+import shutil
 import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import multiprocess
 
+from gateway import metrics
 from gateway.config import load_config
 from gateway.config.model import Config
 from gateway.errors import ConfigError
@@ -22,7 +26,7 @@ from gateway.web.connections import bounded_site
 from gateway.web.keys import SERVICES
 
 log = logging.getLogger("gateway.server")
-RESTART_KEYS = ("listen", "providers", "bearer", "sessions", "metrics", "admin")
+RESTART_KEYS = ("listen", "providers", "bearer", "sessions", "metrics", "admin", "tracing")
 
 
 def install_fast_loop() -> bool:
@@ -90,6 +94,7 @@ def _reload(app: web.Application, config_path: Path) -> None:
             "; ".join(exc.problems),
             extra={"problems": exc.problems},
         )
+        metrics.CONFIG_RELOADS.labels("refused").inc()
         return
     # Providers, token issuers, the session store and the listener are opened once at
     # start: a reload cannot swap them, so it refuses rather than half-apply the file.
@@ -100,12 +105,15 @@ def _reload(app: web.Application, config_path: Path) -> None:
             "reload refused, keeping the running config: %s change only with a restart",
             ", ".join(fixed),
         )
+        metrics.CONFIG_RELOADS.labels("refused").inc()
         return
     try:
         app[SERVICES].reload(new)
     except (ConfigError, OSError, ValueError) as exc:  # e.g. an unreadable upstream CA file
         log.error("reload refused, keeping the running config: %s", exc)
+        metrics.CONFIG_RELOADS.labels("refused").inc()
         return
+    metrics.CONFIG_RELOADS.labels("applied").inc()
     log.info("configuration reloaded", extra={"routes": len(new.routes)})
 
 
@@ -119,7 +127,19 @@ def _server_tls(config: Config) -> ssl.SSLContext | None:
 
 
 def serve_workers(config_path: Path, workers: int, extra_args: list[str]) -> int:
-    """Start ``workers`` processes sharing the port (SO_REUSEPORT) and relay signals to them."""
+    """Start ``workers`` processes sharing the port (SO_REUSEPORT) and relay signals to them.
+
+    The workers share a fresh metrics directory for this run, so any worker's /metrics
+    answers with the sum over all of them; it is removed when the last worker has exited.
+    """
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    try:
+        return _run_workers(config_path, workers, extra_args, metrics_dir)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(config_path: Path, workers: int, extra_args: list[str], metrics_dir: str) -> int:
     cmd = [
         sys.executable,
         "-m",
@@ -132,7 +152,8 @@ def serve_workers(config_path: Path, workers: int, extra_args: list[str]) -> int
         "1",
         "--reuse-port",
     ]
-    children = [subprocess.Popen(cmd) for _ in range(workers)]  # noqa: S603 - our own argv
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    children = [subprocess.Popen(cmd, env=env) for _ in range(workers)]  # noqa: S603 - our argv
 
     def relay(signum: int, _frame: object) -> None:
         for child in children:
@@ -141,5 +162,8 @@ def serve_workers(config_path: Path, workers: int, extra_args: list[str]) -> int
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, relay)
-    codes = [child.wait() for child in children]
+    codes = []
+    for child in children:
+        codes.append(child.wait())
+        multiprocess.mark_process_dead(child.pid, metrics_dir)  # type: ignore[no-untyped-call]
     return max(codes, default=0)

@@ -348,6 +348,19 @@ provider.use(async (ctx, next) => {
   await next();
 });
 
+// W3C trace context received, by "METHOD /path", so a test can see what the gateway
+// propagated to the provider: GET /test/traceparents -> {key: [traceparent, ...]}.
+const traceparents = {};
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'GET' && ctx.path === '/test/traceparents') {
+    ctx.body = traceparents;
+    return;
+  }
+  const seen = ctx.get('traceparent');
+  if (seen) (traceparents[`${ctx.method} ${ctx.path}`] ||= []).push(seen);
+  await next();
+});
+
 // Discovery under the issuer's path, and the per-profile shape of the document.
 const WELL_KNOWN = '/.well-known/openid-configuration';
 provider.use(async (ctx, next) => {

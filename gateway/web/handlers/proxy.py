@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
+from multidict import CIMultiDict
 
+from gateway import metrics, tracing
 from gateway.errors import NotFound
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import host_name
-from gateway.proxy.forward import forward
+from gateway.proxy.forward import Upstream, forward
 from gateway.proxy.headers import REQUEST_DROP, upstream_request_headers
 from gateway.web.identity import (
     add_identity_headers,
@@ -33,6 +35,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     if route is None:
         raise NotFound(f"no route for host {view.host!r} path {target.decoded[:200]!r}")
     request[ROUTE_NAME] = route.name
+    tracing.annotate_request("gateway.auth_mode", route.config.auth)
     principal = None
     if route.config.auth == "public":
         authorize_public(route, request.method, request.rel_url.raw_query_string)
@@ -69,12 +72,32 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     else:
         path = route.upstream_path(target)
     if is_websocket_upgrade(request):
+        tracing.inject(headers)
         return await proxy_websocket(request, route, principal, upstream, path, headers)
-    return await forward(
-        request,
-        services.http,
-        upstream,
-        path,
-        headers,
-        max_body=compiled.config.limits.max_body_size,
+    return await _observed_forward(
+        request, upstream, path, headers, max_body=compiled.config.limits.max_body_size
     )
+
+
+async def _observed_forward(
+    request: web.Request,
+    upstream: Upstream,
+    path: str,
+    headers: CIMultiDict[str],
+    *,
+    max_body: int,
+) -> web.StreamResponse:
+    """The upstream call in its client span, with the trace context sent along; the
+    status class of the upstream's answer is counted per route."""
+    attributes = (
+        {"gateway.route": upstream.name, "server.address": upstream.host_header}
+        if tracing.enabled()
+        else None
+    )
+    with tracing.span("upstream", attributes, client=True) as span:
+        tracing.inject(headers)
+        services = request.app[SERVICES]
+        response = await forward(request, services.http, upstream, path, headers, max_body=max_body)
+        span.set_attribute("http.response.status_code", response.status)
+    metrics.upstream_response(upstream.name, response.status)
+    return response

@@ -2,6 +2,7 @@
 
 GatewayError                      (status 500, never shows details to the client)
 ├── ConfigError                   configuration invalid (start-up / reload / check)
+├── UsageError                    a command-line request that cannot be answered
 ├── BadRequest                    400: malformed input from the client
 ├── MethodNotAllowed              405: the route's policy does not allow this method
 ├── BodyTooLarge                  413: the request body is over limits.max_body_size
@@ -43,6 +44,12 @@ class ConfigError(GatewayError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class UsageError(GatewayError):
+    """A command-line request that cannot be answered as asked (the message says why)."""
+
+    code = "usage_error"
 
 
 class BadRequest(GatewayError):

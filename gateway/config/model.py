@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from gateway.config.issuer import validate_issuer
+from gateway.config.safe_regex import check_pattern
 from gateway.secret import Secret
 
 DEFAULT_PREFIX = "/_gateway"
@@ -136,24 +137,147 @@ class Timeouts(Section):
     read: Seconds = Field(60, description="Seconds to wait for the upstream's response head.")
 
 
-class ClaimRule(Section):
-    """One claim requirement: exactly one of equals, one_of, contains."""
+def _safe_pattern(value: str) -> str:
+    check_pattern(value)
+    return value
+
+
+SafePattern = Annotated[str, AfterValidator(_safe_pattern)]
+COMPARISONS = ("equals", "one_of", "contains", "prefix", "matches", "at_least", "present")
+
+
+class Comparison(Section):
+    """How a value is compared: exactly one of equals, one_of, contains, prefix, matches,
+    at_least, present (see docs/policy.md)."""
+
+    equals: str | int | bool | None = Field(None, description="Value must equal this (typed).")
+    one_of: list[str] | None = Field(None, description="Value (or a list item) is one of these.")
+    contains: str | None = Field(
+        None, description="List value (or space/comma separated string) contains this item."
+    )
+    prefix: str | None = Field(None, description="Value (or a list item) starts with this.")
+    matches: SafePattern | None = Field(
+        None,
+        description="Value (or a list item) matches this regular expression as a whole; a "
+        "safe subset that cannot backtrack catastrophically (docs/policy.md).",
+    )
+    at_least: int | float | str | None = Field(
+        None,
+        description="Value is a number >= this; or, with `order`, a level at or above this one.",
+    )
+    order: list[str] | None = Field(
+        None,
+        description="Levels from lowest to highest (e.g. acr values) for at_least on strings.",
+    )
+    present: bool | None = Field(None, description="true: the value exists; false: it does not.")
+
+    def comparison_problems(self) -> list[str]:
+        given = [name for name in COMPARISONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            return ["give exactly one of " + ", ".join(COMPARISONS)]
+        problems: list[str] = []
+        if self.order is not None and self.at_least is None:
+            problems.append("order applies to at_least only")
+        if isinstance(self.at_least, str):
+            if not self.order:
+                problems.append("at_least on a level name needs `order` (lowest first)")
+            elif self.at_least not in self.order:
+                problems.append(f"at_least: {self.at_least!r} is not in order")
+        if isinstance(self.at_least, bool):
+            problems.append("at_least takes a number or a level name")
+        return problems
+
+
+class ClaimRule(Comparison):
+    """One claim requirement: the claim and exactly one comparison."""
 
     claim: str = Field(description="Claim name (dots reach into nested objects).")
-    equals: str | int | bool | None = Field(None, description="Claim must equal this value.")
-    one_of: list[str] | None = Field(None, description="Claim must be one of these values.")
-    contains: str | None = Field(None, description="List claim must contain this value.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClaimRule:
-        given = [x for x in (self.equals, self.one_of, self.contains) if x is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of equals, one_of, contains")
+        problems = self.comparison_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
+class PathTest(Section):
+    """A test on the request path below the route's prefix (canonical, decoded)."""
+
+    equals: str | None = Field(None, description="Path equals this.")
+    one_of: list[str] | None = Field(None, description="Path is one of these.")
+    prefix: str | None = Field(None, description="Path starts with this.")
+    matches: SafePattern | None = Field(
+        None, description="Path matches this regular expression as a whole (safe subset)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PathTest:
+        given = [x for x in (self.equals, self.one_of, self.prefix, self.matches) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of equals, one_of, prefix, matches")
+        return self
+
+
+CONDITION_KINDS = ("all", "any", "not", "claim", "groups", "method", "path", "client_ip")
+
+
+class Condition(Comparison):
+    """One test or a combination: exactly one of all, any, not, claim (with a comparison),
+    groups, method, path, client_ip; `reason` names it in logs and explanations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    all: list[Condition] | None = Field(None, description="Every condition holds.")
+    any: list[Condition] | None = Field(None, description="At least one condition holds.")
+    not_: Condition | None = Field(None, alias="not", description="The condition does not hold.")
+    claim: str | None = Field(None, description="A claim path, tested with one comparison.")
+    groups: list[str] | None = Field(None, description="Caller is in at least one group.")
+    method: list[str] | None = Field(
+        None, description="Request method is one of these (HEAD counts as GET)."
+    )
+    path: PathTest | None = Field(
+        None, description="Test on the canonical decoded path below the route's prefix."
+    )
+    client_ip: list[Network] | None = Field(
+        None, description="Client address is in one of these networks."
+    )
+    reason: str | None = Field(None, description="Plain words for logs when this decides.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        kinds = [k for k in CONDITION_KINDS if getattr(self, _attr(k)) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of " + ", ".join(CONDITION_KINDS))
+        compared = [name for name in COMPARISONS if getattr(self, name) is not None]
+        if kinds[0] == "claim":
+            problems = self.comparison_problems()
+            if problems:
+                raise ValueError("claim " + "; ".join(problems))
+        elif compared or self.order is not None:
+            raise ValueError(f"{', '.join(compared or ['order'])} applies to claim only")
+        if (self.all is not None and not self.all) or (self.any is not None and not self.any):
+            raise ValueError("all / any need at least one condition")
+        return self
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: list[str] | None) -> list[str] | None:
+        return [m.upper() for m in value] if value is not None else None
+
+
+def _attr(kind: str) -> str:
+    return "not_" if kind == "not" else kind
+
+
+Condition.model_rebuild()
+
+
 class Policy(Section):
-    """Who may pass: every listed requirement must hold (empty means any authenticated)."""
+    """Who may pass: deny rules refuse first; then every listed requirement must hold
+    (empty means any authenticated)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     methods: list[str] | None = Field(None, description="Allowed HTTP methods (default: all).")
     scopes_all: list[str] = Field(default_factory=list, description="Every scope is required.")
@@ -166,6 +290,17 @@ class Policy(Section):
     email_domains: list[str] = Field(default_factory=list, description="Allowed e-mail domains.")
     client_ids: list[str] = Field(
         default_factory=list, description="Allowed OAuth client ids (bearer callers)."
+    )
+    all: list[Condition] = Field(
+        default_factory=list, description="Conditions that must all hold (see docs/policy.md)."
+    )
+    any: list[Condition] = Field(
+        default_factory=list, description="Conditions of which at least one must hold."
+    )
+    not_: Condition | None = Field(None, alias="not", description="A condition that must not hold.")
+    deny: list[Condition] = Field(
+        default_factory=list,
+        description="Refuse when any of these holds, whatever else allows (deny wins).",
     )
 
     @field_validator("methods")

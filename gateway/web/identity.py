@@ -17,7 +17,8 @@ from gateway.errors import (
     RateLimited,
     Unauthorized,
 )
-from gateway.policy.authz import decide, method_allowed, override_methods
+from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
+from gateway.policy.canonical import CanonicalPath
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
@@ -132,10 +133,25 @@ def authorize_public(route: CompiledRoute, method: str, query_string: str) -> No
     _check_methods(route, method, query_string)
 
 
-def authorize(route: CompiledRoute, principal: Principal, method: str, query_string: str) -> None:
-    """Apply the route's policy; raise the matching 403/405."""
+def authorize(
+    route: CompiledRoute,
+    principal: Principal,
+    method: str,
+    query_string: str,
+    *,
+    target: CanonicalPath | None = None,
+    client_ip: str | None = None,
+) -> None:
+    """Apply the route's policy; raise the matching 403/405.
+
+    Without ``target`` / ``client_ip`` conditions on path / network refuse (fail closed)."""
     _check_methods(route, method, query_string)
-    decision = decide(route.config.policy, principal, method)
+    facts = RequestFacts(
+        (method, *override_methods(query_string)),
+        route.paths_below(target) if target is not None else None,
+        client_ip,
+    )
+    decision = decide(route.config.policy, principal, facts)
     if decision.allowed:
         return
     if decision.status == 405:

@@ -65,7 +65,14 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         if isinstance(principal, web.StreamResponse):
             return principal  # not signed in: 401 (with the login URL) or 302 to the login
         subject_var.set(principal.subject)
-        authorize(route, principal, original.method, original.query_string)
+        authorize(
+            route,
+            principal,
+            original.method,
+            original.query_string,
+            target=original.target,
+            client_ip=view.client_ip,
+        )
     except MethodNotAllowed as exc:
         # nginx takes any answer but 2xx/401/403 for an error (500): refuse plainly.
         raise Forbidden(str(exc), public=exc.public_message) from None

@@ -41,7 +41,14 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             return outcome
         principal = outcome
         subject_var.set(principal.subject)
-        authorize(route, principal, request.method, request.rel_url.raw_query_string)
+        authorize(
+            route,
+            principal,
+            request.method,
+            request.rel_url.raw_query_string,
+            target=target,
+            client_ip=view.client_ip,
+        )
     upstream = compiled.upstreams.get(route.index)
     if upstream is None:
         raise NotFound(f"route {route.name} has no upstream: it answers forward-auth only")

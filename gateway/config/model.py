@@ -605,6 +605,12 @@ class Sessions(Section):
     refresh_lock_wait: Seconds = Field(
         5, description="Seconds a request waits for another refresh of its session."
     )
+    end_with_access_token: bool = Field(
+        True,
+        description="A session whose access token expired and has no refresh token ends "
+        "(sign in again). Off: it lives to idle/absolute timeout; an expired access token "
+        "is never forwarded either way.",
+    )
     refresh_grace: float = Field(
         300, ge=0, description="Keep a session this long when refresh fails for network reasons."
     )

@@ -114,9 +114,37 @@ class ProviderClient:
             timeout=self.config.timeout,
             headers={"Authorization": f"Bearer {tokens.access_token}"},
         )
+        if status >= 500:
+            raise ProviderUnavailable(f"userinfo answered HTTP {status}")
         if status != 200:
             raise LoginError(f"userinfo answered HTTP {status}: {body.get('error', '')}")
         return body
+
+    async def claims_after_refresh(
+        self, tokens: TokenSet, previous: dict[str, Any], subject: str
+    ) -> dict[str, Any]:
+        """The session's claims read again after a refresh, as at login: the new id_token
+        (validated; OIDC Core 12.2: same subject) over the userinfo answer for the new
+        access token. Without a new id_token, userinfo updates the previous claims.
+
+        LoginError: the provider refused (the session ends); ProviderUnavailable: it
+        could not be asked."""
+        meta = await self.metadata.get()
+        claims = dict(previous)
+        if tokens.id_token:
+            claims = await self.validate_id_token(tokens.id_token, nonce=None, meta=meta)
+            if claims.get("sub") != subject:
+                raise LoginError("the refreshed id_token names another subject")
+        if self.config.fetch_userinfo and (
+            meta.userinfo_endpoint or self.config.endpoints.userinfo
+        ):
+            info = await self.userinfo(meta, tokens)
+            if info.get("sub") != subject:
+                raise LoginError("userinfo after the refresh names another subject")
+            claims = {**info, **claims} if tokens.id_token else {**claims, **info}
+        for key, value in tokens.extra.items():
+            claims.setdefault(key, value)
+        return claims
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         meta = await self.metadata.get()

@@ -19,7 +19,7 @@ from gateway.login.token_endpoint import RefreshRefused
 from gateway.policy.redirects import safe_return_url
 from gateway.sessions.manager import LoadedSession, SessionManager
 from gateway.sessions.shared import SharedState
-from gateway.types import Principal, SessionRecord
+from gateway.types import Principal, SessionRecord, TokenSet
 from gateway.web.cookies import CookiePolicy
 from gateway.web.keys import SERVICES, VIEW
 from gateway.web.responses import html_page
@@ -157,8 +157,24 @@ class LoginServices:
         loaded = await self._maybe_refresh(loaded)
         if loaded is None:
             return None
+        now = time.time()
+        if self._expired_for_good(loaded, now):
+            log.info("session ended: its access token expired and it cannot be refreshed")
+            metrics.authentication("session", "ended")
+            await self.manager.destroy(loaded.session_id)
+            return None
         metrics.authentication("session", "ok")
-        return principal_of(loaded)
+        return principal_of(loaded, now)
+
+    def _expired_for_good(self, loaded: LoadedSession, now: float) -> bool:
+        """An expired access token with no refresh token (or provider) to renew it."""
+        tokens = loaded.record.tokens
+        renewable = tokens.refresh_token and loaded.record.provider in self.providers
+        return bool(
+            self.config.sessions.end_with_access_token
+            and access_token_expired(tokens, now)
+            and not renewable
+        )
 
     def _needs_refresh(self, loaded: LoadedSession, now: float) -> bool:
         tokens = loaded.record.tokens
@@ -183,19 +199,20 @@ class LoginServices:
                 return current
             return await self._refresh(current, self.providers[current.record.provider])
 
-    async def _refreshed_id_token_ok(
-        self, loaded: LoadedSession, provider: ProviderClient, id_token: str
-    ) -> bool:
-        """OIDC Core 12.2: a refreshed id_token is validated and must name the same user."""
+    async def _fresh_claims(
+        self, loaded: LoadedSession, provider: ProviderClient, fresh: TokenSet
+    ) -> dict[str, Any] | None:
+        """The claims read again with the new tokens; None when the session must end."""
+        record = loaded.record
         try:
-            claims = await provider.validate_id_token(id_token, nonce=None)
+            return await provider.claims_after_refresh(fresh, record.claims, record.subject)
         except LoginError as exc:
-            log.warning("session ended: the refreshed id_token was refused: %s", exc)
-            return False
-        if claims.get("sub") != loaded.record.subject:
-            log.warning("session ended: the refreshed id_token names another subject")
-            return False
-        return True
+            log.warning("session ended: claims after the refresh were refused: %s", exc)
+            return None
+        except ProviderUnavailable as exc:
+            # The tokens are fresh; the claims are re-read at the next refresh.
+            log.warning("claims not re-read after the refresh, kept as they were: %s", exc)
+            return record.claims
 
     async def _refresh(
         self, loaded: LoadedSession, provider: ProviderClient
@@ -218,14 +235,15 @@ class LoginServices:
             log.warning("refresh failed, keeping the session for now: %s", exc)
             metrics.PROVIDER_ERRORS.inc()
             return loaded
-        if fresh.id_token and not await self._refreshed_id_token_ok(
-            loaded, provider, fresh.id_token
-        ):
+        fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
+        claims = await self._fresh_claims(loaded, provider, fresh)
+        if claims is None:
+            metrics.authentication("session", "ended")
             await self.manager.destroy(loaded.session_id)
             return None
-        fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
         fresh.id_token = fresh.id_token or tokens.id_token
         loaded.record.tokens = fresh
+        loaded.record.claims = claims
         if not await self.manager.save(loaded):
             return None  # the session ended (a logout) while it was being refreshed
         log.info("session refreshed", extra={"provider": provider.name})
@@ -233,8 +251,14 @@ class LoginServices:
         return loaded
 
 
-def principal_of(loaded: LoadedSession) -> Principal:
+def access_token_expired(tokens: TokenSet, now: float) -> bool:
+    return tokens.expires_at is not None and tokens.expires_at <= now
+
+
+def principal_of(loaded: LoadedSession, now: float) -> Principal:
+    """The session's caller; an expired access token is left out, so it is never forwarded."""
     record: SessionRecord = loaded.record
+    expired = access_token_expired(record.tokens, now)
     scope = record.tokens.scope or ""
     return Principal(
         kind="session",
@@ -244,6 +268,6 @@ def principal_of(loaded: LoadedSession) -> Principal:
         scopes=frozenset(scope.split()),
         client_id=None,
         session_id=loaded.session_id,
-        access_token=record.tokens.access_token,
+        access_token=None if expired else record.tokens.access_token,
         id_token=record.tokens.id_token,
     )

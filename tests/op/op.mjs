@@ -57,6 +57,7 @@ function loadClients() {
 
 // ---------------------------------------------------------------------------
 // Accounts: any login is accepted; the login name is the account id (= sub).
+// A test changes a user's groups with PUT /test/accounts/<id>/groups (JSON list).
 const GROUPS = { alice: ['users', 'admins'] };
 async function findAccount(ctx, id) {
   return {
@@ -161,6 +162,8 @@ async function renderError(ctx, out) {
 // ---------------------------------------------------------------------------
 const configuration = {
   clients: loadClients(),
+  // a test client may ask for short-lived access tokens (seconds), e.g. to see one expire
+  extraClientMetadata: { properties: ['test_access_token_ttl'] },
   jwks: loadOrCreateKeys(),
   findAccount,
 
@@ -226,7 +229,8 @@ const configuration = {
   },
 
   ttl: {
-    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    AccessToken: (ctx, token, client) => token.resourceServer?.accessTokenTTL
+      || client?.test_access_token_ttl || client?.testAccessTokenTtl || 3600,
     AuthorizationCode: 60,
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
     DeviceCode: 600,
@@ -246,6 +250,16 @@ provider.proxy = false;
 // Request counters by "METHOD /path", so a test can prove how often the gateway called
 // (e.g. one introspection for 100 concurrent requests): GET /test/counters -> JSON.
 const counters = {};
+provider.use(async (ctx, next) => {
+  const match = ctx.method === 'PUT' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/groups$/);
+  if (!match) return next();
+  let raw = '';
+  for await (const chunk of ctx.req) raw += chunk;
+  const groups = JSON.parse(raw || '[]');
+  if (!Array.isArray(groups)) ctx.throw(400, 'expected a JSON list of groups');
+  GROUPS[decodeURIComponent(match[1])] = groups.map(String);
+  ctx.status = 204;
+});
 provider.use(async (ctx, next) => {
   if (ctx.method === 'GET' && ctx.path === '/test/counters') {
     ctx.body = counters;

@@ -341,6 +341,17 @@ class OidcProvider(ProcessBacked):
         if status != 200:
             raise OPError("revocation", status, body)
 
+    def set_groups(self, user: str, groups: list[str]) -> None:
+        """Change a user's groups at the OP (seen by tokens and userinfo issued after)."""
+        url = self.url(f"/test/accounts/{urllib.parse.quote(user, safe='')}/groups")
+        status, _, body = _http("PUT", url, json_body=groups)
+        if status != 204:
+            raise OPError("set groups", status, body)
+
+    def is_refresh_token_active(self, client: dict[str, Any], refresh_token: str) -> bool:
+        """Whether the OP still honours a refresh token (introspection as its client)."""
+        return bool(self.introspect(client, refresh_token).get("active"))
+
     # -- device flow (RFC 8628) --------------------------------------------------
     def device_flow_token(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import string
 import time
 from typing import Any
@@ -17,10 +18,12 @@ from gateway.idp.http import fetch_json
 from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.login.id_token import validate_id_token
+from gateway.login.revocation import TokenRevoker
 from gateway.login.token_endpoint import TokenEndpoint
 from gateway.types import TokenSet
 
 DEFAULT_ID_TOKEN_ALGS = ("RS256",)
+log = logging.getLogger("gateway.logout")
 
 
 class ProviderClient:
@@ -33,9 +36,9 @@ class ProviderClient:
         self.metadata = MetadataSource.for_provider(config, session)
         self.jwks = JwksCache(self._jwks_uri, session, self.metadata.guard)
         self._session = session
-        self._tokens = TokenEndpoint(
-            session, self.metadata.guard, ClientAuthenticator.for_provider(config), config.timeout
-        )
+        auth = ClientAuthenticator.for_provider(config)
+        self._tokens = TokenEndpoint(session, self.metadata.guard, auth, config.timeout)
+        self._revoker = TokenRevoker(session, self.metadata.guard, auth, config.timeout)
 
     async def _jwks_uri(self) -> str:
         meta = await self.metadata.get()
@@ -151,6 +154,19 @@ class ProviderClient:
         if not meta.token_endpoint:
             raise ProviderUnavailable(f"provider {self.name} has no token endpoint")
         return await self._tokens.refresh(meta.token_endpoint, refresh_token)
+
+    async def revoke_tokens(self, tokens: TokenSet) -> int:
+        """Revoke a session's tokens (RFC 7009) if the provider has a revocation endpoint;
+        failures are logged, never raised. Returns how many tokens were revoked."""
+        try:
+            meta = await self.metadata.get()
+        except ProviderUnavailable as exc:
+            log.warning("tokens not revoked: provider %s unavailable: %s", self.name, exc)
+            return 0
+        url = self.config.endpoints.revocation or meta.revocation_endpoint
+        if not url:
+            return 0
+        return await self._revoker.revoke_all(url, tokens)
 
     async def end_session_url(
         self, id_token: str | None, post_logout_redirect_uri: str, state: str

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -93,17 +94,22 @@ async def _send(http: aiohttp.ClientSession, url: str, notice: LogoutNotice) -> 
 
 
 class LogoutNotifier:
-    """Sends notices in the background, so logout answers do not wait for upstreams."""
+    """Sends notices (and token revocations) in the background, so logout answers do not
+    wait for upstreams or the provider."""
 
     def __init__(self) -> None:
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
 
     def send(
         self, http: aiohttp.ClientSession, config: Config, notices: list[LogoutNotice]
     ) -> None:
         if not notices:
             return
-        task = asyncio.create_task(send_notices(http, config, notices))
+        self.spawn(send_notices(http, config, notices))
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run best-effort work (it logs its own failures) without anyone waiting for it."""
+        task = asyncio.create_task(work)
         self._pending.add(task)  # a strong reference until it is done
         task.add_done_callback(self._pending.discard)
 

@@ -250,6 +250,17 @@ provider.proxy = false;
 // Request counters by "METHOD /path", so a test can prove how often the gateway called
 // (e.g. one introspection for 100 concurrent requests): GET /test/counters -> JSON.
 const counters = {};
+// Refresh tokens issued per account, newest last, so a test can try one at the OP itself
+// (e.g. after a logout that should have revoked it): GET /test/accounts/<id>/refresh-tokens.
+const refreshTokens = {};
+provider.on('refresh_token.saved', (token) => {
+  (refreshTokens[token.accountId] ||= []).push(token.jti);
+});
+provider.use(async (ctx, next) => {
+  const tokens = ctx.method === 'GET' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/refresh-tokens$/);
+  if (!tokens) return next();
+  ctx.body = refreshTokens[decodeURIComponent(tokens[1])] || [];
+});
 provider.use(async (ctx, next) => {
   const match = ctx.method === 'PUT' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/groups$/);
   if (!match) return next();

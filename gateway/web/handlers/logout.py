@@ -12,7 +12,7 @@ from gateway.crypto import random_token
 from gateway.errors import BadRequest
 from gateway.web.handlers.login import login_services
 from gateway.web.login_services import LoginServices
-from gateway.web.logout_notify import notify_ended
+from gateway.web.logout_notify import NOTIFIER, notify_ended
 from gateway.web.responses import html_page
 
 log = logging.getLogger("gateway.logout")
@@ -68,6 +68,8 @@ async def logout(request: web.Request) -> web.StreamResponse:
         metrics.LOGOUTS.labels("rp").inc()
         provider = services.providers.get(loaded.record.provider)
         if provider is not None:
+            # Revoked in the background: a slow or failing provider never holds up a logout.
+            request.app[NOTIFIER].spawn(provider.revoke_tokens(loaded.record.tokens))
             post_logout = provider.config.post_logout_redirect_uri or after
             url = await provider.end_session_url(
                 loaded.record.tokens.id_token, post_logout, random_token(16)

@@ -1,0 +1,83 @@
+"""Sign-out that signs out: logout revokes the session's tokens at the provider (RFC 7009)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.support.login import HTML_ACCEPT, http_login
+from tests.support.op import OidcProvider, OPError
+from tests.web.login_setup import start_login_gateway
+
+
+async def _logout(session: aiohttp.ClientSession, base: str) -> aiohttp.ClientResponse:
+    """Confirm the gateway's sign-out page, as a user does; returns the POST's answer."""
+    async with session.get(f"{base}/_gateway/logout", headers={"Accept": HTML_ACCEPT}) as page:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert csrf is not None
+    return await session.post(
+        f"{base}/_gateway/logout", data={"csrf": csrf.group(1)}, allow_redirects=False
+    )
+
+
+async def _until_inactive(op: OidcProvider, client: dict[str, Any], token: str) -> bool:
+    """Poll the OP (revocation runs in the background after the logout answer)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not op.is_token_active(client, token):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_logout_revokes_the_refresh_and_access_token_at_the_op(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """After a logout the OP no longer honours the session's refresh token (a refresh grant
+    fails) nor its access token (introspection: inactive)."""
+    routes = [{"path": "/", "upstream": upstream, "auth": "login", "pass_access_token": True}]
+    gw, client = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
+    user = "frank-revoked"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        landed = await http_login(session, f"{gw.url}/", user=user)
+        access = (await landed.json())["headers"]["Authorization"].removeprefix("Bearer ")
+        refresh = oidc_provider.refresh_tokens_of(user)[-1]
+        assert oidc_provider.is_token_active(client, refresh)
+        assert oidc_provider.is_token_active(client, access)
+        answer = await _logout(session, gw.url)
+        assert 302 == answer.status
+    assert await _until_inactive(oidc_provider, client, refresh)
+    assert await _until_inactive(oidc_provider, client, access)
+    with pytest.raises(OPError) as refused:
+        oidc_provider.token_request(
+            client, {"grant_type": "refresh_token", "refresh_token": refresh}
+        )
+    assert "invalid_grant" == refused.value.error
+    assert "revoked the session's refresh_token" in gw.log_text()
+
+
+async def test_failed_revocation_is_logged_and_never_blocks_the_logout(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """A revocation endpoint that refuses (here: a wrong URL) is logged; the user is still
+    signed out and the session cookie no longer works."""
+    provider = {"endpoints": {"revocation": oidc_provider.url("/no-such-revocation")}}
+    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, provider=provider)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        await http_login(session, f"{gw.url}/", user="gina")
+        answer = await _logout(session, gw.url)
+        assert 302 == answer.status
+        async with session.get(
+            f"{gw.url}/", headers={"Accept": "application/json"}, allow_redirects=False
+        ) as after:
+            assert 401 == after.status
+    deadline = time.monotonic() + 15
+    while "revoking the refresh_token" not in gw.log_text() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert re.search(r"revoking the refresh_token at \S+ failed|revoking the refresh_token at "
+                     r"\S+: HTTP 404", gw.log_text())  # fmt: skip

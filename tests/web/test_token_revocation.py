@@ -76,8 +76,9 @@ async def test_failed_revocation_is_logged_and_never_blocks_the_logout(
             f"{gw.url}/", headers={"Accept": "application/json"}, allow_redirects=False
         ) as after:
             assert 401 == after.status
-    deadline = time.monotonic() + 15
-    while "revoking the refresh_token" not in gw.log_text() and time.monotonic() < deadline:
+    for _ in range(150):  # the revocation runs in the background: wait for its log line
+        if "revoking the refresh_token" in gw.log_text():
+            break
         await asyncio.sleep(0.1)
     assert re.search(r"revoking the refresh_token at \S+ failed|revoking the refresh_token at "
                      r"\S+: HTTP 404", gw.log_text())  # fmt: skip

@@ -9,6 +9,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── RateLimited                   429: too many requests from one client address
 ├── Unauthorized                  401: no or invalid credentials
 │   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
+│       └── InsufficientUserAuthentication  401, RFC 9470: step-up needed
 ├── Forbidden                     403: authenticated but not allowed
 │   └── InsufficientScope         403 with RFC 6750 error="insufficient_scope"
 ├── NotFound                      404: no route
@@ -69,6 +70,18 @@ class InvalidToken(Unauthorized):
 
     code = "invalid_token"
     public_message = "The access token is missing or invalid."
+
+
+class InsufficientUserAuthentication(InvalidToken):
+    """401: signed in, but not strongly or recently enough for the route (RFC 9470)."""
+
+    code = "insufficient_user_authentication"
+    public_message = "A stronger or more recent sign-in is required for this resource."
+
+    def __init__(self, message: str, *, acr_values: list[str], max_age: int | None) -> None:
+        super().__init__(message)
+        self.acr_values = acr_values
+        self.max_age = max_age
 
 
 class Forbidden(GatewayError):

@@ -386,6 +386,28 @@ def _key_problems(algorithm: str, secret: Secret | None) -> list[str]:
     return []
 
 
+class StepUp(Section):
+    """Authentication this route needs beyond a session: a level (acr) and / or recency."""
+
+    acr_values: list[str] = Field(
+        default_factory=list,
+        description="Accepted acr values, preferred first (sent as acr_values). With the "
+        "provider's acr_levels, any level at or above the lowest listed one passes.",
+    )
+    max_age: int | None = Field(
+        None,
+        ge=0,
+        description="Most seconds since the user last authenticated (auth_time); an older "
+        "sign-in is sent back to the provider with max_age.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> StepUp:
+        if not self.acr_values and self.max_age is None:
+            raise ValueError("give acr_values, max_age or both")
+        return self
+
+
 class Route(Section):
     name: str | None = Field(None, description="Label used in logs and metrics.")
     host: str | None = Field(
@@ -435,6 +457,12 @@ class Route(Section):
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
     )
+    step_up: StepUp | None = Field(
+        None,
+        description="Step-up: sessions below this level or older than max_age are sent "
+        "back to the provider; bearer callers get 401 insufficient_user_authentication "
+        "(RFC 9470).",
+    )
     websocket_origins: list[Origin] = Field(
         default_factory=list,
         description="Origins (scheme://host[:port]) allowed to open a WebSocket here with the "
@@ -452,6 +480,8 @@ class Route(Section):
     def _public_policy(self) -> Route:
         # Only `methods` can be decided without a caller: any other rule on a public
         # route would look enforced and never be.
+        if self.auth == "public" and self.step_up is not None:
+            raise ValueError("step_up: a public route has no caller to authenticate again")
         if self.auth == "public" and self.policy.model_copy(update={"methods": None}) != Policy():
             raise ValueError(
                 "policy: a public route has no caller identity, so only policy.methods "
@@ -509,6 +539,11 @@ class Provider(Section):
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     extra_auth_params: dict[str, str] = Field(
         default_factory=dict, description="Extra authorization parameters (prompt, acr_values)."
+    )
+    acr_levels: list[str] = Field(
+        default_factory=list,
+        description="This provider's acr values from lowest to highest: a higher level meets "
+        "a lower step-up requirement, and a session keeps the highest level it reached.",
     )
     pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
     fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")

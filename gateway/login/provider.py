@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from gateway.config.model import Provider
+from gateway.config.model import Provider, StepUp
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.idp.discovery import MetadataSource, ProviderMetadata
 from gateway.idp.http import fetch_json
@@ -20,6 +20,7 @@ from gateway.login.client_auth import ClientAuthenticator
 from gateway.login.id_token import validate_id_token
 from gateway.login.revocation import TokenRevoker
 from gateway.login.token_endpoint import TokenEndpoint
+from gateway.policy.step_up import higher_acr
 from gateway.types import TokenSet
 
 DEFAULT_ID_TOKEN_ALGS = ("RS256",)
@@ -47,8 +48,15 @@ class ProviderClient:
         return meta.jwks_uri
 
     async def authorization_url(
-        self, *, redirect_uri: str, state: str, nonce: str, verifier: str | None
+        self,
+        *,
+        redirect_uri: str,
+        state: str,
+        nonce: str,
+        verifier: str | None,
+        extra: dict[str, str] | None = None,
     ) -> str:
+        """The authorization request; ``extra`` (a step-up) wins over extra_auth_params."""
         meta = await self.metadata.get()
         if not meta.authorization_endpoint:
             raise ProviderUnavailable(f"provider {self.name} has no authorization endpoint")
@@ -63,6 +71,7 @@ class ProviderClient:
         if verifier is not None:
             params["code_challenge"] = create_s256_code_challenge(verifier)
             params["code_challenge_method"] = "S256"
+        params.update(extra or {})
         for key, value in self.config.extra_auth_params.items():
             params.setdefault(key, value)
         separator = "&" if "?" in meta.authorization_endpoint else "?"
@@ -147,7 +156,29 @@ class ProviderClient:
             claims = {**info, **claims} if tokens.id_token else {**claims, **info}
         for key, value in tokens.extra.items():
             claims.setdefault(key, value)
+        return self._keep_highest_authentication(previous, claims)
+
+    def _keep_highest_authentication(
+        self, previous: dict[str, Any], claims: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A session keeps the highest acr it reached and its latest auth_time."""
+        if "acr" in previous:
+            claims["acr"] = higher_acr(previous["acr"], claims.get("acr"), self.config.acr_levels)
+        times = [t for t in (previous.get("auth_time"), claims.get("auth_time"))
+                 if isinstance(t, int | float) and not isinstance(t, bool)]  # fmt: skip
+        if times:
+            claims["auth_time"] = max(times)
         return claims
+
+    def configured_step_up(self) -> StepUp | None:
+        """acr_values / max_age set in extra_auth_params: checked at the callback too, since
+        a user can strip them from the authorization URL."""
+        extra = self.config.extra_auth_params
+        acr = extra.get("acr_values", "").split()
+        max_age = extra.get("max_age", "")
+        if not acr and not max_age.isdigit():
+            return None
+        return StepUp(acr_values=acr, max_age=int(max_age) if max_age.isdigit() else None)
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         meta = await self.metadata.get()

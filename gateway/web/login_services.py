@@ -11,12 +11,13 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway import metrics
-from gateway.config.model import Config
+from gateway.config.model import Config, StepUp
 from gateway.crypto import KeyRing, random_token
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.login.provider import ProviderClient
 from gateway.login.token_endpoint import RefreshRefused
 from gateway.policy.redirects import safe_return_url
+from gateway.policy.step_up import authorize_params
 from gateway.sessions.manager import LoadedSession, SessionManager
 from gateway.sessions.shared import SharedState
 from gateway.types import Principal, SessionRecord, TokenSet
@@ -64,13 +65,21 @@ class LoginServices:
         return safe_return_url(candidate, self.origin(request), self.config.allowed_redirect_hosts)
 
     async def start_login(
-        self, request: web.Request, provider: ProviderClient, return_to: str
+        self,
+        request: web.Request,
+        provider: ProviderClient,
+        return_to: str,
+        *,
+        step_up: StepUp | None = None,
+        claims: dict[str, Any] | None = None,
     ) -> web.Response:
         """Send the browser to the provider, reusing its pending login if it has one.
 
         Every start (the login endpoint or a navigation to a protected route) spends one
         of the client address's ``rate_limit.per_minute`` login starts: over it, 429 and
-        nothing is written.
+        nothing is written. ``step_up`` (a route's, else the provider's configured
+        acr_values / max_age) is asked for and recorded, so the callback verifies it;
+        ``claims`` are the current session's (their acr decides on prompt=login).
         """
         limiter = request.app[SERVICES].rate_limiter
         if limiter is not None:
@@ -86,7 +95,11 @@ class LoginServices:
             # (and still holds a pending login for) may be reused.
             binding = random_token()
         now = time.time()
+        step_up = step_up or provider.configured_step_up()
+        wanted = step_up.model_dump() if step_up is not None else None
         ttl = self._reusable_for(pending, provider, redirect_uri, now)
+        if pending is not None and pending.get("step_up") != wanted:
+            ttl = 0.0  # a pending login for another level cannot serve this one
         reused = pending is not None and ttl > 0
         if pending is not None and reused:
             state = pending
@@ -102,6 +115,7 @@ class LoginServices:
                 "return_to": target,
                 "redirect_uri": redirect_uri,
                 "started": now,
+                "step_up": wanted,
             }
             # Under the same key as a pending login it replaces: one login per browser.
             ttl = self.config.sessions.login_state_ttl
@@ -111,6 +125,9 @@ class LoginServices:
             state=state["state"],
             nonce=state["nonce"],
             verifier=state["verifier"],
+            extra=authorize_params(step_up, claims, provider.config.acr_levels)
+            if step_up is not None
+            else None,
         )
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
         self.cookies.set_login_binding(response, binding, ttl)

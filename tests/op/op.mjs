@@ -174,6 +174,11 @@ const configuration = {
     groups: ['groups'],
   },
   scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
+  // two authentication levels: a plain login is urn:test:pwd; a login asked for
+  // urn:test:mfa (acr_values) "performs MFA" and gets it, unless the user name starts
+  // with "nomfa" (a user who cannot do MFA). See the interactionFinished wrapper below.
+  // (oidc-provider puts acr in the id_token only when acr_values were requested.)
+  acrValues: ['urn:test:pwd', 'urn:test:mfa'],
   // id_tokens carry the claims of the granted scopes (like most real providers),
   // not only sub: the gateway must work without a userinfo call too
   conformIdTokenClaims: false,
@@ -246,6 +251,19 @@ const configuration = {
 
 const provider = new Provider(ISSUER, configuration);
 provider.proxy = false;
+
+// devInteractions finishes every login without an acr: set the level here.
+const finishInteraction = provider.interactionFinished.bind(provider);
+provider.interactionFinished = async (req, res, result, options) => {
+  if (result?.login) {
+    const details = await provider.interactionDetails(req, res);
+    const asked = String(details.params.acr_values || '').split(' ');
+    const mfa = asked.includes('urn:test:mfa') && !String(result.login.accountId).startsWith('nomfa');
+    result.login.acr = mfa ? 'urn:test:mfa' : 'urn:test:pwd';
+    result.login.amr = mfa ? ['pwd', 'otp'] : ['pwd'];
+  }
+  return finishInteraction(req, res, result, options);
+};
 
 // Request counters by "METHOD /path", so a test can prove how often the gateway called
 // (e.g. one introspection for 100 concurrent requests): GET /test/counters -> JSON.

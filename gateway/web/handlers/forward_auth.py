@@ -26,6 +26,7 @@ from gateway.web.identity import (
     add_identity_headers,
     authorize,
     authorize_public,
+    check_step_up,
     establish_identity,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, VIEW
@@ -65,6 +66,7 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         if isinstance(principal, web.StreamResponse):
             return principal  # not signed in: 401 (with the login URL) or 302 to the login
         subject_var.set(principal.subject)
+        await check_step_up(request, services, route, principal, allow_redirect=False)
         authorize(
             route,
             principal,

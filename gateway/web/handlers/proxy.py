@@ -13,6 +13,7 @@ from gateway.web.identity import (
     add_identity_headers,
     authorize,
     authorize_public,
+    check_step_up,
     establish_identity,
     strip_gateway_cookies,
 )
@@ -41,6 +42,9 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             return outcome
         principal = outcome
         subject_var.set(principal.subject)
+        stepped = await check_step_up(request, services, route, principal)
+        if stepped is not None:
+            return stepped  # sent back to the provider for a stronger or fresher sign-in
         authorize(
             route,
             principal,

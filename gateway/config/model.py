@@ -457,6 +457,12 @@ class Route(Section):
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
     )
+    cors_preflight: bool = Field(
+        False,
+        description="Pass CORS preflights (OPTIONS with Origin and "
+        "Access-Control-Request-Method, no credentials) to the upstream without sign-in; "
+        "the upstream answers them. Every other request still needs authentication.",
+    )
     step_up: StepUp | None = Field(
         None,
         description="Step-up: sessions below this level or older than max_age are sent "

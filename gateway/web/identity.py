@@ -22,6 +22,7 @@ from gateway.errors import (
 from gateway.login.provider import ProviderClient
 from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
 from gateway.policy.canonical import CanonicalPath
+from gateway.policy.cors import is_cors_preflight
 from gateway.policy.routes import CompiledRoute
 from gateway.policy.step_up import shortfall
 from gateway.types import Principal
@@ -120,6 +121,24 @@ async def check_step_up(
         f"step-up needed on route {route.name}: {reason}",
         acr_values=step_up.acr_values,
         max_age=step_up.max_age,
+    )
+
+
+def preflight(
+    request: web.Request,
+    services: Services,
+    *,
+    method: str | None = None,
+    query_string: str | None = None,
+) -> bool:
+    """A credential-less CORS preflight (gateway.policy.cors); forward-auth passes the
+    original request's method and query."""
+    cookie_names = services.login.cookie_names if services.login else frozenset()
+    return is_cors_preflight(
+        request.method if method is None else method,
+        request.headers,
+        request.rel_url.raw_query_string if query_string is None else query_string,
+        cookie_names,
     )
 
 

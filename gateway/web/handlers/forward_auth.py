@@ -28,6 +28,7 @@ from gateway.web.identity import (
     authorize_public,
     check_step_up,
     establish_identity,
+    preflight,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, VIEW
 from gateway.web.responses import error_response, wants_html
@@ -61,6 +62,10 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
     try:
         if route.config.auth == "public":
             authorize_public(route, original.method, original.query_string)
+            return response
+        if route.config.cors_preflight and preflight(
+            request, services, method=original.method, query_string=original.query_string
+        ):
             return response
         principal = await _principal(request, services, route, original)
         if isinstance(principal, web.StreamResponse):

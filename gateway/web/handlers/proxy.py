@@ -15,6 +15,7 @@ from gateway.web.identity import (
     authorize_public,
     check_step_up,
     establish_identity,
+    preflight,
     strip_gateway_cookies,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
@@ -36,6 +37,8 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
     principal = None
     if route.config.auth == "public":
         authorize_public(route, request.method, request.rel_url.raw_query_string)
+    elif route.config.cors_preflight and preflight(request, services):
+        pass  # a credential-less CORS preflight: the upstream answers it, unauthenticated
     else:
         outcome = await establish_identity(request, services, route)
         if isinstance(outcome, web.StreamResponse):

@@ -17,6 +17,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── ProviderUnavailable           503: the IdP cannot be reached or answered badly
 ├── StoreUnavailable              503: the session store cannot be reached
 ├── NoAuthenticator               503: a protected route has nothing to authenticate with
+├── AuthorizerUnavailable         503: a route's external authorizer did not answer
 └── UpstreamError                 502: the upstream refused or broke the connection
     └── UpstreamTimeout           504: the upstream did not answer in time
 """
@@ -150,6 +151,14 @@ class BodyTooLarge(GatewayError):
     status = 413
     code = "body_too_large"
     public_message = "The request body is larger than this gateway accepts."
+
+
+class AuthorizerUnavailable(GatewayError):
+    """503: a route's external authorizer did not answer (in time): refused, fail closed."""
+
+    status = 503
+    code = "authorizer_unavailable"
+    public_message = "The authorization service is unavailable. Please try again later."
 
 
 class NoAuthenticator(GatewayError):

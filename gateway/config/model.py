@@ -408,6 +408,44 @@ class StepUp(Section):
         return self
 
 
+class ExternalAuthorizer(Section):
+    """An HTTP decision point asked after the route's own policy allowed (docs/policy.md)."""
+
+    url: HttpUrl = Field(description="Where the decision request is POSTed (JSON).")
+    timeout: Seconds = Field(
+        1.0, description="Seconds to wait for an answer; no answer in time refuses (503)."
+    )
+    cache_ttl: float = Field(
+        0, ge=0, description="Seconds an answer is reused for the same request (0: off)."
+    )
+    cache_max_entries: int = Field(10_000, ge=1, description="Most answers kept in the cache.")
+    upstream_headers: list[str] = Field(
+        default_factory=list,
+        description="Header names the authorizer may add to the upstream request; others "
+        "in its answer are ignored.",
+    )
+
+    @field_validator("upstream_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        problems = [p for name in value for p in _token_header_problems(name)]
+        if any(name.lower() == "authorization" for name in value):
+            problems.append("header: 'Authorization' is the caller's or the gateway's")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class RegoConfig(Section):
+    """A Rego (OPA) policy for the route, evaluated in-process (optional extra `rego`)."""
+
+    file: str = Field(description="The .rego file (read and compiled at start-up).")
+    query: str = Field(
+        "data.gateway",
+        description="Gives true/false, or an object with boolean `allow` and a `reason`.",
+    )
+
+
 class Route(Section):
     name: str | None = Field(None, description="Label used in logs and metrics.")
     host: str | None = Field(
@@ -457,6 +495,12 @@ class Route(Section):
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
     )
+    rego: RegoConfig | None = Field(
+        None, description="Also evaluate this Rego policy (input: see docs/policy.md)."
+    )
+    authorizer: ExternalAuthorizer | None = Field(
+        None, description="Also ask this external HTTP authorizer (fails closed)."
+    )
     cors_preflight: bool = Field(
         False,
         description="Pass CORS preflights (OPTIONS with Origin and "
@@ -486,6 +530,8 @@ class Route(Section):
     def _public_policy(self) -> Route:
         # Only `methods` can be decided without a caller: any other rule on a public
         # route would look enforced and never be.
+        if self.auth == "public" and (self.authorizer or self.rego) is not None:
+            raise ValueError("authorizer / rego: a public route has no caller to authorize")
         if self.auth == "public" and self.step_up is not None:
             raise ValueError("step_up: a public route has no caller to authenticate again")
         if self.auth == "public" and self.policy.model_copy(update={"methods": None}) != Policy():

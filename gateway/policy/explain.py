@@ -36,8 +36,26 @@ def explain_policy(policy: Policy) -> list[str]:
     return lines or ["allow every authenticated caller"]
 
 
+def _beyond_policy(route: Route) -> list[str]:
+    """What a route checks besides its policy, in the order the handler applies it."""
+    lines: list[str] = []
+    if route.cors_preflight:
+        lines.insert(0, "CORS preflights pass to the upstream without sign-in")
+    step_up = route.step_up
+    if step_up is not None and step_up.acr_values:
+        lines.append("step-up: acr one of (or above) " + ", ".join(step_up.acr_values))
+    if step_up is not None and step_up.max_age is not None:
+        lines.append(f"step-up: signed in at most {step_up.max_age} s ago")
+    return lines
+
+
 def explain_route(route: Route) -> list[str]:
     if route.auth == "public":
         methods = route.policy.methods
         return ["public: no sign-in" + (f"; methods {', '.join(methods)}" if methods else "")]
-    return [f"auth {route.auth}", *explain_policy(route.policy)]
+    after = []
+    if route.rego is not None:
+        after.append(f"then Rego {route.rego.file} ({route.rego.query}) must allow")
+    if route.authorizer is not None:
+        after.append(f"then the authorizer {route.authorizer.url} must allow (fails closed)")
+    return [f"auth {route.auth}", *_beyond_policy(route), *explain_policy(route.policy), *after]

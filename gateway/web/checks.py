@@ -9,11 +9,14 @@ import aiohttp
 
 from gateway import __version__
 from gateway.config.model import Config
+from gateway.errors import ConfigError
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
 from gateway.policy.route_checks import route_policy_problems
+from gateway.policy.routes import RouteTable
 from gateway.sessions.shared import shared_namespace
 from gateway.tokens.authenticator import trusted_issuer_problems
+from gateway.web.services import rego_policies
 
 Level = Literal["ok", "warn", "error"]
 
@@ -41,6 +44,7 @@ def static_findings(config: Config) -> list[Finding]:
         if not route.tls.verify:
             findings.append(Finding("warn", where, "upstream TLS verification is turned off"))
     findings += [Finding(*problem) for problem in route_policy_problems(config)]
+    findings += rego_findings(config)
     for i, issuer in enumerate(config.bearer.issuers):
         where = f"bearer.issuers[{i}]"
         findings += [Finding("error", where, p) for p in trusted_issuer_problems(issuer)]
@@ -58,6 +62,15 @@ def static_findings(config: Config) -> list[Finding]:
     if config.sessions.store == "redis":
         findings.append(namespace_finding(config))
     return findings
+
+
+def rego_findings(config: Config) -> list[Finding]:
+    """Rego policies that do not load or compile (they would stop start-up)."""
+    try:
+        rego_policies(RouteTable(config.routes))
+    except ConfigError as exc:
+        return [Finding("error", "routes", problem) for problem in exc.problems]
+    return []
 
 
 def namespace_finding(config: Config) -> Finding:

@@ -23,6 +23,7 @@ from gateway.login.provider import ProviderClient
 from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
 from gateway.policy.canonical import CanonicalPath
 from gateway.policy.cors import is_cors_preflight
+from gateway.policy.ext_authz import decision_request
 from gateway.policy.routes import CompiledRoute
 from gateway.policy.step_up import shortfall
 from gateway.types import Principal
@@ -122,6 +123,36 @@ async def check_step_up(
         acr_values=step_up.acr_values,
         max_age=step_up.max_age,
     )
+
+
+async def ask_authorizer(
+    compiled: Compiled,
+    services: Services,
+    route: CompiledRoute,
+    principal: Principal,
+    *,
+    method: str,
+    path_qs: str,
+    host: str,
+    client_ip: str,
+) -> tuple[tuple[str, str], ...]:
+    """After the route's policy allowed: its Rego policy, then its external authorizer
+    (whose headers are returned); 403 when either refuses, 503 when the authorizer is down."""
+    rego = compiled.rego.get(route.index)
+    client = compiled.authorizers.get(route.index)
+    if rego is None and client is None:
+        return ()
+    body = decision_request(route.name, method, path_qs, host, client_ip, principal)
+    if rego is not None:
+        allowed, reason = rego.decide(body)
+        if not allowed:
+            raise Forbidden(reason)
+    if client is None:
+        return ()
+    decision = await client.decide(services.http, body)
+    if not decision.allowed:
+        raise Forbidden(decision.reason)
+    return decision.headers
 
 
 def preflight(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from yarl import URL
 
 from tests.support.login import http_login
@@ -64,3 +66,29 @@ async def test_claim_comparison_refuses_a_user_outside_the_pattern(
         assert 403 == landed.status
         assert "raw_path" not in await landed.text()
     assert "none of the `any` conditions holds" in gw.log_text()
+
+
+REGO = str(Path(__file__).resolve().parents[1] / "policy" / "rego" / "gateway.rego")
+
+
+async def test_rego_policy_decides_through_the_gateway(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """A real Rego file on a login route: alice (admins) is served, /private is refused to
+    her, bob (users) is refused everywhere; the upstream serves only the allowed request."""
+    pytest.importorskip("regopy", reason="the optional extra 'rego' is not installed")
+    routes = [{"path": "/", "upstream": upstream, "auth": "login", "rego": {"file": REGO}}]
+    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        landed = await http_login(session, f"{gw.url}/reports", user="alice")
+        assert (200, "/reports") == (landed.status, (await landed.json())["path"])
+        async with session.get(f"{gw.url}/private/plans", headers=JSON) as private:
+            assert 403 == private.status
+            assert "raw_path" not in await private.text()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        refused = await http_login(session, f"{gw.url}/reports", user="bob")
+        assert 403 == refused.status
+        assert "raw_path" not in await refused.text()
+    log = gw.log_text()
+    assert "rego: private paths are closed" in log
+    assert "rego: admins only" in log

@@ -24,6 +24,7 @@ from gateway.proxy.original_request import OriginalRequest, original_request
 from gateway.types import Principal
 from gateway.web.identity import (
     add_identity_headers,
+    ask_authorizer,
     authorize,
     authorize_public,
     check_step_up,
@@ -80,11 +81,19 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
             target=original.target,
             client_ip=view.client_ip,
         )
+        granted = await ask_authorizer(
+            compiled, services, route, principal, method=original.method,
+            path_qs=original.target.decoded
+            + (f"?{original.query_string}" if original.query_string else ""),
+            host=original.host, client_ip=view.client_ip,
+        )  # fmt: skip
     except MethodNotAllowed as exc:
         # nginx takes any answer but 2xx/401/403 for an error (500): refuse plainly.
         raise Forbidden(str(exc), public=exc.public_message) from None
     headers: CIMultiDict[str] = CIMultiDict()
     add_identity_headers(compiled, route, principal, headers, origin=original.origin)
+    for name, value in granted:
+        headers[name] = value
     response.headers.extend(headers)
     return response
 

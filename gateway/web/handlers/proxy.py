@@ -11,6 +11,7 @@ from gateway.proxy.forward import forward
 from gateway.proxy.headers import REQUEST_DROP, upstream_request_headers
 from gateway.web.identity import (
     add_identity_headers,
+    ask_authorizer,
     authorize,
     authorize_public,
     check_step_up,
@@ -35,6 +36,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"no route for host {view.host!r} path {target.decoded[:200]!r}")
     request[ROUTE_NAME] = route.name
     principal = None
+    granted: tuple[tuple[str, str], ...] = ()
     if route.config.auth == "public":
         authorize_public(route, request.method, request.rel_url.raw_query_string)
     elif route.config.cors_preflight and preflight(request, services):
@@ -56,6 +58,12 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
             target=target,
             client_ip=view.client_ip,
         )
+        query = request.rel_url.raw_query_string
+        granted = await ask_authorizer(
+            compiled, services, route, principal, method=request.method,
+            path_qs=target.decoded + (f"?{query}" if query else ""),
+            host=view.host, client_ip=view.client_ip,
+        )  # fmt: skip
     upstream = compiled.upstreams.get(route.index)
     if upstream is None:
         raise NotFound(f"route {route.name} has no upstream: it answers forward-auth only")
@@ -72,6 +80,8 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         strip_gateway_cookies(services.login.cookie_names, headers)
     if principal is not None:
         add_identity_headers(compiled, route, principal, headers, origin=view.origin)
+        for name, value in granted:
+            headers[name] = value
     if route.config.raw_path:
         path = (
             request.raw_path.partition("?")[0].partition("#")[0]

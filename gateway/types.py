@@ -63,3 +63,4 @@ class SessionRecord:
     created_at: float
     last_seen: float
     expires_at: float
+    claims_read_at: float = 0.0  # when the claims were last read from the provider (0: login)

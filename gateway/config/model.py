@@ -597,6 +597,11 @@ class Provider(Section):
         description="This provider's acr values from lowest to highest: a higher level meets "
         "a lower step-up requirement, and a session keeps the highest level it reached.",
     )
+    claims_refresh_interval: Seconds | None = Field(
+        None,
+        description="Re-read userinfo this often (seconds) for sessions no refresh renews "
+        "in that time; a refused answer ends the session (default: only on refresh).",
+    )
     pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
     fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")
     id_token_algorithms: list[str] | None = Field(

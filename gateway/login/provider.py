@@ -17,13 +17,16 @@ from gateway.idp.discovery import MetadataSource, ProviderMetadata
 from gateway.idp.http import fetch_json
 from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
-from gateway.login.id_token import validate_id_token
+from gateway.login.id_token import stored_id_token_claims, validate_id_token
 from gateway.login.revocation import TokenRevoker
 from gateway.login.token_endpoint import TokenEndpoint
 from gateway.policy.step_up import higher_acr
 from gateway.types import TokenSet
 
 DEFAULT_ID_TOKEN_ALGS = ("RS256",)
+# Claims about the authentication itself: userinfo never overrides them.
+PROTOCOL_CLAIMS = ("iss", "sub", "aud", "azp", "exp", "iat", "nonce", "auth_time", "acr",
+                   "amr", "sid", "at_hash")  # fmt: skip
 log = logging.getLogger("gateway.logout")
 
 
@@ -133,27 +136,37 @@ class ProviderClient:
         return body
 
     async def claims_after_refresh(
-        self, tokens: TokenSet, previous: dict[str, Any], subject: str
+        self,
+        tokens: TokenSet,
+        previous: dict[str, Any],
+        subject: str,
+        stored_id_token: str | None = None,
     ) -> dict[str, Any]:
-        """The session's claims read again after a refresh, as at login: the new id_token
-        (validated; OIDC Core 12.2: same subject) over the userinfo answer for the new
-        access token. Without a new id_token, userinfo updates the previous claims.
+        """The session's claims read again (after a refresh, or on claims_refresh_interval):
+        a new id_token (validated; OIDC Core 12.2: same subject) over the userinfo answer,
+        as at login. Without a new id_token, the stored one's claims are the base and
+        userinfo's answer replaces what it says (protocol claims excepted), so a claim the
+        provider stopped sending is gone; without either, userinfo updates the previous.
 
         LoginError: the provider refused (the session ends); ProviderUnavailable: it
         could not be asked."""
         meta = await self.metadata.get()
-        claims = dict(previous)
+        fresh_id_token = tokens.id_token is not None
         if tokens.id_token:
             claims = await self.validate_id_token(tokens.id_token, nonce=None, meta=meta)
             if claims.get("sub") != subject:
                 raise LoginError("the refreshed id_token names another subject")
+        else:
+            base = stored_id_token_claims(stored_id_token) if stored_id_token else {}
+            claims = base if base.get("sub") == subject else dict(previous)
         if self.config.fetch_userinfo and (
             meta.userinfo_endpoint or self.config.endpoints.userinfo
         ):
             info = await self.userinfo(meta, tokens)
             if info.get("sub") != subject:
                 raise LoginError("userinfo after the refresh names another subject")
-            claims = {**info, **claims} if tokens.id_token else {**claims, **info}
+            kept = {k: claims[k] for k in PROTOCOL_CLAIMS if k in claims}
+            claims = {**info, **claims} if fresh_id_token else {**claims, **info, **kept}
         for key, value in tokens.extra.items():
             claims.setdefault(key, value)
         return self._keep_highest_authentication(previous, claims)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -172,6 +173,8 @@ class LoginServices:
             metrics.authentication("session", "expired")
             return None
         loaded = await self._maybe_refresh(loaded)
+        if loaded is not None:
+            loaded = await self._maybe_reread_claims(loaded)
         if loaded is None:
             return None
         now = time.time()
@@ -216,13 +219,46 @@ class LoginServices:
                 return current
             return await self._refresh(current, self.providers[current.record.provider])
 
+    def _claims_due(self, loaded: LoadedSession, now: float) -> bool:
+        provider = self.providers.get(loaded.record.provider)
+        interval = provider.config.claims_refresh_interval if provider else None
+        read_at = loaded.record.claims_read_at or loaded.record.created_at
+        return interval is not None and now - read_at >= interval
+
+    async def _maybe_reread_claims(self, loaded: LoadedSession) -> LoadedSession | None:
+        """Re-read userinfo on claims_refresh_interval (providers whose sessions are not
+        refreshed often); one reader per session, like a refresh."""
+        if not self._claims_due(loaded, time.time()):
+            return loaded
+        async with self.manager.refresh_lock(
+            loaded.session_id, wait=self.config.sessions.refresh_lock_wait
+        ) as holder:
+            current = await self.manager.reload(loaded)
+            if current is None or not holder or not self._claims_due(current, time.time()):
+                return current
+            provider = self.providers[current.record.provider]
+            tokens = dataclasses.replace(current.record.tokens, id_token=None)
+            claims = await self._fresh_claims(current, provider, tokens)
+            if claims is None:
+                metrics.authentication("session", "ended")
+                await self.manager.destroy(current.session_id)
+                return None
+            current.record.claims = claims
+            current.record.claims_read_at = time.time()
+            if not await self.manager.save(current):
+                return None
+            log.info("session claims re-read", extra={"provider": provider.name})
+            return current
+
     async def _fresh_claims(
         self, loaded: LoadedSession, provider: ProviderClient, fresh: TokenSet
     ) -> dict[str, Any] | None:
         """The claims read again with the new tokens; None when the session must end."""
         record = loaded.record
         try:
-            return await provider.claims_after_refresh(fresh, record.claims, record.subject)
+            return await provider.claims_after_refresh(
+                fresh, record.claims, record.subject, record.tokens.id_token
+            )
         except LoginError as exc:
             log.warning("session ended: claims after the refresh were refused: %s", exc)
             return None
@@ -261,6 +297,7 @@ class LoginServices:
         fresh.id_token = fresh.id_token or tokens.id_token
         loaded.record.tokens = fresh
         loaded.record.claims = claims
+        loaded.record.claims_read_at = now
         if not await self.manager.save(loaded):
             return None  # the session ended (a logout) while it was being refreshed
         log.info("session refreshed", extra={"provider": provider.name})

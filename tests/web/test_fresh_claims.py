@@ -99,3 +99,36 @@ async def test_expired_access_token_is_never_forwarded(
     assert "Authorization" not in seen
     assert token not in str(seen)
     assert "erin" == seen["X-Auth-Request-User"]
+
+
+async def test_claims_refresh_interval_rereads_userinfo_without_a_refresh_token(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """A session with no refresh token re-reads userinfo every claims_refresh_interval: a
+    group removed at the OP is lost (403 on the admins route) without a new login, even
+    though the stored id_token still lists it."""
+    user = f"lena-{secrets.token_hex(4)}"
+    oidc_provider.set_groups(user, ["users", "admins"])
+    routes = [
+        {"path": "/admin", "upstream": upstream, "auth": "login",
+         "policy": {"groups": ["admins"]}},
+        {"path": "/", "upstream": upstream, "auth": "login"},
+    ]  # fmt: skip
+    gw, _ = start_login_gateway(
+        gateway_factory, oidc_provider, upstream, routes=routes,
+        client_metadata={"grant_types": ["authorization_code"]},
+        provider={**NO_OFFLINE, "claims_refresh_interval": 1},
+        sessions={"cache_ttl": 0},
+    )  # fmt: skip
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        landed = await http_login(session, f"{gw.url}/admin/", user=user)
+        assert 200 == landed.status
+        oidc_provider.set_groups(user, ["users"])
+        await asyncio.sleep(1.2)
+        async with session.get(f"{gw.url}/admin/", headers=JSON) as refused:
+            assert 403 == refused.status
+        async with session.get(f"{gw.url}/home", headers=JSON) as home:
+            assert "users" == (await home.json())["headers"]["X-Auth-Request-Groups"]
+    log = gw.log_text()
+    assert "session claims re-read" in log
+    assert "session refreshed" not in log

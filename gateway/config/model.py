@@ -703,6 +703,13 @@ class Sessions(Section):
         "(sign in again). Off: it lives to idle/absolute timeout; an expired access token "
         "is never forwarded either way.",
     )
+    revoke_tokens_on_admin_end: bool = Field(
+        False,
+        description="Also seal each session's tokens under the server key alone, so sessions "
+        "ended without their browser (admin revocation, back-channel or front-channel "
+        "logout) have their tokens revoked at the provider too. The cost: whoever holds "
+        "both the store and sessions.secrets can read the tokens (docs/security.md).",
+    )
     refresh_grace: float = Field(
         300, ge=0, description="Keep a session this long when refresh fails for network reasons."
     )

@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from gateway.sessions.codec import SessionMeta
+from gateway.types import SessionRecord, TokenSet
 from tests.support.login import HTML_ACCEPT, http_login
 from tests.support.op import OidcProvider, OPError
 from tests.web.login_setup import start_login_gateway
@@ -82,3 +84,42 @@ async def test_failed_revocation_is_logged_and_never_blocks_the_logout(
         await asyncio.sleep(0.1)
     assert re.search(r"revoking the refresh_token at \S+ failed|revoking the refresh_token at "
                      r"\S+: HTTP 404", gw.log_text())  # fmt: skip
+
+
+async def test_admin_revocation_revokes_tokens_when_enabled(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """With sessions.revoke_tokens_on_admin_end, an admin revocation (no browser, no ticket)
+    also revokes the session's refresh token at the OP."""
+    admin_token = "admin-" + "r" * 40
+    gw, client = start_login_gateway(
+        gateway_factory, oidc_provider, upstream,
+        sessions={"revoke_tokens_on_admin_end": True},
+        extra={"admin": {"token": admin_token}},
+    )  # fmt: skip
+    user = "olaf-revoked"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        await http_login(session, f"{gw.url}/", user=user)
+    refresh = oidc_provider.refresh_tokens_of(user)[-1]
+    assert oidc_provider.is_token_active(client, refresh)
+    async with aiohttp.ClientSession() as http:
+        revoked = await http.post(
+            f"{gw.url}/_gateway/admin/sessions/revoke",
+            json={"sub": user},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        )
+        assert (200, {"revoked": 1}) == (revoked.status, await revoked.json())
+    assert await _until_inactive(oidc_provider, client, refresh)
+
+
+def test_tokens_stay_out_of_the_server_readable_part_by_default() -> None:
+    """Without the option, the part of a stored session readable with the server key
+    alone holds no token; with it, the refresh and access token."""
+    record = SessionRecord(
+        provider="op", issuer="https://idp", subject="u", sid=None, claims={},
+        tokens=TokenSet("at-1", refresh_token="rt-1"), created_at=0, last_seen=0, expires_at=1,
+    )  # fmt: skip
+    assert SessionMeta.of(record).tokens is None
+    assert {"access_token": "at-1", "refresh_token": "rt-1"} == SessionMeta.of(
+        record, with_tokens=True
+    ).tokens

@@ -193,13 +193,28 @@ def decide(policy: Policy, principal: Principal, request: str | RequestFacts) ->
     return ALLOW
 
 
+def _conditions_of(policy: Policy) -> list[Condition]:
+    """Every condition of the policy, nested ones included."""
+    found: list[Condition] = []
+    stack = [*policy.all, *policy.any, *policy.deny, *([policy.not_] if policy.not_ else [])]
+    while stack:
+        condition = stack.pop()
+        found.append(condition)
+        stack += [*(condition.all or []), *(condition.any or [])]
+        stack += [condition.not_] if condition.not_ is not None else []
+    return found
+
+
 def _method_problems(policy: Policy) -> list[str]:
+    named = [m for c in _conditions_of(policy) for m in (c.method or [])]
+    problems = [f"method: {m!r} in a condition is not an HTTP method name" for m in named
+                if not METHOD_TOKEN.fullmatch(m)]  # fmt: skip
     if policy.methods is None:
-        return []
+        return problems
     if not policy.methods:
-        return ["methods is an empty list, so no request can pass"]
+        return ["methods is an empty list, so no request can pass", *problems]
     return [f"methods: {m!r} is not an HTTP method name" for m in policy.methods
-            if not METHOD_TOKEN.fullmatch(m)]  # fmt: skip
+            if not METHOD_TOKEN.fullmatch(m)] + problems  # fmt: skip
 
 
 def _list_problems(policy: Policy) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -12,20 +11,15 @@ from gateway import metrics
 from gateway.errors import (
     Forbidden,
     InsufficientScope,
-    InsufficientUserAuthentication,
     InvalidToken,
     MethodNotAllowed,
     NoAuthenticator,
     RateLimited,
     Unauthorized,
 )
-from gateway.login.provider import ProviderClient
 from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
 from gateway.policy.canonical import CanonicalPath
-from gateway.policy.cors import is_cors_preflight
-from gateway.policy.ext_authz import decision_request
 from gateway.policy.routes import CompiledRoute
-from gateway.policy.step_up import shortfall
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
 from gateway.web.responses import wants_html
@@ -83,7 +77,7 @@ async def establish_identity(
                 "Sign in again, then submit the form again.",
             )
         raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
-    return_to = login.origin(request) + _canonical_path_qs(request)
+    return_to = login.origin(request) + canonical_path_qs(request)
     if route.config.provider or len(login.providers) == 1:
         name = route.config.provider or next(iter(login.providers))
         return await login.start_login(request, login.providers[name], return_to)
@@ -91,95 +85,7 @@ async def establish_identity(
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
 
 
-async def check_step_up(
-    request: web.Request,
-    services: Services,
-    route: CompiledRoute,
-    principal: Principal,
-    *,
-    allow_redirect: bool = True,
-) -> web.StreamResponse | None:
-    """None when the caller's authentication meets the route's step_up; a browser
-    navigation is sent back to its provider; anything else gets 401 (RFC 9470)."""
-    step_up = route.config.step_up
-    if step_up is None:
-        return None
-    provider = _provider_of(services, principal.issuer)
-    levels = provider.config.acr_levels if provider is not None else []
-    # No leeway here (the callback allows the provider's): a 60 s leeway would swallow a
-    # short max_age. Clocks must agree to well within max_age (docs/policy.md).
-    reason = shortfall(step_up, principal.claims, levels, time.time(), 0.0)
-    if reason is None:
-        return None
-    login = services.login
-    navigation = allow_redirect and is_navigation(request)
-    if principal.kind == "session" and navigation and provider is not None and login:
-        return_to = login.origin(request) + _canonical_path_qs(request)
-        return await login.start_login(
-            request, provider, return_to, step_up=step_up, claims=principal.claims
-        )
-    raise InsufficientUserAuthentication(
-        f"step-up needed on route {route.name}: {reason}",
-        acr_values=step_up.acr_values,
-        max_age=step_up.max_age,
-    )
-
-
-async def ask_authorizer(
-    compiled: Compiled,
-    services: Services,
-    route: CompiledRoute,
-    principal: Principal,
-    *,
-    method: str,
-    path_qs: str,
-    host: str,
-    client_ip: str,
-) -> tuple[tuple[str, str], ...]:
-    """After the route's policy allowed: its Rego policy, then its external authorizer
-    (whose headers are returned); 403 when either refuses, 503 when the authorizer is down."""
-    rego = compiled.rego.get(route.index)
-    client = compiled.authorizers.get(route.index)
-    if rego is None and client is None:
-        return ()
-    body = decision_request(route.name, method, path_qs, host, client_ip, principal)
-    if rego is not None:
-        allowed, reason = rego.decide(body)
-        if not allowed:
-            raise Forbidden(reason)
-    if client is None:
-        return ()
-    decision = await client.decide(services.http, body)
-    if not decision.allowed:
-        raise Forbidden(decision.reason)
-    return decision.headers
-
-
-def preflight(
-    request: web.Request,
-    services: Services,
-    *,
-    method: str | None = None,
-    query_string: str | None = None,
-) -> bool:
-    """A credential-less CORS preflight (gateway.policy.cors); forward-auth passes the
-    original request's method and query."""
-    cookie_names = services.login.cookie_names if services.login else frozenset()
-    return is_cors_preflight(
-        request.method if method is None else method,
-        request.headers,
-        request.rel_url.raw_query_string if query_string is None else query_string,
-        cookie_names,
-    )
-
-
-def _provider_of(services: Services, issuer: str) -> ProviderClient | None:
-    if services.login is None:
-        return None
-    return next((p for p in services.login.providers.values() if p.config.issuer == issuer), None)
-
-
-def _canonical_path_qs(request: web.Request) -> str:
+def canonical_path_qs(request: web.Request) -> str:
     query = request.rel_url.raw_query_string
     return request[TARGET].encoded + (f"?{query}" if query else "")
 

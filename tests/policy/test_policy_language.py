@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from gateway.config.model import Config, Policy
 from gateway.config.safe_regex import SUBJECT_LIMIT, UnsafePattern, check_pattern, full_match
-from gateway.policy.authz import RequestFacts, decide
+from gateway.policy.authz import RequestFacts, decide, policy_problems
 from gateway.policy.canonical import canonical_path
 from gateway.policy.explain import explain_policy
 from gateway.policy.routes import RouteTable
@@ -230,3 +230,12 @@ def test_explanation_follows_the_order_of_decide() -> None:
     assert "refuse when path below the route starts with '/admin' (closed)" == lines[1]
     assert "require one of the groups eng" == lines[2]
     assert "at least 'mfa' in the order pwd < mfa < hwk" in lines[3]
+
+
+def test_method_names_in_conditions_are_checked() -> None:
+    """`gateway check` reports a condition's method that is no HTTP method name (it would
+    never match, so a deny rule on it would silently never refuse)."""
+    policy = Policy.model_validate({"deny": [{"not": {"method": ["GET POST"]}}]})
+    assert ["method: 'GET POST' in a condition is not an HTTP method name"] == policy_problems(
+        policy
+    )

@@ -22,18 +22,17 @@ from gateway.policy.canonical import PathRefused, host_name
 from gateway.policy.routes import CompiledRoute
 from gateway.proxy.original_request import OriginalRequest, original_request
 from gateway.types import Principal
+from gateway.web.external_decisions import ask_authorizer, preflight
 from gateway.web.identity import (
     add_identity_headers,
-    ask_authorizer,
     authorize,
     authorize_public,
-    check_step_up,
     establish_identity,
-    preflight,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, VIEW
 from gateway.web.responses import error_response, wants_html
 from gateway.web.services import Services
+from gateway.web.step_up import check_step_up
 
 REDIRECT_VALUES = frozenset({"1", "true", "yes"})
 LOGIN_MODES = frozenset({"login", "login_or_bearer"})

@@ -9,17 +9,16 @@ from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import host_name
 from gateway.proxy.forward import forward
 from gateway.proxy.headers import REQUEST_DROP, upstream_request_headers
+from gateway.web.external_decisions import ask_authorizer, preflight
 from gateway.web.identity import (
     add_identity_headers,
-    ask_authorizer,
     authorize,
     authorize_public,
-    check_step_up,
     establish_identity,
-    preflight,
     strip_gateway_cookies,
 )
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.step_up import check_step_up
 from gateway.web.websockets import is_websocket_upgrade, proxy_websocket
 
 

@@ -188,10 +188,12 @@ class Comparison(Section):
         return problems
 
 
-class ClaimRule(Comparison):
-    """One claim requirement: the claim and exactly one comparison."""
-
+class _ClaimName(Section):
     claim: str = Field(description="Claim name (dots reach into nested objects).")
+
+
+class ClaimRule(Comparison, _ClaimName):  # bases in this order: `claim` is listed first
+    """One claim requirement: the claim and exactly one comparison."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClaimRule:

@@ -38,11 +38,13 @@ class CompiledRoute:
     def paths_below(self, path: CanonicalPath) -> tuple[str, ...]:
         """The path below the prefix, for the decoded path and each other reading an
         upstream may act on (policy path conditions must hold for all of them)."""
-        cut = len(self.prefix.rstrip("/"))
+        base = self.prefix.rstrip("/").lower()
         below: list[str] = []
         for reading in (path.decoded, *path.readings_for(self.config.case_sensitive)):
-            inside = self.matches_path(reading) or self.matches_path(reading.lower())
-            rest = reading[cut:] if inside else reading
+            folded = reading.lower()
+            # a case-folded reading is below the prefix too when only the case differs
+            inside = folded == base or folded.startswith(base + "/")
+            rest = reading[len(base) :] if inside else reading
             rest = rest if rest.startswith("/") else "/" + rest
             if rest not in below:
                 below.append(rest)

@@ -17,6 +17,7 @@ from gateway.config.load import format_validation_errors
 from gateway.config.model import Config
 from gateway.errors import ConfigError, GatewayError
 from gateway.log import setup_logging
+from gateway.web.policy_cli import add_policy_test_parser, policy_test
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate the config, then check providers live")
     check.add_argument("-c", "--config", required=True, type=Path, help="YAML config file")
     check.add_argument("--offline", action="store_true", help="skip the live provider checks")
+    check.add_argument(
+        "--explain", action="store_true", help="print each route's policy in plain words"
+    )
+
+    policy = sub.add_parser("policy", help="try a route's policy without running the gateway")
+    p_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    add_policy_test_parser(p_sub)
 
     cfg = sub.add_parser("config", help="configuration helpers")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -65,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, config)
         if args.command == "check":
             return _check(args, config)
+        if args.command == "policy":
+            return policy_test(args, config)
         if args.command == "sessions":
             from gateway.web.admin_cli import sessions_command
 
@@ -138,4 +148,10 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     from gateway.web.checks import run_checks
 
     setup_logging("text", "warning")
+    if args.explain:
+        from gateway.policy.explain import explain_route
+
+        for i, route in enumerate(config.routes):
+            print(f"routes[{i}] {route.name or f'route{i}'} ({route.host or '*'}{route.path}):")
+            print("".join(f"  - {line}\n" for line in explain_route(route)), end="")
     return asyncio.run(run_checks(config, offline=args.offline))

@@ -66,3 +66,4 @@ class SessionRecord:
     # The provider client the login was made with: another deployment sharing the store
     # (and secret) with another client at the same provider cannot use this session.
     client_id: str = ""
+    claims_read_at: float = 0.0  # when the claims were last read from the provider (0: login)

@@ -92,7 +92,7 @@ fi
 # both: a stamp per purpose records what was installed from which pyproject/constraints.
 case $SETUP_FOR in
   demo) extras=demo ;;
-  test) extras=test,fast,demo,tracing ;;
+  test) extras=test,fast,demo,tracing,rego ;;
   *) echo "setup.sh: unknown purpose '$SETUP_FOR' (demo or test)" >&2; exit 2 ;;
 esac
 if [[ -n ${SETUP_USE_VENV:-} ]]; then

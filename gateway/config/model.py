@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from gateway.config.issuer import validate_issuer
+from gateway.config.safe_regex import check_pattern
 from gateway.secret import Secret
 
 DEFAULT_PREFIX = "/_gateway"
@@ -159,24 +160,149 @@ class Timeouts(Section):
     read: Seconds = Field(60, description="Seconds to wait for the upstream's response head.")
 
 
-class ClaimRule(Section):
-    """One claim requirement: exactly one of equals, one_of, contains."""
+def _safe_pattern(value: str) -> str:
+    check_pattern(value)
+    return value
 
+
+SafePattern = Annotated[str, AfterValidator(_safe_pattern)]
+COMPARISONS = ("equals", "one_of", "contains", "prefix", "matches", "at_least", "present")
+
+
+class Comparison(Section):
+    """How a value is compared: exactly one of equals, one_of, contains, prefix, matches,
+    at_least, present (see docs/policy.md)."""
+
+    equals: str | int | bool | None = Field(None, description="Value must equal this (typed).")
+    one_of: list[str] | None = Field(None, description="Value (or a list item) is one of these.")
+    contains: str | None = Field(
+        None, description="List value (or space/comma separated string) contains this item."
+    )
+    prefix: str | None = Field(None, description="Value (or a list item) starts with this.")
+    matches: SafePattern | None = Field(
+        None,
+        description="Value (or a list item) matches this regular expression as a whole; a "
+        "safe subset that cannot backtrack catastrophically (docs/policy.md).",
+    )
+    at_least: int | float | str | None = Field(
+        None,
+        description="Value is a number >= this; or, with `order`, a level at or above this one.",
+    )
+    order: list[str] | None = Field(
+        None,
+        description="Levels from lowest to highest (e.g. acr values) for at_least on strings.",
+    )
+    present: bool | None = Field(None, description="true: the value exists; false: it does not.")
+
+    def comparison_problems(self) -> list[str]:
+        given = [name for name in COMPARISONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            return ["give exactly one of " + ", ".join(COMPARISONS)]
+        problems: list[str] = []
+        if self.order is not None and self.at_least is None:
+            problems.append("order applies to at_least only")
+        if isinstance(self.at_least, str):
+            if not self.order:
+                problems.append("at_least on a level name needs `order` (lowest first)")
+            elif self.at_least not in self.order:
+                problems.append(f"at_least: {self.at_least!r} is not in order")
+        if isinstance(self.at_least, bool):
+            problems.append("at_least takes a number or a level name")
+        return problems
+
+
+class _ClaimName(Section):
     claim: str = Field(description="Claim name (dots reach into nested objects).")
-    equals: str | int | bool | None = Field(None, description="Claim must equal this value.")
-    one_of: list[str] | None = Field(None, description="Claim must be one of these values.")
-    contains: str | None = Field(None, description="List claim must contain this value.")
+
+
+class ClaimRule(Comparison, _ClaimName):  # bases in this order: `claim` is listed first
+    """One claim requirement: the claim and exactly one comparison."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClaimRule:
-        given = [x for x in (self.equals, self.one_of, self.contains) if x is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of equals, one_of, contains")
+        problems = self.comparison_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
+class PathTest(Section):
+    """A test on the request path below the route's prefix (canonical, decoded)."""
+
+    equals: str | None = Field(None, description="Path equals this.")
+    one_of: list[str] | None = Field(None, description="Path is one of these.")
+    prefix: str | None = Field(None, description="Path starts with this.")
+    matches: SafePattern | None = Field(
+        None, description="Path matches this regular expression as a whole (safe subset)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PathTest:
+        given = [x for x in (self.equals, self.one_of, self.prefix, self.matches) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of equals, one_of, prefix, matches")
+        return self
+
+
+CONDITION_KINDS = ("all", "any", "not", "claim", "groups", "method", "path", "client_ip")
+
+
+class Condition(Comparison):
+    """One test or a combination: exactly one of all, any, not, claim (with a comparison),
+    groups, method, path, client_ip; `reason` names it in logs and explanations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    all: list[Condition] | None = Field(None, description="Every condition holds.")
+    any: list[Condition] | None = Field(None, description="At least one condition holds.")
+    not_: Condition | None = Field(None, alias="not", description="The condition does not hold.")
+    claim: str | None = Field(None, description="A claim path, tested with one comparison.")
+    groups: list[str] | None = Field(None, description="Caller is in at least one group.")
+    method: list[str] | None = Field(
+        None, description="Request method is one of these (HEAD counts as GET)."
+    )
+    path: PathTest | None = Field(
+        None, description="Test on the canonical decoded path below the route's prefix."
+    )
+    client_ip: list[Network] | None = Field(
+        None, description="Client address is in one of these networks."
+    )
+    reason: str | None = Field(None, description="Plain words for logs when this decides.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        kinds = [k for k in CONDITION_KINDS if getattr(self, _attr(k)) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of " + ", ".join(CONDITION_KINDS))
+        compared = [name for name in COMPARISONS if getattr(self, name) is not None]
+        if kinds[0] == "claim":
+            problems = self.comparison_problems()
+            if problems:
+                raise ValueError("claim " + "; ".join(problems))
+        elif compared or self.order is not None:
+            raise ValueError(f"{', '.join(compared or ['order'])} applies to claim only")
+        if (self.all is not None and not self.all) or (self.any is not None and not self.any):
+            raise ValueError("all / any need at least one condition")
+        return self
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: list[str] | None) -> list[str] | None:
+        return [m.upper() for m in value] if value is not None else None
+
+
+def _attr(kind: str) -> str:
+    return "not_" if kind == "not" else kind
+
+
+Condition.model_rebuild()
+
+
 class Policy(Section):
-    """Who may pass: every listed requirement must hold (empty means any authenticated)."""
+    """Who may pass: deny rules refuse first; then every listed requirement must hold
+    (empty means any authenticated)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     methods: list[str] | None = Field(None, description="Allowed HTTP methods (default: all).")
     scopes_all: list[str] = Field(default_factory=list, description="Every scope is required.")
@@ -189,6 +315,17 @@ class Policy(Section):
     email_domains: list[str] = Field(default_factory=list, description="Allowed e-mail domains.")
     client_ids: list[str] = Field(
         default_factory=list, description="Allowed OAuth client ids (bearer callers)."
+    )
+    all: list[Condition] = Field(
+        default_factory=list, description="Conditions that must all hold (see docs/policy.md)."
+    )
+    any: list[Condition] = Field(
+        default_factory=list, description="Conditions of which at least one must hold."
+    )
+    not_: Condition | None = Field(None, alias="not", description="A condition that must not hold.")
+    deny: list[Condition] = Field(
+        default_factory=list,
+        description="Refuse when any of these holds, whatever else allows (deny wins).",
     )
 
     @field_validator("methods")
@@ -274,6 +411,66 @@ def _key_problems(algorithm: str, secret: Secret | None) -> list[str]:
     return []
 
 
+class StepUp(Section):
+    """Authentication this route needs beyond a session: a level (acr) and / or recency."""
+
+    acr_values: list[str] = Field(
+        default_factory=list,
+        description="Accepted acr values, preferred first (sent as acr_values). With the "
+        "provider's acr_levels, any level at or above the lowest listed one passes.",
+    )
+    max_age: int | None = Field(
+        None,
+        ge=0,
+        description="Most seconds since the user last authenticated (auth_time); an older "
+        "sign-in is sent back to the provider with max_age.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> StepUp:
+        if not self.acr_values and self.max_age is None:
+            raise ValueError("give acr_values, max_age or both")
+        return self
+
+
+class ExternalAuthorizer(Section):
+    """An HTTP decision point asked after the route's own policy allowed (docs/policy.md)."""
+
+    url: HttpUrl = Field(description="Where the decision request is POSTed (JSON).")
+    timeout: Seconds = Field(
+        1.0, description="Seconds to wait for an answer; no answer in time refuses (503)."
+    )
+    cache_ttl: float = Field(
+        0, ge=0, description="Seconds an answer is reused for the same request (0: off)."
+    )
+    cache_max_entries: int = Field(10_000, ge=1, description="Most answers kept in the cache.")
+    upstream_headers: list[str] = Field(
+        default_factory=list,
+        description="Header names the authorizer may add to the upstream request; others "
+        "in its answer are ignored.",
+    )
+
+    @field_validator("upstream_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        problems = [p for name in value for p in _token_header_problems(name)]
+        if any(name.lower() == "authorization" for name in value):
+            problems.append("header: 'Authorization' is the caller's or the gateway's")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class RegoConfig(Section):
+    """A Rego (OPA) policy for the route, evaluated in-process (optional extra `rego`)."""
+
+    file: str = Field(description="The .rego file (read and compiled at start-up).")
+    query: str = Field(
+        "data.gateway",
+        description="Gives true/false, or an object with boolean `allow` and a `reason`.",
+    )
+
+
 class Route(Section):
     name: str | None = Field(None, description="Label used in logs and metrics.")
     host: str | None = Field(
@@ -323,6 +520,24 @@ class Route(Section):
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
     )
+    rego: RegoConfig | None = Field(
+        None, description="Also evaluate this Rego policy (input: see docs/policy.md)."
+    )
+    authorizer: ExternalAuthorizer | None = Field(
+        None, description="Also ask this external HTTP authorizer (fails closed)."
+    )
+    cors_preflight: bool = Field(
+        False,
+        description="Pass CORS preflights (OPTIONS with Origin and "
+        "Access-Control-Request-Method, no credentials) to the upstream without sign-in; "
+        "the upstream answers them. Every other request still needs authentication.",
+    )
+    step_up: StepUp | None = Field(
+        None,
+        description="Step-up: sessions below this level or older than max_age are sent "
+        "back to the provider; bearer callers get 401 insufficient_user_authentication "
+        "(RFC 9470).",
+    )
     websocket_origins: list[Origin] = Field(
         default_factory=list,
         description="Origins (scheme://host[:port]) allowed to open a WebSocket here with the "
@@ -340,6 +555,10 @@ class Route(Section):
     def _public_policy(self) -> Route:
         # Only `methods` can be decided without a caller: any other rule on a public
         # route would look enforced and never be.
+        if self.auth == "public" and (self.authorizer or self.rego) is not None:
+            raise ValueError("authorizer / rego: a public route has no caller to authorize")
+        if self.auth == "public" and self.step_up is not None:
+            raise ValueError("step_up: a public route has no caller to authenticate again")
         if self.auth == "public" and self.policy.model_copy(update={"methods": None}) != Policy():
             raise ValueError(
                 "policy: a public route has no caller identity, so only policy.methods "
@@ -498,6 +717,16 @@ class Provider(Section):
     extra_auth_params: dict[str, str] = Field(
         default_factory=dict, description="Extra authorization parameters (prompt, acr_values)."
     )
+    acr_levels: list[str] = Field(
+        default_factory=list,
+        description="This provider's acr values from lowest to highest: a higher level meets "
+        "a lower step-up requirement, and a session keeps the highest level it reached.",
+    )
+    claims_refresh_interval: Seconds | None = Field(
+        None,
+        description="Re-read userinfo this often (seconds) for sessions no refresh renews "
+        "in that time; a refused answer ends the session (default: only on refresh).",
+    )
     pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
     fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")
     id_token_algorithms: list[str] | None = Field(
@@ -633,6 +862,19 @@ class Sessions(Section):
     )
     refresh_lock_wait: Seconds = Field(
         5, description="Seconds a request waits for another refresh of its session."
+    )
+    end_with_access_token: bool = Field(
+        True,
+        description="A session whose access token expired and has no refresh token ends "
+        "(sign in again). Off: it lives to idle/absolute timeout; an expired access token "
+        "is never forwarded either way.",
+    )
+    revoke_tokens_on_admin_end: bool = Field(
+        False,
+        description="Also seal each session's tokens under the server key alone, so sessions "
+        "ended without their browser (admin revocation, back-channel or front-channel "
+        "logout) have their tokens revoked at the provider too. The cost: whoever holds "
+        "both the store and sessions.secrets can read the tokens (docs/security.md).",
     )
     refresh_grace: float = Field(
         300, ge=0, description="Keep a session this long when refresh fails for network reasons."

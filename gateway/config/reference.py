@@ -41,6 +41,8 @@ EXAMPLES: dict[str, Any] = {
 }
 # Optional sections shown (commented) in the example even though their default is null.
 SHOW_OPTIONAL = {"listen.tls", "routes.identity_token", "bearer.issuers.introspection"}
+# Recursive condition trees: shown empty in the example (docs/policy.md has examples).
+COLLAPSED = {"routes.policy.all", "routes.policy.any", "routes.policy.not", "routes.policy.deny"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -97,11 +99,12 @@ def example_yaml() -> str:
 
 def _emit_model(model: type[BaseModel], path: str, indent: int, out: list[str]) -> None:
     pad = "  " * indent
-    for name, field in model.model_fields.items():
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute
         key_path = f"{path}.{name}" if path else name
         if field.description:
             out.append(f"{pad}# {field.description}")
-        sub = _model_of(field.annotation)
+        sub = _model_of(field.annotation) if key_path not in COLLAPSED else None
         default = _default(field)
         if sub is not None and _is_list(field.annotation):
             out.append(f"{pad}{name}:")
@@ -155,10 +158,18 @@ def markdown_reference() -> str:
     )
 
 
-def _rows(model: type[BaseModel], path: str, rows: list[str]) -> None:
-    for name, field in model.model_fields.items():
+def _rows(
+    model: type[BaseModel], path: str, rows: list[str], above: tuple[type[BaseModel], ...] = ()
+) -> None:
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute
         key_path = f"{path}.{name}" if path else name
         sub = _model_of(field.annotation)
+        if sub is not None and (sub in above or sub is model):
+            # a recursive section (policy conditions): its keys are listed once, above
+            many = " (a list)" if _is_list(field.annotation) else ""
+            rows.append(f"| `{key_path}` | condition{many}, as above | | {field.description} |")
+            continue
         shown = key_path + ("[]" if sub is not None and _is_list(field.annotation) else "")
         default = _default(field)
         default_text = "required" if default is PydanticUndefined else f"`{json.dumps(default)}`"
@@ -168,7 +179,7 @@ def _rows(model: type[BaseModel], path: str, rows: list[str]) -> None:
             rows.append(f"| `{shown}` | {type_text} | {default_text} | {description} |")
         else:
             rows.append(f"| `{shown}` | section | | {description} |")
-            _rows(sub, shown, rows)
+            _rows(sub, shown, rows, (*above, model))
 
 
 def _type_name(annotation: Any) -> str:

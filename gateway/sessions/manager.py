@@ -13,7 +13,7 @@ import logging
 import struct
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gateway import metrics
@@ -85,6 +85,8 @@ class SessionSummary:
     sid: str | None
     created_at: float
     expires_at: float
+    # the tokens, only with sessions.revoke_tokens_on_admin_end; never shown to admins
+    tokens: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def short_id(self) -> str:
@@ -147,7 +149,7 @@ class SessionManager:
         limit = now + self._settings.absolute_timeout
         expires = record.expires_at if now < record.expires_at < limit else limit
         record = replace(record, created_at=now, last_seen=now, expires_at=expires)
-        ticket, meta = Ticket.new(), SessionMeta.of(record)
+        ticket, meta = Ticket.new(), self._meta_of(record)
         member, ttl = index_member(ticket.handle, expires), expires - now
         # Indexes first: a crash in between leaves a stale member, never an unindexed session
         # that a back-channel logout could not find.
@@ -213,6 +215,7 @@ class SessionManager:
         if not self._alive(loaded, now):
             return False
         loaded.record.last_seen = now
+        loaded.meta = self._meta_of(loaded.record)  # new tokens after a refresh
         value = seal_session(
             self._keyring, loaded.ticket, record_to_json(loaded.record), loaded.meta
         )
@@ -366,6 +369,9 @@ class SessionManager:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _meta_of(self, record: SessionRecord) -> SessionMeta:
+        return SessionMeta.of(record, with_tokens=self._settings.revoke_tokens_on_admin_end)
+
     def _ttl(self, record: SessionRecord, meta: SessionMeta, now: float) -> float:
         remaining = meta.expires_at - now
         idle = self._settings.idle_timeout - max(0.0, now - record.last_seen)
@@ -509,4 +515,5 @@ def _copy(record: SessionRecord) -> SessionRecord:
         record.last_seen,
         record.expires_at,
         record.client_id,
+        record.claims_read_at,
     )

@@ -18,6 +18,7 @@ from gateway.errors import (
     ConfigError,
     GatewayError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidToken,
     ProviderUnavailable,
 )
@@ -320,6 +321,12 @@ def www_authenticate(error: GatewayError, realm: str) -> str:
         params.append(("scope", error.scope))
     elif isinstance(error, MissingToken):
         pass  # no credentials at all: no error code (RFC 6750 3.1)
+    elif isinstance(error, InsufficientUserAuthentication):
+        params += [("error", error.code), ("error_description", error.public_message)]
+        if error.acr_values:
+            params.append(("acr_values", " ".join(error.acr_values)))
+        if error.max_age is not None:
+            params.append(("max_age", str(error.max_age)))
     elif isinstance(error, InvalidToken):
         params += [("error", "invalid_token"), ("error_description", error.public_message)]
     elif isinstance(error, BadRequest):

@@ -10,9 +10,17 @@ import aiohttp
 
 from gateway.config.model import Config
 from gateway.crypto import KeyRing
+from gateway.idp.resolver import idp_connector
+from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import SessionManager, SessionSummary
 from gateway.sessions.redis import RedisStore
-from gateway.web.logout_notify import end_matching, notices_of, send_notices, wants_notices
+from gateway.web.logout_notify import (
+    end_matching,
+    notices_of,
+    revoke_ended,
+    send_notices,
+    wants_notices,
+)
 
 
 def _issuers(config: Config, provider: str | None) -> list[str]:
@@ -67,14 +75,24 @@ async def _revoke(
 ) -> int:
     """End the sessions (sid alone: that provider session only), then notify upstreams."""
     notify = wants_notices(config)
+    revoke = config.sessions.revoke_tokens_on_admin_end
     total = 0
     doomed: list[SessionSummary] = []
     for issuer in issuers:
-        ended, which = await end_matching(manager, issuer, sid=sid, sub=sub, collect=notify)
+        ended, which = await end_matching(
+            manager, issuer, sid=sid, sub=sub, collect=notify or revoke
+        )
         total, doomed = total + ended, doomed + which
     if notify and doomed:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
             await send_notices(http, config, notices_of(doomed, "admin"))
+    if revoke and doomed:
+        async with aiohttp.ClientSession(
+            connector=idp_connector(config), cookie_jar=aiohttp.DummyCookieJar()
+        ) as idp:
+            providers = {p.name: ProviderClient(p, idp) for p in config.providers}
+            revoked = await revoke_ended(providers, doomed)
+        print(f"{revoked} token(s) revoked at the provider")
     return total
 
 

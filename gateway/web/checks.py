@@ -13,12 +13,14 @@ from gateway.errors import ConfigError
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
 from gateway.policy.route_checks import route_policy_problems
+from gateway.policy.routes import RouteTable
 from gateway.providers import profile_for
 from gateway.providers.detect import profile_findings
 from gateway.sessions.shared import shared_namespace
 from gateway.tokens.authenticator import trusted_issuer_problems
 from gateway.web.pages.contrast import ui_contrast_problems
 from gateway.web.pages.site import Site
+from gateway.web.services import rego_policies
 
 Level = Literal["ok", "warn", "error"]
 
@@ -50,6 +52,7 @@ def static_findings(config: Config) -> list[Finding]:
         findings += _profile_findings(f"providers[{i}]", provider.issuer, provider.profile)
         findings += [Finding("warn", f"providers[{i}]", w)
                      for w in profile_for(provider).warnings()]  # fmt: skip
+    findings += rego_findings(config)
     for i, issuer in enumerate(config.bearer.issuers):
         where = f"bearer.issuers[{i}]"
         findings += [Finding("error", where, p) for p in trusted_issuer_problems(issuer)]
@@ -83,6 +86,15 @@ def page_findings(config: Config) -> list[Finding]:
     except ConfigError as exc:
         return [Finding("error", "ui", problem) for problem in exc.problems]
     return [Finding("warn", where, problem) for where, problem in ui_contrast_problems(config.ui)]
+
+
+def rego_findings(config: Config) -> list[Finding]:
+    """Rego policies that do not load or compile (they would stop start-up)."""
+    try:
+        rego_policies(RouteTable(config.routes))
+    except ConfigError as exc:
+        return [Finding("error", "routes", problem) for problem in exc.problems]
+    return []
 
 
 def namespace_finding(config: Config) -> Finding:

@@ -17,7 +17,8 @@ from gateway.errors import (
     RateLimited,
     Unauthorized,
 )
-from gateway.policy.authz import decide, method_allowed, override_methods
+from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
+from gateway.policy.canonical import CanonicalPath
 from gateway.policy.routes import CompiledRoute
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
@@ -76,7 +77,7 @@ async def establish_identity(
                 "Sign in again, then submit the form again.",
             )
         raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
-    return_to = login.origin(request) + _canonical_path_qs(request)
+    return_to = login.origin(request) + canonical_path_qs(request)
     if route.config.provider or len(login.providers) == 1:
         name = route.config.provider or next(iter(login.providers))
         return await login.start_login(request, login.providers[name], return_to)
@@ -84,7 +85,7 @@ async def establish_identity(
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
 
 
-def _canonical_path_qs(request: web.Request) -> str:
+def canonical_path_qs(request: web.Request) -> str:
     query = request.rel_url.raw_query_string
     return request[TARGET].encoded + (f"?{query}" if query else "")
 
@@ -132,10 +133,25 @@ def authorize_public(route: CompiledRoute, method: str, query_string: str) -> No
     _check_methods(route, method, query_string)
 
 
-def authorize(route: CompiledRoute, principal: Principal, method: str, query_string: str) -> None:
-    """Apply the route's policy; raise the matching 403/405."""
+def authorize(
+    route: CompiledRoute,
+    principal: Principal,
+    method: str,
+    query_string: str,
+    *,
+    target: CanonicalPath | None = None,
+    client_ip: str | None = None,
+) -> None:
+    """Apply the route's policy; raise the matching 403/405.
+
+    Without ``target`` / ``client_ip`` conditions on path / network refuse (fail closed)."""
     _check_methods(route, method, query_string)
-    decision = decide(route.config.policy, principal, method)
+    facts = RequestFacts(
+        (method, *override_methods(query_string)),
+        route.paths_below(target) if target is not None else None,
+        client_ip,
+    )
+    decision = decide(route.config.policy, principal, facts)
     if decision.allowed:
         return
     if decision.status == 405:

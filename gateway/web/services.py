@@ -11,10 +11,12 @@ import aiohttp
 
 from gateway.config.model import Config, Route
 from gateway.policy.identity_headers import IdentityHeaderInjector, OwnedHeaders
+from gateway.policy.rego import RegoPolicy
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import TrustedProxies
 from gateway.tokens.minting import IdentityTokens
+from gateway.web.ext_authz import AuthorizerClient
 from gateway.web.pages.site import Site
 from gateway.web.rate_limit import RateLimiter
 
@@ -27,10 +29,13 @@ if TYPE_CHECKING:
 
 
 def owned_headers(route: Route) -> list[str]:
-    """Headers only the gateway may set on this route: its identity token, the id_token."""
+    """Headers only the gateway may set on this route: its identity token, the id_token,
+    and what its authorizer may add."""
     owned = [route.pass_id_token_header]
     if route.identity_token is not None:
         owned.append(route.identity_token.header)
+    if route.authorizer is not None:
+        owned += route.authorizer.upstream_headers  # only the authorizer may set them
     return [name for name in owned if name]
 
 
@@ -58,6 +63,8 @@ class Compiled:
     identity_tokens: IdentityTokens
     owned: OwnedHeaders
     site: Site  # the gateway's own pages: templates, branding, languages
+    authorizers: dict[int, AuthorizerClient] = field(default_factory=dict)
+    rego: dict[int, RegoPolicy] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config) -> Compiled:
@@ -80,7 +87,22 @@ class Compiled:
             identity_tokens=IdentityTokens.compile(config, routes),
             owned=owned_header_set(config),
             site=Site.compile(config.ui, config.prefix),
+            authorizers={
+                r.index: AuthorizerClient(r.config.authorizer)
+                for r in routes
+                if r.config.authorizer is not None
+            },
+            rego=rego_policies(routes),
         )
+
+
+def rego_policies(routes: RouteTable) -> dict[int, RegoPolicy]:
+    """Each route's Rego policy, compiled (ConfigError names the route on any problem)."""
+    return {
+        r.index: RegoPolicy(r.config.rego.file, r.config.rego.query, f"routes[{r.index}].rego")
+        for r in routes
+        if r.config.rego is not None
+    }
 
 
 # Opened by the app's cleanup context or changed while serving: a reload keeps them.

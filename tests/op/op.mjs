@@ -70,6 +70,7 @@ function loadClients() {
 
 // ---------------------------------------------------------------------------
 // Accounts: any login is accepted; the login name is the account id (= sub).
+// A test changes a user's groups with PUT /test/accounts/<id>/groups (JSON list).
 const GROUPS = { alice: ['users', 'admins'] };
 async function findAccount(ctx, id) {
   return {
@@ -241,6 +242,8 @@ async function renderError(ctx, out) {
 // ---------------------------------------------------------------------------
 const configuration = {
   clients: loadClients(),
+  // a test client may ask for short-lived access tokens (seconds), e.g. to see one expire
+  extraClientMetadata: { properties: ['test_access_token_ttl'] },
   jwks: loadOrCreateKeys(),
   findAccount,
 
@@ -253,6 +256,11 @@ const configuration = {
   scopes: ['openid', 'offline_access', 'api:read', 'api:write',
     // GitHub's OAuth scopes, granted like any other when the OP plays GitHub
     ...(PROFILE === 'github' ? ['read:user', 'user:email', 'read:org'] : [])],
+  // two authentication levels: a plain login is urn:test:pwd; a login asked for
+  // urn:test:mfa (acr_values) "performs MFA" and gets it, unless the user name starts
+  // with "nomfa" (a user who cannot do MFA). See the interactionFinished wrapper below.
+  // (oidc-provider puts acr in the id_token only when acr_values were requested.)
+  acrValues: ['urn:test:pwd', 'urn:test:mfa'],
   // id_tokens carry the claims of the granted scopes (like most real providers),
   // not only sub: the gateway must work without a userinfo call too
   conformIdTokenClaims: false,
@@ -308,7 +316,8 @@ const configuration = {
   },
 
   ttl: {
-    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    AccessToken: (ctx, token, client) => token.resourceServer?.accessTokenTTL
+      || client?.test_access_token_ttl || client?.testAccessTokenTtl || 3600,
     AuthorizationCode: 60,
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
     DeviceCode: 600,
@@ -335,9 +344,43 @@ if (PROFILE === 'auth0') configuration.routes = { end_session: '/oidc/logout' };
 const provider = new Provider(ISSUER, configuration);
 provider.proxy = false;
 
+// devInteractions finishes every login without an acr: set the level here.
+const finishInteraction = provider.interactionFinished.bind(provider);
+provider.interactionFinished = async (req, res, result, options) => {
+  if (result?.login) {
+    const details = await provider.interactionDetails(req, res);
+    const asked = String(details.params.acr_values || '').split(' ');
+    const mfa = asked.includes('urn:test:mfa') && !String(result.login.accountId).startsWith('nomfa');
+    result.login.acr = mfa ? 'urn:test:mfa' : 'urn:test:pwd';
+    result.login.amr = mfa ? ['pwd', 'otp'] : ['pwd'];
+  }
+  return finishInteraction(req, res, result, options);
+};
+
 // Request counters by "METHOD /path", so a test can prove how often the gateway called
 // (e.g. one introspection for 100 concurrent requests): GET /test/counters -> JSON.
 const counters = {};
+// Refresh tokens issued per account, newest last, so a test can try one at the OP itself
+// (e.g. after a logout that should have revoked it): GET /test/accounts/<id>/refresh-tokens.
+const refreshTokens = {};
+provider.on('refresh_token.saved', (token) => {
+  (refreshTokens[token.accountId] ||= []).push(token.jti);
+});
+provider.use(async (ctx, next) => {
+  const tokens = ctx.method === 'GET' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/refresh-tokens$/);
+  if (!tokens) return next();
+  ctx.body = refreshTokens[decodeURIComponent(tokens[1])] || [];
+});
+provider.use(async (ctx, next) => {
+  const match = ctx.method === 'PUT' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/groups$/);
+  if (!match) return next();
+  let raw = '';
+  for await (const chunk of ctx.req) raw += chunk;
+  const groups = JSON.parse(raw || '[]');
+  if (!Array.isArray(groups)) ctx.throw(400, 'expected a JSON list of groups');
+  GROUPS[decodeURIComponent(match[1])] = groups.map(String);
+  ctx.status = 204;
+});
 provider.use(async (ctx, next) => {
   if (ctx.method === 'GET' && ctx.path === '/test/counters') {
     ctx.body = counters;

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import metrics
+from gateway.config.model import StepUp
 from gateway.errors import (
     BadRequest,
     LoginError,
@@ -17,6 +18,7 @@ from gateway.errors import (
     ProviderUnavailable,
 )
 from gateway.login.provider import ProviderClient
+from gateway.policy.step_up import shortfall
 from gateway.types import SessionRecord
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
@@ -138,6 +140,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         code, state["redirect_uri"], state["verifier"], state["nonce"]
     )
     now = time.time()
+    _check_step_up(provider, state.get("step_up"), claims, now)
     settings = services.config.sessions
     record = SessionRecord(
         provider=provider.name,
@@ -161,6 +164,19 @@ async def callback(request: web.Request) -> web.StreamResponse:
     return response
 
 
+def _check_step_up(
+    provider: ProviderClient, wanted: dict[str, Any] | None, claims: dict[str, Any], now: float
+) -> None:
+    """The id_token's acr / auth_time meet what this login asked for (a user can strip
+    acr_values or max_age from the authorization URL; the provider may ignore them)."""
+    if not wanted:
+        return
+    step_up = StepUp.model_validate(wanted)
+    reason = shortfall(step_up, claims, provider.config.acr_levels, now, provider.config.leeway)
+    if reason is not None:
+        raise LoginError(f"step-up not met by the provider's answer: {reason}", public=_WEAK)
+
+
 async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> None:
     """RFC 9207: the authorization response names its issuer; a mismatch is a mix-up attack."""
     meta = await provider.metadata.get()
@@ -174,6 +190,10 @@ async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> Non
         )
 
 
+_WEAK = (
+    "The sign-in did not reach the level this page needs (for example a second factor). "
+    "Please start again and complete every step the sign-in asks for."
+)
 _REFUSED = "This sign-in response was refused. Please start again from the application."
 _EXPIRED = "This sign-in link has expired or was already used. Please start again."
 

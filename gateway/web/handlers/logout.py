@@ -14,7 +14,7 @@ from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import LoadedSession
 from gateway.web.handlers.login import login_services
 from gateway.web.login_services import LoginServices
-from gateway.web.logout_notify import notify_ended
+from gateway.web.logout_notify import NOTIFIER, notify_ended
 from gateway.web.pages.respond import account_of, render_page
 
 log = logging.getLogger("gateway.logout")
@@ -141,6 +141,8 @@ async def _end_session(
     target = after
     provider = services.providers.get(loaded.record.provider)
     if provider is not None:
+        # Revoked in the background: a slow or failing provider never holds up a logout.
+        request.app[NOTIFIER].spawn(provider.revoke_tokens(loaded.record.tokens))
         post_logout = provider.config.post_logout_redirect_uri or after
         url = await provider.end_session_url(
             loaded.record.tokens.id_token, post_logout, random_token(16)

@@ -77,4 +77,5 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         path,
         headers,
         max_body=compiled.config.limits.max_body_size,
+        body_idle=compiled.config.limits.body_idle_timeout,
     )

@@ -450,3 +450,40 @@ def test_bind_failure_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
             assert "Traceback" not in output
             assert len(output.splitlines()) == 1, output
             assert address in output
+
+
+def test_stalled_proxied_upload_is_given_up_but_a_steady_one_streams(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """limits.body_idle_timeout 1 and listen.body_timeout 1: a proxied upload that stops
+    after 10 of 1000 bytes is closed by the gateway (before 8 s; the upstream would wait
+    60 s), while one sending a byte every 0.5 s for 4 s reaches the upstream whole (the
+    upstream reports all 8 bytes): proxied bodies have no whole-body deadline."""
+    gw = gateway_factory(
+        public(upstream, listen={"body_timeout": 1}, limits={"body_idle_timeout": 1})
+    )
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as stalled:
+        stalled.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10
+        )
+        started = time.monotonic()
+        stalled.settimeout(8.0)
+        try:
+            answer = stalled.recv(4096)
+        except TimeoutError:
+            raise AssertionError("a stalled upload was still open after 8 s") from None
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        seconds_until_closed(stalled, max(0.1, 8.0 - (time.monotonic() - started)))
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as steady:
+        steady.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 8\r\n\r\n")
+        for byte in b"abcdefgh":
+            time.sleep(0.5)
+            steady.sendall(bytes([byte]))
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = steady.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["body_length"] == 8

@@ -15,7 +15,7 @@ from yarl import URL
 
 from gateway import metrics
 from gateway.config.model import Route
-from gateway.errors import BodyStalled, BodyTooLarge, UpstreamError, UpstreamTimeout
+from gateway.errors import BodyTimeout, BodyTooLarge, UpstreamError, UpstreamTimeout
 from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
 from gateway.web.connections import skip_lingering
@@ -97,7 +97,7 @@ class _RequestBody:
                     chunk = await self._source.readany()
             except TimeoutError:
                 self.stalled = True
-                raise BodyStalled(f"request body stalled for {self._idle:g} s") from None
+                raise BodyTimeout(f"request body stalled for {self._idle:g} s") from None
             if not chunk:
                 return
             seen += len(chunk)
@@ -149,7 +149,7 @@ async def forward(
             # The client, not the upstream, failed: answer 408 and close without
             # waiting any longer for the rest of its body.
             skip_lingering(request)
-            raise BodyStalled(f"request body stalled for {body_idle:g} s") from None
+            raise BodyTimeout(f"request body stalled for {body_idle:g} s") from None
         metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
         raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
     metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)

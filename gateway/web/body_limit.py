@@ -7,7 +7,8 @@ import asyncio
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from gateway.web.connections import close_unread
+from gateway.errors import BodyTimeout
+from gateway.web.connections import close_unread, skip_lingering
 from gateway.web.keys import SERVICES
 from gateway.web.responses import error_response
 
@@ -29,18 +30,24 @@ def gateway_body_limit(*, every_path: bool = False) -> Middleware:
         # is unbounded so that proxied bodies can stream. There is no public setter, and
         # clone() would copy the request's state away from the middlewares around us.
         request._client_max_size = limit
-        if request.body_exists:
-            # Read the (small) body here, under one deadline: a client trickling it byte by
-            # byte would otherwise hold the connection for as long as it likes. read()
-            # keeps the bytes, so the handler's post()/json()/read() reuse them.
-            try:
-                async with asyncio.timeout(config.listen.body_timeout):
-                    await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return too_large(request, limit)
-            except TimeoutError:
-                return _too_slow(request, config.listen.body_timeout)
-        return await handler(request)
+        deadline = None
+        if request.body_exists and not request.content.is_eof():
+            # A client trickling the body byte by byte would otherwise hold the connection
+            # (and the handler) for as long as it likes.
+            deadline = asyncio.get_running_loop().call_later(
+                config.listen.body_timeout, _body_overdue, request, config.listen.body_timeout
+            )
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return too_large(request, limit)
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            if not request.content.is_eof():
+                # Answered (or failed) without reading the whole body: it was refused as
+                # too large, or not needed. Close rather than read the rest for nothing.
+                skip_lingering(request)
 
     return body_limit
 
@@ -49,19 +56,19 @@ def _under(path: str, base: str) -> bool:
     return path == base or path.startswith(base + "/")
 
 
+def _body_overdue(request: web.Request, seconds: float) -> None:
+    """The body is not complete in time: the handler's read fails with 408 (BodyTimeout)."""
+    if not request.content.is_eof():
+        request.content.set_exception(
+            BodyTimeout(f"request body to {request.path} not complete within {seconds:g} s")
+        )
+        skip_lingering(request)
+
+
 def too_large(request: web.Request, limit: int) -> web.StreamResponse:
     """413, closing the connection rather than reading (draining) the rest of the body."""
     response = error_response(
         request, 413, "body_too_large", f"Request bodies here are limited to {limit} bytes."
-    )
-    close_unread(request, response)
-    return response
-
-
-def _too_slow(request: web.Request, seconds: float) -> web.StreamResponse:
-    """408, closing the connection: the rest of the body is not waited for."""
-    response = error_response(
-        request, 408, "body_timeout", f"The request body was not complete within {seconds:g} s."
     )
     close_unread(request, response)
     return response

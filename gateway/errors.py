@@ -6,6 +6,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── BadRequest                    400: malformed input from the client
 ├── MethodNotAllowed              405: the route's policy does not allow this method
 ├── BodyTooLarge                  413: the request body is over limits.max_body_size
+├── BodyTimeout                   408: the request body did not arrive in time
 ├── RateLimited                   429: too many requests from one client address
 ├── Unauthorized                  401: no or invalid credentials
 │   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
@@ -172,6 +173,14 @@ class AuthorizerUnavailable(GatewayError):
     status = 503
     code = "authorizer_unavailable"
     public_message = "The authorization service is unavailable. Please try again later."
+
+
+class BodyTimeout(GatewayError):
+    """listen.body_timeout (gateway endpoints) or limits.body_idle_timeout (proxied) passed."""
+
+    status = 408
+    code = "body_timeout"
+    public_message = "The request body did not arrive in time."
 
 
 class NoAuthenticator(GatewayError):

@@ -124,6 +124,20 @@ class Listen(Section):
         description="Open client connections per worker; beyond it a new connection gets "
         "a 503 and is closed. Keep it below the process's open-file limit.",
     )
+    max_connections_per_client: int = Field(
+        64,
+        ge=0,
+        description="Open connections per client address (the TCP peer) per worker; beyond "
+        "it a new connection from that address gets a 503 and is closed. Behind a proxy "
+        "every client shares the proxy's address: raise it to the proxy's connection pool "
+        "size, or 0 to turn the cap off.",
+    )
+    body_timeout: Seconds = Field(
+        10,
+        description="Seconds a client has to send the whole body of a request to the "
+        "gateway's own endpoints (under the prefix), once the head is complete; then 408 "
+        "and the connection is closed. Proxied bodies fall under limits.body_idle_timeout.",
+    )
 
 
 class Logging(Section):
@@ -145,6 +159,12 @@ class Limits(Section):
         description="Largest request body accepted by the gateway's own endpoints (logout, "
         "back-channel logout, admin, forward-auth, ...), in bytes; larger ones get 413. "
         "Proxied bodies stream under max_body_size instead.",
+    )
+    body_idle_timeout: Seconds = Field(
+        60,
+        description="Seconds a proxied request body may stall (no byte from the client) "
+        "before the request is given up and the connection closed; a steady upload may "
+        "last as long as the upstream allows.",
     )
 
 

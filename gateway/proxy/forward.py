@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -14,9 +15,10 @@ from yarl import URL
 
 from gateway import metrics
 from gateway.config.model import Route
-from gateway.errors import BodyTooLarge, UpstreamError, UpstreamTimeout
+from gateway.errors import BodyTimeout, BodyTooLarge, UpstreamError, UpstreamTimeout
 from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
+from gateway.web.connections import skip_lingering
 
 CHUNK = 64 * 1024
 # Bodies up to this size are read whole and sent with the headers in one write: most
@@ -73,13 +75,35 @@ def _ssl_context(route: Route) -> ssl.SSLContext | bool:
     return True
 
 
-async def _limited(body: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in body.iter_any():
-        seen += len(chunk)
-        if limit and seen > limit:
-            raise BodyTooLarge(f"request body exceeded {limit} bytes")
-        yield chunk
+class _RequestBody:
+    """The client's body as the upstream request's data: at most ``limit`` bytes (0: any),
+    and no pause longer than ``idle`` seconds between chunks."""
+
+    __slots__ = ("_idle", "_limit", "_source", "stalled")
+
+    def __init__(self, source: aiohttp.StreamReader, limit: int, idle: float) -> None:
+        self._source = source
+        self._limit = limit
+        self._idle = idle
+        self.stalled = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        while True:
+            # The clock runs only while waiting for the client: a slow upstream pauses
+            # this loop (back-pressure), not the client, and is not counted.
+            try:
+                async with asyncio.timeout(self._idle):
+                    chunk = await self._source.readany()
+            except TimeoutError:
+                self.stalled = True
+                raise BodyTimeout(f"request body stalled for {self._idle:g} s") from None
+            if not chunk:
+                return
+            seen += len(chunk)
+            if self._limit and seen > self._limit:
+                raise BodyTooLarge(f"request body exceeded {self._limit} bytes")
+            yield chunk
 
 
 async def forward(
@@ -90,6 +114,7 @@ async def forward(
     headers: CIMultiDict[str],
     *,
     max_body: int,
+    body_idle: float,
 ) -> web.StreamResponse:
     """Send ``request`` to ``upstream`` and stream the answer back to the client."""
     length = request.content_length
@@ -97,7 +122,7 @@ async def forward(
         raise BodyTooLarge(f"Content-Length {length} exceeds {max_body}")
     body = None
     if request.body_exists:
-        body = _limited(request.content, max_body)
+        body = _RequestBody(request.content, max_body, body_idle)
         if length is not None:
             headers["Content-Length"] = str(length)
     url = upstream.url_for(path, request.rel_url.raw_query_string)
@@ -107,7 +132,7 @@ async def forward(
             request.method,
             url,
             headers=headers,
-            data=body,
+            data=body.__aiter__() if body is not None else None,
             ssl=upstream.ssl,
             timeout=upstream.timeout,
             allow_redirects=False,
@@ -120,6 +145,11 @@ async def forward(
         metrics.UPSTREAM_ERRORS.labels(upstream.name, "connect").inc()
         raise UpstreamError(f"cannot connect to upstream {upstream.base}: {exc.os_error}") from None
     except aiohttp.ClientError as exc:
+        if body is not None and body.stalled:
+            # The client, not the upstream, failed: answer 408 and close without
+            # waiting any longer for the rest of its body.
+            skip_lingering(request)
+            raise BodyTimeout(f"request body stalled for {body_idle:g} s") from None
         metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
         raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
     metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)

@@ -48,7 +48,17 @@ def serve(config: Config, config_path: Path, *, reuse_port: bool = False) -> int
 async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.listen.shutdown_timeout)
-    await runner.setup()
+    # Binding fails on the operator's input (a host that does not resolve, a port in use or
+    # reserved): one line saying so and exit 1, with what was opened closed, no traceback.
+    try:
+        await runner.setup()  # also binds the internal listener (metrics.listen)
+    except ConfigError:  # e.g. metrics.listen cannot be bound: the CLI prints it
+        await _close_quietly(runner)
+        raise
+    except OSError as exc:
+        log.error("cannot start: %s", _os_reason(exc))
+        await _close_quietly(runner)
+        return 1
     # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
     # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
     site = bounded_site(
@@ -59,7 +69,17 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
         ssl_context=_server_tls(config),
         reuse_port=reuse_port,
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error(
+            "cannot listen on %s:%s (listen.host, listen.port): %s",
+            config.listen.host,
+            config.listen.port,
+            _os_reason(exc),
+        )
+        await _close_quietly(runner)
+        return 1
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's generations so full collections (and their latency spikes) stay short.
     gc.freeze()
@@ -83,6 +103,19 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+def _os_reason(exc: OSError) -> str:
+    """The operating system's reason, without Python's ``[Errno n]`` decoration."""
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+async def _close_quietly(runner: web.AppRunner) -> None:
+    """Close what start-up opened (client sessions, stores) after a failed start."""
+    try:
+        await runner.cleanup()
+    except Exception as exc:  # the start already failed; that is what the operator sees
+        log.debug("cleanup after a failed start: %s", exc)
 
 
 def _reload(app: web.Application, config_path: Path) -> None:

@@ -98,7 +98,12 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         tracing.inject(headers)
         return await proxy_websocket(request, route, principal, upstream, path, headers)
     return await _observed_forward(
-        request, upstream, path, headers, max_body=compiled.config.limits.max_body_size
+        request,
+        upstream,
+        path,
+        headers,
+        max_body=compiled.config.limits.max_body_size,
+        body_idle=compiled.config.limits.body_idle_timeout,
     )
 
 
@@ -109,6 +114,7 @@ async def _observed_forward(
     headers: CIMultiDict[str],
     *,
     max_body: int,
+    body_idle: float,
 ) -> web.StreamResponse:
     """The upstream call in its client span, with the trace context sent along; the
     status class of the upstream's answer is counted per route."""
@@ -120,7 +126,9 @@ async def _observed_forward(
     with tracing.span("upstream", attributes, client=True) as span:
         tracing.inject(headers)
         services = request.app[SERVICES]
-        response = await forward(request, services.http, upstream, path, headers, max_body=max_body)
+        response = await forward(
+            request, services.http, upstream, path, headers, max_body=max_body, body_idle=body_idle
+        )
         span.set_attribute("http.response.status_code", response.status)
     metrics.upstream_response(upstream.name, response.status)
     return response

@@ -498,6 +498,21 @@ class Provider(Section):
         default_factory=dict, description="Extra authorization parameters (prompt, acr_values)."
     )
     pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
+    pushed_authorization: bool = Field(
+        False,
+        description="Push the authorization request to the provider's "
+        "pushed_authorization_request_endpoint (RFC 9126), so that the browser carries only "
+        "request_uri and client_id. Always done when the provider's discovery says "
+        "require_pushed_authorization_requests; without an advertised endpoint the "
+        "login fails (502) rather than fall back.",
+    )
+    response_mode: Literal["query", "form_post"] = Field(
+        "query",
+        description="How the provider returns the authorization response: in the callback "
+        "URL's query, or (form_post) in a POST the browser sends to the callback. form_post "
+        "keeps code and state out of URLs; the login-binding cookie is then SameSite=None "
+        "(it must survive the provider's cross-site POST), every other cookie stays Lax.",
+    )
     fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")
     id_token_algorithms: list[str] | None = Field(
         None, description="Accepted id_token algorithms (default: what the IdP advertises)."

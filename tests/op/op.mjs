@@ -19,6 +19,9 @@
 //   OP_HD            google: the Workspace domain put in `hd` (users named outsider* get
 //                    hd other.example, users named personal* none)
 //   OP_GRAPH_URL     entra: the Graph base URL named in overage `_claim_sources`
+//   OP_REQUIRE_PAR   1: every authorization request must be pushed first (RFC 9126;
+//                    discovery says require_pushed_authorization_requests). Unset: PAR
+//                    offered, not required (oidc-provider's default).
 //
 // An issuer with a path (OP_ISSUER=http://127.0.0.1:P/realms/test) also serves its
 // discovery document at <issuer path>/.well-known/openid-configuration.
@@ -291,6 +294,10 @@ const configuration = {
     backchannelLogout: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     clientCredentials: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: true,
+      requirePushedAuthorizationRequests: process.env.OP_REQUIRE_PAR === '1',
+    },
     deviceFlow: {
       enabled: true, userCodeInputSource, userCodeConfirmSource, successSource,
     },

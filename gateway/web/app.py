@@ -83,6 +83,7 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/readyz", health.readyz, allow_head=True)
     router.add_get(f"{prefix}/login", login.login)
     router.add_get(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
+    router.add_post(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
     router.add_get(f"{prefix}/logout", logout.logout_page)
     router.add_post(f"{prefix}/logout", logout.logout)
     router.add_get(f"{prefix}/logged-out", logout.logged_out)

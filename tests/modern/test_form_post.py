@@ -191,3 +191,20 @@ async def test_form_post_login_in_chromium_across_sites(
     cookies = {c["name"]: c for c in await page.context.cookies(site)}
     assert cookies["__Host-gateway_session"]["sameSite"] == "Lax"
     assert "__Host-gateway_session_login" not in cookies
+
+
+async def test_form_post_checks_iss(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """RFC 9207 holds for posted responses too: another issuer's `iss` (a mix-up) is refused
+    and no session is made, even with a genuine code and state."""
+    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, provider=FORM_POST)
+    async with jar() as session:
+        fields = await authorization_response(
+            session, f"{gw.url}/app", f"{gw.url}/_gateway/callback", "jack"
+        )
+        fields["iss"] = "https://attacker.example"
+        back = await session.post(f"{gw.url}/_gateway/callback", data=fields, allow_redirects=False)
+        assert back.status == 400
+        after = await session.get(f"{gw.url}/app", headers={"Accept": "application/json"})
+        assert after.status == 401

@@ -8,6 +8,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── RateLimited                   429: too many requests from one client address
 ├── Unauthorized                  401: no or invalid credentials
 │   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
+│       └── DpopRefused           401 with an RFC 9449 `DPoP` challenge
 ├── Forbidden                     403: authenticated but not allowed
 │   └── InsufficientScope         403 with RFC 6750 error="insufficient_scope"
 ├── NotFound                      404: no route
@@ -63,6 +64,21 @@ class InvalidToken(Unauthorized):
 
     code = "invalid_token"
     public_message = "The access token is missing or invalid."
+
+
+class DpopRefused(InvalidToken):
+    """A DPoP-bound token without a valid proof, or a DPoP request that fails (RFC 9449 7.1).
+
+    ``error`` is the challenge's error code: ``invalid_dpop_proof`` for a defective proof,
+    ``invalid_token`` when token and proof do not belong together, None for no credentials.
+    """
+
+    code = "invalid_dpop_proof"
+
+    def __init__(self, message: str, *, error: str | None, algorithms: tuple[str, ...]) -> None:
+        super().__init__(message, public=message)
+        self.error = error
+        self.algorithms = algorithms
 
 
 class Forbidden(GatewayError):

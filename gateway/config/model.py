@@ -316,6 +316,11 @@ class Route(Section):
     forward_authorization: bool = Field(
         True, description="On bearer routes, forward the caller's Authorization header."
     )
+    require_dpop: bool = Field(
+        False,
+        description="On bearer routes, accept only DPoP-bound tokens with a valid proof "
+        "(RFC 9449); plain bearer tokens get 401 with a DPoP challenge.",
+    )
     identity_token: IdentityTokenConfig | None = Field(
         None, description="Mint a signed identity token for the upstream."
     )
@@ -333,6 +338,12 @@ class Route(Section):
         if self.raw_path and self.strip_prefix:
             raise ValueError("raw_path and strip_prefix cannot be combined: a raw path has no "
                              "canonical prefix to cut")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _dpop_needs_bearer(self) -> Route:
+        if self.require_dpop and self.auth not in ("bearer", "login_or_bearer"):
+            raise ValueError("require_dpop applies to tokens: use auth bearer or login_or_bearer")
         return self
 
     @model_validator(mode="after")
@@ -750,8 +761,38 @@ class TrustedIssuer(Section):
         return value
 
 
+DEFAULT_DPOP_ALGORITHMS = ("ES256", "ES384", "PS256", "RS256", "EdDSA")
+
+
+class Dpop(Section):
+    enabled: bool = Field(
+        True,
+        description="Accept DPoP-bound access tokens (RFC 9449): the `DPoP` authorization "
+        "scheme with a proof in the DPoP header. A token bound to a key (cnf.jkt) is refused "
+        "without a valid proof of that key whether or not this is on.",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DPOP_ALGORITHMS),
+        description="Signature algorithms accepted for DPoP proofs (asymmetric only).",
+    )
+    max_age: Seconds = Field(
+        60, description="A proof's `iat` may be at most this many seconds old."
+    )
+    leeway: float = Field(
+        5, ge=0, le=300, description="Clock skew allowed for a proof's `iat`, seconds."
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
+            raise ValueError("DPoP proofs are signed with private keys: no 'none', no HS*")
+        return value
+
+
 class Bearer(Section):
     issuers: list[TrustedIssuer] = Field(default_factory=list)
+    dpop: Dpop = Field(default_factory=Dpop)
     realm: str = Field("gateway", description="realm in WWW-Authenticate.")
     cache_ttl: Seconds = Field(300, description="Longest a positive introspection is cached.")
     negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")

@@ -171,7 +171,9 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         )
     if config.bearer.issuers:
         verdicts = _shared_verdicts(config, shared, keyring)
-        services.bearer = BearerAuthenticator(config.bearer, idp_http, shared_cache=verdicts)
+        services.bearer = BearerAuthenticator(
+            config.bearer, idp_http, shared_cache=verdicts, dpop_replay=shared
+        )
     yield
     await manager.close()
     await idp_http.close()

@@ -19,8 +19,10 @@ from gateway.errors import (
 )
 from gateway.policy.authz import decide, method_allowed, override_methods
 from gateway.policy.routes import CompiledRoute
+from gateway.tokens.bearer import MissingToken
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
+from gateway.web.proof_of_possession import RequestTarget, check_proof_of_possession
 from gateway.web.responses import wants_html
 from gateway.web.services import Compiled, Services
 
@@ -42,20 +44,30 @@ async def establish_identity(
     *,
     allow_redirect: bool = True,
     query_string: str | None = None,
+    dpop_target: RequestTarget | None = None,
 ) -> Principal | web.StreamResponse:
     """The caller's principal, or a response (redirect to sign in) to send instead.
 
-    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login) and the
-    original request's ``query_string``.
+    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login), the
+    original request's ``query_string``, and its method and URL (``dpop_target``).
     """
     mode = route.config.auth
     has_authorization = "Authorization" in request.headers
     if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
         if services.bearer is None:
             raise NoAuthenticator(f"route {route.name} needs bearer tokens; none configured")
-        return await _bearer_principal(
-            request, services, request.query_string if query_string is None else query_string
-        )
+        try:
+            caller = await _bearer_principal(
+                request, services, request.query_string if query_string is None else query_string
+            )
+        except MissingToken:
+            if route.config.require_dpop:
+                raise services.bearer.dpop.refused(
+                    "A DPoP-bound access token is required.", None
+                ) from None
+            raise
+        await check_proof_of_possession(request, services, route, caller, dpop_target)
+        return caller
     login = services.login
     if login is None:
         raise NoAuthenticator(f"route {route.name} needs login; no provider configured")

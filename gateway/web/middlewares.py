@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 
 from gateway import metrics
 from gateway.errors import (
+    DpopRefused,
     Forbidden,
     GatewayError,
     InsufficientScope,
@@ -151,7 +152,11 @@ def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> w
     metrics.count_error(exc)
     log.log(level, "%s: %s", exc.code, exc, extra={"status": exc.status, "path": request.path})
     headers: dict[str, str] = {}
-    if isinstance(exc, InvalidToken | InsufficientScope):
+    if isinstance(exc, DpopRefused):
+        from gateway.tokens.dpop import dpop_challenge
+
+        headers["WWW-Authenticate"] = dpop_challenge(exc, realm)
+    elif isinstance(exc, InvalidToken | InsufficientScope):
         from gateway.tokens.authenticator import www_authenticate
 
         headers["WWW-Authenticate"] = www_authenticate(exc, realm)

@@ -793,6 +793,13 @@ class Dpop(Section):
 class Bearer(Section):
     issuers: list[TrustedIssuer] = Field(default_factory=list)
     dpop: Dpop = Field(default_factory=Dpop)
+    resource_metadata: bool = Field(
+        True,
+        description="Serve OAuth protected-resource metadata (RFC 9728) for bearer routes at "
+        "/.well-known/oauth-protected-resource<route path> and name it in 401 challenges "
+        "(`resource_metadata`), so that clients (MCP) find the authorization servers. Off: "
+        "those paths go to the upstreams like any other.",
+    )
     realm: str = Field("gateway", description="realm in WWW-Authenticate.")
     cache_ttl: Seconds = Field(300, description="Longest a positive introspection is cached.")
     negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")

@@ -43,6 +43,7 @@ from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
+from gateway.web.resource_metadata import WELL_KNOWN, protected_resource_metadata
 from gateway.web.server_header import drop_server_banner
 from gateway.web.services import Services
 from gateway.web.websocket_sessions import WEBSOCKET_SESSIONS, SessionSockets, websocket_watchdog
@@ -100,6 +101,8 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
     router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)
     metrics_handlers.add_metrics_route(app, prefix)
+    router.add_get(WELL_KNOWN, protected_resource_metadata)
+    router.add_get(WELL_KNOWN + "/{resource:.*}", protected_resource_metadata)
     router.add_route("*", "/{tail:.*}", proxy_handler)
 
 

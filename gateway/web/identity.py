@@ -23,6 +23,7 @@ from gateway.tokens.bearer import MissingToken
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
 from gateway.web.proof_of_possession import RequestTarget, check_proof_of_possession
+from gateway.web.resource_metadata import note_resource
 from gateway.web.responses import wants_html
 from gateway.web.services import Compiled, Services
 
@@ -52,6 +53,8 @@ async def establish_identity(
     original request's ``query_string``, and its method and URL (``dpop_target``).
     """
     mode = route.config.auth
+    origin = dpop_target[1] if dpop_target else request[VIEW].origin
+    note_resource(request, _origin_of(origin), route)
     has_authorization = "Authorization" in request.headers
     if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
         if services.bearer is None:
@@ -94,6 +97,11 @@ async def establish_identity(
         return await login.start_login(request, login.providers[name], return_to)
     prefix = services.config.prefix.rstrip("/")
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
+
+
+def _origin_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.partition('/')[0]}"
 
 
 def _canonical_path_qs(request: web.Request) -> str:

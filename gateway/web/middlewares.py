@@ -23,6 +23,7 @@ from gateway.errors import (
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import canonical_path
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.resource_metadata import with_resource_metadata
 from gateway.web.responses import error_response
 
 log = logging.getLogger("gateway.request")
@@ -162,6 +163,8 @@ def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> w
         headers["WWW-Authenticate"] = www_authenticate(exc, realm)
     elif isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+    if "WWW-Authenticate" in headers:
+        headers["WWW-Authenticate"] = with_resource_metadata(request, headers["WWW-Authenticate"])
     return error_response(request, exc.status, exc.code, exc.public_message, headers=headers)
 
 

@@ -19,6 +19,9 @@
 //   OP_HD            google: the Workspace domain put in `hd` (users named outsider* get
 //                    hd other.example, users named personal* none)
 //   OP_GRAPH_URL     entra: the Graph base URL named in overage `_claim_sources`
+//   OP_URL_RESOURCES 1: any http://127.0.0.1 URL is also a resource indicator, giving JWT
+//                    access tokens with that URL as audience (RFC 9728 clients ask for
+//                    the resource the protected-resource metadata names). Unset: unknown.
 //   OP_REQUIRE_PAR   1: every authorization request must be pushed first (RFC 9126;
 //                    discovery says require_pushed_authorization_requests). Unset: PAR
 //                    offered, not required (oidc-provider's default).
@@ -192,6 +195,17 @@ const RESOURCE_SERVERS = {
   },
 };
 
+function urlResource(indicator) {
+  if (process.env.OP_URL_RESOURCES !== '1' || !indicator.startsWith(`http://${HOST}:`)) return undefined;
+  return {
+    scope: 'api:read api:write',
+    audience: indicator,
+    accessTokenTTL: 3600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Plain HTML pages. The forms keep oidc-provider's markup (ids op.logoutForm,
 // op.deviceInputForm, op.deviceConfirmForm); the submit buttons are placed inside
@@ -307,7 +321,7 @@ const configuration = {
       defaultResource: async (ctx, client, oneOf) => oneOf,
       useGrantedResource: async () => false,
       getResourceServerInfo: async (ctx, resourceIndicator) => {
-        const rs = RESOURCE_SERVERS[resourceIndicator];
+        const rs = RESOURCE_SERVERS[resourceIndicator] || urlResource(resourceIndicator);
         if (!rs) throw new Provider.errors.InvalidTarget();
         return rs;
       },

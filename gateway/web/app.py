@@ -177,6 +177,11 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         services.bearer = BearerAuthenticator(
             config.bearer, idp_http, shared_cache=verdicts, dpop_replay=shared
         )
+        if config.sessions.store == "redis" and keyring.is_ephemeral and config.bearer.dpop.enabled:
+            log.warning(
+                "without sessions.secrets no other instance can open this one's DPoP "
+                "replay marks: a DPoP proof may be replayed once at each instance"
+            )
     yield
     await manager.close()
     await idp_http.close()

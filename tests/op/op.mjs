@@ -22,6 +22,8 @@
 //   OP_URL_RESOURCES 1: any http://127.0.0.1 URL is also a resource indicator, giving JWT
 //                    access tokens with that URL as audience (RFC 9728 clients ask for
 //                    the resource the protected-resource metadata names). Unset: unknown.
+//   OP_TOKEN_TYPE    optional: the token endpoint answers this token_type instead of its own
+//                    (`absent`: none at all), to test how clients treat unknown types.
 //   OP_REQUIRE_PAR   1: every authorization request must be pushed first (RFC 9126;
 //                    discovery says require_pushed_authorization_requests). Unset: PAR
 //                    offered, not required (oidc-provider's default).
@@ -368,6 +370,16 @@ provider.use(async (ctx, next) => {
   counters[key] = (counters[key] || 0) + 1;
   await next();
 });
+
+// OP_TOKEN_TYPE: rewrite the token response's token_type (tests of RFC 6749 7.1).
+if (process.env.OP_TOKEN_TYPE) {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path !== '/token' || !ctx.body || typeof ctx.body !== 'object' || !ctx.body.access_token) return;
+    const { token_type: _, ...rest } = ctx.body;
+    ctx.body = process.env.OP_TOKEN_TYPE === 'absent' ? rest : { ...rest, token_type: process.env.OP_TOKEN_TYPE };
+  });
+}
 
 // Discovery under the issuer's path, and the per-profile shape of the document.
 const WELL_KNOWN = '/.well-known/openid-configuration';

@@ -98,6 +98,12 @@ class Section(BaseModel):
 class TlsServer(Section):
     cert_file: str = Field(description="PEM certificate chain served to clients.")
     key_file: str = Field(description="PEM private key of the certificate.")
+    client_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle: ask clients for a certificate (optional, so browsers "
+        "connect as before) and verify it against these CAs. Tokens bound to a certificate "
+        "(RFC 8705 cnf.x5t#S256) must come over a connection with that certificate.",
+    )
 
 
 class Listen(Section):
@@ -793,6 +799,13 @@ class Dpop(Section):
 class Bearer(Section):
     issuers: list[TrustedIssuer] = Field(default_factory=list)
     dpop: Dpop = Field(default_factory=Dpop)
+    client_certificate_header: str | None = Field(
+        None,
+        description="Header in which a proxy listed in trusted_proxies passes the client's "
+        "TLS certificate (URL-encoded PEM, as nginx's $ssl_client_escaped_cert), for tokens "
+        "bound to a certificate (RFC 8705). Read only from trusted proxies, and never "
+        "forwarded upstream.",
+    )
     resource_metadata: bool = Field(
         True,
         description="Serve OAuth protected-resource metadata (RFC 9728) for bearer routes at "

@@ -24,6 +24,10 @@
 //                    the resource the protected-resource metadata names). Unset: unknown.
 //   OP_TOKEN_TYPE    optional: the token endpoint answers this token_type instead of its own
 //                    (`absent`: none at all), to test how clients treat unknown types.
+//   OP_MTLS          1: certificate-bound access tokens (RFC 8705) for clients registered
+//                    with tls_client_certificate_bound_access_tokens; the "TLS client
+//                    certificate" is the URL-encoded PEM in the x-test-client-cert header
+//                    (as a TLS-terminating proxy in front of the OP would pass it).
 //   OP_REQUIRE_PAR   1: every authorization request must be pushed first (RFC 9126;
 //                    discovery says require_pushed_authorization_requests). Unset: PAR
 //                    offered, not required (oidc-provider's default).
@@ -344,6 +348,18 @@ const configuration = {
 
   renderError,
 };
+if (process.env.OP_MTLS === '1') {
+  configuration.features.mTLS = {
+    enabled: true,
+    certificateBoundAccessTokens: true,
+    getCertificate: (ctx) => {
+      const value = ctx.get('x-test-client-cert');
+      return value ? decodeURIComponent(value) : undefined;
+    },
+    certificateAuthorized: () => true,
+    certificateSubjectMatches: () => false,
+  };
+}
 // Keycloak puts realm roles in its access tokens too (service accounts: role `service`).
 if (PROFILE === 'keycloak') {
   configuration.extraTokenClaims = async (ctx, token) => ({

@@ -253,3 +253,41 @@ async def test_bound_opaque_token_by_introspection(
     assert status == 401
     assert not served(body)
     assert 'error="invalid_token"' in challenge
+
+
+async def test_forward_auth_checks_proof_against_the_original_request(
+    gateway_factory: Any,
+    oidc_provider: OidcProvider,
+    upstream: str,
+    redis_server: RedisServer,
+    bound: tuple[DpopKey, str],
+) -> None:
+    """Forward-auth judges the proof against the request the proxy asks about (nginx's
+    X-Original-URL and method), not the auth subrequest: a proof for the original passes,
+    one for another URL or method is refused."""
+    key, token = bound
+    resource_server = oidc_provider.register_client()
+    gw = gateway_factory(
+        {
+            "routes": [{"path": "/api/", "upstream": upstream, "auth": "bearer"}],
+            "bearer": {"issuers": [trusted_issuer(oidc_provider, resource_server)]},
+            "trusted_proxies": ["127.0.0.1/32"],
+        }
+    )
+    original = "https://app.example/api/orders"
+
+    async def ask(proof: str, method: str = "POST") -> tuple[int, str]:
+        headers = {"X-Original-URL": original, "X-Original-Method": method,
+                   "Authorization": f"DPoP {token}", "DPoP": proof}  # fmt: skip
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{gw.url}/_gateway/auth", headers=headers) as response,
+        ):
+            return response.status, response.headers.get("WWW-Authenticate", "")
+
+    assert (await ask(key.proof("POST", original, token=token)))[0] == 200
+    status, challenge = await ask(key.proof("POST", f"{gw.url}/_gateway/auth", token=token))
+    assert status == 401
+    assert 'error="invalid_dpop_proof"' in challenge
+    status, _ = await ask(key.proof("GET", original, token=token))
+    assert status == 401

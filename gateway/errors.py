@@ -5,6 +5,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── BadRequest                    400: malformed input from the client
 ├── MethodNotAllowed              405: the route's policy does not allow this method
 ├── BodyTooLarge                  413: the request body is over limits.max_body_size
+│   └── FormTooLarge              413: a posted authorization response over 16 KiB
 ├── RateLimited                   429: too many requests from one client address
 ├── Unauthorized                  401: no or invalid credentials
 │   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
@@ -159,6 +160,10 @@ class BodyTooLarge(GatewayError):
     status = 413
     code = "body_too_large"
     public_message = "The request body is larger than this gateway accepts."
+
+
+class FormTooLarge(BodyTooLarge):
+    """A posted authorization response (form_post) larger than any real one."""
 
 
 class NoAuthenticator(GatewayError):

@@ -9,17 +9,13 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
-from gateway.errors import BadRequest, LoginError
+from gateway.errors import BadRequest, FormTooLarge, LoginError
 from gateway.web.body_limit import too_large
 
 # An authorization response is a handful of short fields (code, state, iss, session_state,
 # error...): far below the gateway body cap, so the callback holds its own, smaller one.
 MAX_FORM_POST_BYTES = 16 * 1024
 FORM = "application/x-www-form-urlencoded"
-
-
-class FormTooLarge(Exception):
-    """The posted authorization response is larger than any real one."""
 
 
 async def authorization_response(request: web.Request) -> Mapping[str, str]:
@@ -32,10 +28,10 @@ async def authorization_response(request: web.Request) -> Mapping[str, str]:
             public="The sign-in response must be a urlencoded form.",
         )
     if (request.content_length or 0) > MAX_FORM_POST_BYTES:
-        raise FormTooLarge
+        raise FormTooLarge(f"callback form over {MAX_FORM_POST_BYTES} bytes")
     body = await request.read()  # no more than the gateway body cap (body_limit.py)
     if len(body) > MAX_FORM_POST_BYTES:
-        raise FormTooLarge
+        raise FormTooLarge(f"callback form over {MAX_FORM_POST_BYTES} bytes")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

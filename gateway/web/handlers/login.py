@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway import metrics
 from gateway.errors import (
     BadRequest,
+    FormTooLarge,
     LoginError,
     NotFound,
     ProviderMisconfigured,
@@ -18,11 +19,7 @@ from gateway.errors import (
 )
 from gateway.login.provider import ProviderClient
 from gateway.types import SessionRecord
-from gateway.web.authorization_response import (
-    FormTooLarge,
-    authorization_response,
-    form_too_large,
-)
+from gateway.web.authorization_response import authorization_response, form_too_large
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.pages.failures import LOGIN_FAILURE, LoginFailure, LoginReason, login_url

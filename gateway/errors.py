@@ -6,11 +6,13 @@ GatewayError                      (status 500, never shows details to the client
 ├── BadRequest                    400: malformed input from the client
 ├── MethodNotAllowed              405: the route's policy does not allow this method
 ├── BodyTooLarge                  413: the request body is over limits.max_body_size
+│   └── FormTooLarge              413: a posted authorization response over 16 KiB
 ├── BodyTimeout                   408: the request body did not arrive in time
 ├── RateLimited                   429: too many requests from one client address
 ├── Unauthorized                  401: no or invalid credentials
 │   └── InvalidToken              401 with RFC 6750 WWW-Authenticate
-│       └── InsufficientUserAuthentication  401, RFC 9470: step-up needed
+│       ├── InsufficientUserAuthentication  401, RFC 9470: step-up needed
+│       └── DpopRefused           401 with an RFC 9449 `DPoP` challenge
 ├── Forbidden                     403: authenticated but not allowed
 │   └── InsufficientScope         403 with RFC 6750 error="insufficient_scope"
 ├── NotFound                      404: no route
@@ -85,6 +87,21 @@ class InsufficientUserAuthentication(InvalidToken):
         super().__init__(message)
         self.acr_values = acr_values
         self.max_age = max_age
+
+
+class DpopRefused(InvalidToken):
+    """A DPoP-bound token without a valid proof, or a DPoP request that fails (RFC 9449 7.1).
+
+    ``error`` is the challenge's error code: ``invalid_dpop_proof`` for a defective proof,
+    ``invalid_token`` when token and proof do not belong together, None for no credentials.
+    """
+
+    code = "invalid_dpop_proof"
+
+    def __init__(self, message: str, *, error: str | None, algorithms: tuple[str, ...]) -> None:
+        super().__init__(message, public=message)
+        self.error = error
+        self.algorithms = algorithms
 
 
 class Forbidden(GatewayError):
@@ -181,6 +198,10 @@ class BodyTimeout(GatewayError):
     status = 408
     code = "body_timeout"
     public_message = "The request body did not arrive in time."
+
+
+class FormTooLarge(BodyTooLarge):
+    """A posted authorization response (form_post) larger than any real one."""
 
 
 class NoAuthenticator(GatewayError):

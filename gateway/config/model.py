@@ -100,6 +100,12 @@ class Section(BaseModel):
 class TlsServer(Section):
     cert_file: str = Field(description="PEM certificate chain served to clients.")
     key_file: str = Field(description="PEM private key of the certificate.")
+    client_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle: ask clients for a certificate (optional, so browsers "
+        "connect as before) and verify it against these CAs. Tokens bound to a certificate "
+        "(RFC 8705 cnf.x5t#S256) must come over a connection with that certificate.",
+    )
 
 
 class Listen(Section):
@@ -125,7 +131,7 @@ class Listen(Section):
         "a 503 and is closed. Keep it below the process's open-file limit.",
     )
     max_connections_per_client: int = Field(
-        64,
+        512,
         ge=0,
         description="Open connections per client address (the TCP peer) per worker; beyond "
         "it a new connection from that address gets a 503 and is closed. Behind a proxy "
@@ -534,6 +540,11 @@ class Route(Section):
     forward_authorization: bool = Field(
         True, description="On bearer routes, forward the caller's Authorization header."
     )
+    require_dpop: bool = Field(
+        False,
+        description="On bearer routes, accept only DPoP-bound tokens with a valid proof "
+        "(RFC 9449); plain bearer tokens get 401 with a DPoP challenge.",
+    )
     identity_token: IdentityTokenConfig | None = Field(
         None, description="Mint a signed identity token for the upstream."
     )
@@ -569,6 +580,12 @@ class Route(Section):
         if self.raw_path and self.strip_prefix:
             raise ValueError("raw_path and strip_prefix cannot be combined: a raw path has no "
                              "canonical prefix to cut")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _dpop_needs_bearer(self) -> Route:
+        if self.require_dpop and self.auth not in ("bearer", "login_or_bearer"):
+            raise ValueError("require_dpop applies to tokens: use auth bearer or login_or_bearer")
         return self
 
     @model_validator(mode="after")
@@ -748,6 +765,21 @@ class Provider(Section):
         "in that time; a refused answer ends the session (default: only on refresh).",
     )
     pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
+    pushed_authorization: bool = Field(
+        False,
+        description="Push the authorization request to the provider's "
+        "pushed_authorization_request_endpoint (RFC 9126), so that the browser carries only "
+        "request_uri and client_id. Always done when the provider's discovery says "
+        "require_pushed_authorization_requests; without an advertised endpoint the "
+        "login fails (502) rather than fall back.",
+    )
+    response_mode: Literal["query", "form_post"] = Field(
+        "query",
+        description="How the provider returns the authorization response: in the callback "
+        "URL's query, or (form_post) in a POST the browser sends to the callback. form_post "
+        "keeps code and state out of URLs; the login-binding cookie is then SameSite=None "
+        "(it must survive the provider's cross-site POST), every other cookie stays Lax.",
+    )
     fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")
     id_token_algorithms: list[str] | None = Field(
         None, description="Accepted id_token algorithms (default: what the IdP advertises)."
@@ -998,8 +1030,52 @@ class TrustedIssuer(Section):
         return value
 
 
+DEFAULT_DPOP_ALGORITHMS = ("ES256", "ES384", "PS256", "RS256", "EdDSA")
+
+
+class Dpop(Section):
+    enabled: bool = Field(
+        True,
+        description="Accept DPoP-bound access tokens (RFC 9449): the `DPoP` authorization "
+        "scheme with a proof in the DPoP header. A token bound to a key (cnf.jkt) is refused "
+        "without a valid proof of that key whether or not this is on.",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DPOP_ALGORITHMS),
+        description="Signature algorithms accepted for DPoP proofs (asymmetric only).",
+    )
+    max_age: Seconds = Field(
+        60, description="A proof's `iat` may be at most this many seconds old."
+    )
+    leeway: float = Field(
+        5, ge=0, le=300, description="Clock skew allowed for a proof's `iat`, seconds."
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
+            raise ValueError("DPoP proofs are signed with private keys: no 'none', no HS*")
+        return value
+
+
 class Bearer(Section):
     issuers: list[TrustedIssuer] = Field(default_factory=list)
+    dpop: Dpop = Field(default_factory=Dpop)
+    client_certificate_header: str | None = Field(
+        None,
+        description="Header in which a proxy listed in trusted_proxies passes the client's "
+        "TLS certificate (URL-encoded PEM, as nginx's $ssl_client_escaped_cert), for tokens "
+        "bound to a certificate (RFC 8705). Read only from trusted proxies, and never "
+        "forwarded upstream.",
+    )
+    resource_metadata: bool = Field(
+        True,
+        description="Serve OAuth protected-resource metadata (RFC 9728) for bearer routes at "
+        "/.well-known/oauth-protected-resource<route path> and name it in 401 challenges "
+        "(`resource_metadata`), so that clients (MCP) find the authorization servers. Off: "
+        "those paths go to the upstreams like any other.",
+    )
     realm: str = Field("gateway", description="realm in WWW-Authenticate.")
     cache_ttl: Seconds = Field(300, description="Longest a positive introspection is cached.")
     negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")

@@ -18,6 +18,7 @@ from gateway.idp.http import fetch_json
 from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.login.id_token import stored_id_token_claims, validate_id_token
+from gateway.login.par import PushedAuthorization, front_channel_url, par_endpoint
 from gateway.login.revocation import TokenRevoker
 from gateway.login.token_endpoint import TokenEndpoint
 from gateway.policy.step_up import higher_acr
@@ -48,6 +49,7 @@ class ProviderClient:
         auth = ClientAuthenticator.for_provider(config)
         self._tokens = TokenEndpoint(session, self.metadata.guard, auth, config.timeout)
         self._revoker = TokenRevoker(session, self.metadata.guard, auth, config.timeout)
+        self._par = PushedAuthorization(session, self.metadata.guard, auth, config.timeout)
 
     async def _jwks_uri(self) -> str:
         meta = await self.metadata.get()
@@ -85,8 +87,16 @@ class ProviderClient:
         if prompt is not None:
             params["prompt"] = prompt  # this login asks for it, over extra_auth_params
         params.update(extra or {})
+        if self.config.response_mode != "query":
+            params["response_mode"] = self.config.response_mode
         for key, value in self.config.extra_auth_params.items():
             params.setdefault(key, value)
+        pushed_to = par_endpoint(meta, self.config.pushed_authorization, self.name)
+        if pushed_to is not None:
+            request_uri = await self._par.push(pushed_to, meta.issuer, params)
+            return front_channel_url(
+                meta.authorization_endpoint, self.config.client_id, request_uri
+            )
         separator = "&" if "?" in meta.authorization_endpoint else "?"
         return meta.authorization_endpoint + separator + urlencode(params)
 

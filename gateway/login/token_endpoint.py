@@ -62,6 +62,9 @@ class TokenEndpoint:
             raise ProviderMisconfigured(_describe("code exchange", status, body))
         if status != 200:
             raise LoginError(_describe("code exchange", status, body))
+        problem = unusable_token_type(body)
+        if problem:
+            raise LoginError(f"code exchange: {problem}")
         return parse_token_response(body, time.time())
 
     async def refresh(self, url: str, refresh_token: str) -> TokenSet:
@@ -72,6 +75,9 @@ class TokenEndpoint:
             raise RefreshRefused(_describe("refresh", status, body))
         if status != 200:
             raise ProviderUnavailable(_describe("refresh", status, body))
+        problem = unusable_token_type(body)
+        if problem:
+            raise ProviderUnavailable(f"refresh: {problem}")
         return parse_token_response(body, time.time())
 
     async def _post(
@@ -100,6 +106,20 @@ def _describe(step: str, status: int, body: dict[str, Any]) -> str:
         + (f" ({detail})" if detail else "")
         + (f": {hint}" if hint else "")
     )
+
+
+def unusable_token_type(body: dict[str, Any]) -> str | None:
+    """Why the access token cannot be used, or None for a Bearer token (RFC 6749 5.1, 7.1:
+    the client must understand the type; the gateway sends tokens only as Bearer)."""
+    token_type = body.get("token_type")
+    if not isinstance(token_type, str) or not token_type:
+        return "the token response has no token_type"
+    if token_type.lower() != "bearer":
+        return (
+            f"the token response's token_type is {token_type[:40]!r}; the gateway can use "
+            "only Bearer access tokens"
+        )
+    return None
 
 
 def parse_token_response(body: dict[str, Any], now: float) -> TokenSet:

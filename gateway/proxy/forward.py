@@ -18,7 +18,7 @@ from gateway.config.model import Route
 from gateway.errors import BodyTimeout, BodyTooLarge, UpstreamError, UpstreamTimeout
 from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
-from gateway.web.connections import skip_lingering
+from gateway.proxy.lingering import skip_lingering
 
 CHUNK = 64 * 1024
 # Bodies up to this size are read whole and sent with the headers in one write: most

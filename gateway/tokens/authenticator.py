@@ -32,6 +32,7 @@ from gateway.tokens.bearer import (
     parse_bearer,
     refuse_token_in_query,
 )
+from gateway.tokens.dpop import DpopVerifier
 from gateway.tokens.expiring_cache import ExpiringCache
 from gateway.tokens.introspection import (
     IntrospectionCache,
@@ -150,8 +151,11 @@ class BearerAuthenticator:
         session: aiohttp.ClientSession,
         shared_cache: SharedState | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        dpop_replay: SharedState | None = None,
     ) -> None:
         self.config = config
+        self.dpop = DpopVerifier(config.dpop, dpop_replay, clock=clock)
         self.issuers = [build_issuer_clients(i, session, clock) for i in config.issuers]
         self._by_issuer = {clients.config.issuer: clients for clients in self.issuers}
         self._clock = clock
@@ -211,7 +215,7 @@ class BearerAuthenticator:
         header = authorization_header
         if header is not None and not isinstance(header, str):
             header = one_authorization_header(list(header))
-        token = parse_bearer(header)
+        token = parse_bearer(header, dpop=self.config.dpop.enabled)
         key = digest(token)
         accepted = self._accepted.get(key, self._clock())
         if accepted is not None:

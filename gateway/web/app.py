@@ -43,6 +43,7 @@ from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
+from gateway.web.resource_metadata import WELL_KNOWN, protected_resource_metadata
 from gateway.web.server_header import drop_server_banner
 from gateway.web.services import Services
 from gateway.web.tracing_middleware import tracing_lifecycle, tracing_middleware
@@ -88,6 +89,7 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/readyz", health.readyz, allow_head=True)
     router.add_get(f"{prefix}/login", login.login)
     router.add_get(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
+    router.add_post(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
     router.add_get(f"{prefix}/logout", logout.logout_page)
     router.add_post(f"{prefix}/logout", logout.logout)
     router.add_get(f"{prefix}/logged-out", logout.logged_out)
@@ -104,6 +106,8 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
     router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)
     metrics_handlers.add_metrics_route(app, prefix)
+    router.add_get(WELL_KNOWN, protected_resource_metadata)
+    router.add_get(WELL_KNOWN + "/{resource:.*}", protected_resource_metadata)
     router.add_route("*", "/{tail:.*}", proxy_handler)
 
 
@@ -175,7 +179,14 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         )
     if config.bearer.issuers:
         verdicts = _shared_verdicts(config, shared, keyring)
-        services.bearer = BearerAuthenticator(config.bearer, idp_http, shared_cache=verdicts)
+        services.bearer = BearerAuthenticator(
+            config.bearer, idp_http, shared_cache=verdicts, dpop_replay=shared
+        )
+        if config.sessions.store == "redis" and keyring.is_ephemeral and config.bearer.dpop.enabled:
+            log.warning(
+                "without sessions.secrets no other instance can open this one's DPoP "
+                "replay marks: a DPoP proof may be replayed once at each instance"
+            )
     yield
     await manager.close()
     await idp_http.close()

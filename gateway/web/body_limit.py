@@ -8,7 +8,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import BodyTimeout
-from gateway.web.connections import close_unread, skip_lingering
+from gateway.proxy.lingering import skip_lingering
+from gateway.web.connections import close_unread
 from gateway.web.keys import SERVICES
 from gateway.web.responses import error_response
 

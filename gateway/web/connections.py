@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config.model import Config
+from gateway.proxy.lingering import skip_lingering
 
 # Sent to a connection beyond the limit, then closed: a browser or client sees why.
 _BUSY = (
@@ -255,13 +256,6 @@ def close_unread(request: web.BaseRequest, response: web.StreamResponse) -> None
     """
     response.force_close()
     skip_lingering(request)
-
-
-def skip_lingering(request: web.BaseRequest) -> None:
-    """After this request's answer, close the connection if its body is unread, at once."""
-    protocol = request.protocol
-    if isinstance(protocol, RequestHandler):
-        protocol._lingering_time = 0.0  # no public setter; per connection, this one only
 
 
 def handler_args(config: Config) -> dict[str, Any]:

@@ -20,8 +20,11 @@ from gateway.errors import (
 from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
 from gateway.policy.canonical import CanonicalPath
 from gateway.policy.routes import CompiledRoute
+from gateway.tokens.bearer import MissingToken
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
+from gateway.web.proof_of_possession import RequestTarget, check_proof_of_possession
+from gateway.web.resource_metadata import note_resource
 from gateway.web.responses import wants_html
 from gateway.web.services import Compiled, Services
 
@@ -43,20 +46,32 @@ async def establish_identity(
     *,
     allow_redirect: bool = True,
     query_string: str | None = None,
+    dpop_target: RequestTarget | None = None,
 ) -> Principal | web.StreamResponse:
     """The caller's principal, or a response (redirect to sign in) to send instead.
 
-    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login) and the
-    original request's ``query_string``.
+    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login), the
+    original request's ``query_string``, and its method and URL (``dpop_target``).
     """
     mode = route.config.auth
+    origin = dpop_target[1] if dpop_target else request[VIEW].origin
+    note_resource(request, _origin_of(origin), route)
     has_authorization = "Authorization" in request.headers
     if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
         if services.bearer is None:
             raise NoAuthenticator(f"route {route.name} needs bearer tokens; none configured")
-        return await _bearer_principal(
-            request, services, request.query_string if query_string is None else query_string
-        )
+        try:
+            caller = await _bearer_principal(
+                request, services, request.query_string if query_string is None else query_string
+            )
+        except MissingToken:
+            if route.config.require_dpop:
+                raise services.bearer.dpop.refused(
+                    "A DPoP-bound access token is required.", None
+                ) from None
+            raise
+        await check_proof_of_possession(request, services, route, caller, dpop_target)
+        return caller
     login = services.login
     if login is None:
         raise NoAuthenticator(f"route {route.name} needs login; no provider configured")
@@ -83,6 +98,11 @@ async def establish_identity(
         return await login.start_login(request, login.providers[name], return_to)
     prefix = services.config.prefix.rstrip("/")
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
+
+
+def _origin_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.partition('/')[0]}"
 
 
 def canonical_path_qs(request: web.Request) -> str:

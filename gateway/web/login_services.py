@@ -134,7 +134,9 @@ class LoginServices:
             else None,
         )
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
-        self.cookies.set_login_binding(response, binding, ttl)
+        self.cookies.set_login_binding(
+            response, binding, ttl, cross_site_post=provider.config.response_mode == "form_post"
+        )
         log.info("login started", extra={"provider": provider.name, "reused": reused})
         metrics.LOGINS_STARTED.labels(provider.name).inc()
         return response

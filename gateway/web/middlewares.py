@@ -13,6 +13,7 @@ from aiohttp.typedefs import Handler
 
 from gateway import metrics
 from gateway.errors import (
+    DpopRefused,
     Forbidden,
     GatewayError,
     InsufficientScope,
@@ -22,6 +23,7 @@ from gateway.errors import (
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import canonical_path
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.resource_metadata import with_resource_metadata
 from gateway.web.responses import error_response
 
 log = logging.getLogger("gateway.request")
@@ -151,12 +153,18 @@ def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> w
     metrics.count_error(exc)
     log.log(level, "%s: %s", exc.code, exc, extra={"status": exc.status, "path": request.path})
     headers: dict[str, str] = {}
-    if isinstance(exc, InvalidToken | InsufficientScope):
+    if isinstance(exc, DpopRefused):
+        from gateway.tokens.dpop import dpop_challenge
+
+        headers["WWW-Authenticate"] = dpop_challenge(exc, realm)
+    elif isinstance(exc, InvalidToken | InsufficientScope):
         from gateway.tokens.authenticator import www_authenticate
 
         headers["WWW-Authenticate"] = www_authenticate(exc, realm)
     elif isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+    if "WWW-Authenticate" in headers:
+        headers["WWW-Authenticate"] = with_resource_metadata(request, headers["WWW-Authenticate"])
     return error_response(request, exc.status, exc.code, exc.public_message, headers=headers)
 
 

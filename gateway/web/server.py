@@ -156,6 +156,11 @@ def _server_tls(config: Config) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file:
+        # Optional: browsers and plain clients connect as before; certificate-bound
+        # tokens (RFC 8705) need a certificate this CA vouches for.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(tls.client_ca_file)
     return context
 
 

@@ -44,6 +44,8 @@ def owned_header_set(config: Config) -> OwnedHeaders:
     names: list[str] = list(config.identity.headers)
     for route in config.routes:
         names += [*(route.identity_headers or {}), *owned_headers(route)]
+    if config.bearer.client_certificate_header:
+        names.append(config.bearer.client_certificate_header)  # vouched for by proxies only
     return OwnedHeaders(names, config.identity.strip_prefixes)
 
 

@@ -19,6 +19,18 @@
 //   OP_HD            google: the Workspace domain put in `hd` (users named outsider* get
 //                    hd other.example, users named personal* none)
 //   OP_GRAPH_URL     entra: the Graph base URL named in overage `_claim_sources`
+//   OP_URL_RESOURCES 1: any http://127.0.0.1 URL is also a resource indicator, giving JWT
+//                    access tokens with that URL as audience (RFC 9728 clients ask for
+//                    the resource the protected-resource metadata names). Unset: unknown.
+//   OP_TOKEN_TYPE    optional: the token endpoint answers this token_type instead of its own
+//                    (`absent`: none at all), to test how clients treat unknown types.
+//   OP_MTLS          1: certificate-bound access tokens (RFC 8705) for clients registered
+//                    with tls_client_certificate_bound_access_tokens; the "TLS client
+//                    certificate" is the URL-encoded PEM in the x-test-client-cert header
+//                    (as a TLS-terminating proxy in front of the OP would pass it).
+//   OP_REQUIRE_PAR   1: every authorization request must be pushed first (RFC 9126;
+//                    discovery says require_pushed_authorization_requests). Unset: PAR
+//                    offered, not required (oidc-provider's default).
 //
 // An issuer with a path (OP_ISSUER=http://127.0.0.1:P/realms/test) also serves its
 // discovery document at <issuer path>/.well-known/openid-configuration.
@@ -190,6 +202,17 @@ const RESOURCE_SERVERS = {
   },
 };
 
+function urlResource(indicator) {
+  if (process.env.OP_URL_RESOURCES !== '1' || !indicator.startsWith(`http://${HOST}:`)) return undefined;
+  return {
+    scope: 'api:read api:write',
+    audience: indicator,
+    accessTokenTTL: 3600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Plain HTML pages. The forms keep oidc-provider's markup (ids op.logoutForm,
 // op.deviceInputForm, op.deviceConfirmForm); the submit buttons are placed inside
@@ -299,6 +322,10 @@ const configuration = {
     backchannelLogout: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     clientCredentials: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: true,
+      requirePushedAuthorizationRequests: process.env.OP_REQUIRE_PAR === '1',
+    },
     deviceFlow: {
       enabled: true, userCodeInputSource, userCodeConfirmSource, successSource,
     },
@@ -308,7 +335,7 @@ const configuration = {
       defaultResource: async (ctx, client, oneOf) => oneOf,
       useGrantedResource: async () => false,
       getResourceServerInfo: async (ctx, resourceIndicator) => {
-        const rs = RESOURCE_SERVERS[resourceIndicator];
+        const rs = RESOURCE_SERVERS[resourceIndicator] || urlResource(resourceIndicator);
         if (!rs) throw new Provider.errors.InvalidTarget();
         return rs;
       },
@@ -330,6 +357,18 @@ const configuration = {
 
   renderError,
 };
+if (process.env.OP_MTLS === '1') {
+  configuration.features.mTLS = {
+    enabled: true,
+    certificateBoundAccessTokens: true,
+    getCertificate: (ctx) => {
+      const value = ctx.get('x-test-client-cert');
+      return value ? decodeURIComponent(value) : undefined;
+    },
+    certificateAuthorized: () => true,
+    certificateSubjectMatches: () => false,
+  };
+}
 // Keycloak puts realm roles in its access tokens too (service accounts: role `service`).
 if (PROFILE === 'keycloak') {
   configuration.extraTokenClaims = async (ctx, token) => ({
@@ -403,6 +442,15 @@ provider.use(async (ctx, next) => {
   if (seen) (traceparents[`${ctx.method} ${ctx.path}`] ||= []).push(seen);
   await next();
 });
+// OP_TOKEN_TYPE: rewrite the token response's token_type (tests of RFC 6749 7.1).
+if (process.env.OP_TOKEN_TYPE) {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path !== '/token' || !ctx.body || typeof ctx.body !== 'object' || !ctx.body.access_token) return;
+    const { token_type: _, ...rest } = ctx.body;
+    ctx.body = process.env.OP_TOKEN_TYPE === 'absent' ? rest : { ...rest, token_type: process.env.OP_TOKEN_TYPE };
+  });
+}
 
 // Discovery under the issuer's path, and the per-profile shape of the document.
 const WELL_KNOWN = '/.well-known/openid-configuration';

@@ -377,10 +377,11 @@ def test_slow_bodies_from_one_address_do_not_take_the_gateway_down(
 def test_connections_beyond_the_per_address_cap_are_refused(
     gateway_factory: Any, upstream: str
 ) -> None:
-    """listen.max_connections_per_client at its default (64): the 65th open connection from
-    one address gets 503 and is closed, another address is still served; once the 64 close,
-    the same address can open 64 again (nothing leaked) and is served."""
-    gw = gateway_factory(public(upstream, listen={"header_timeout": 60}))
+    """listen.max_connections_per_client 64: the 65th open connection from one address gets
+    503 and is closed, another address is still served; once the 64 close, the same address
+    can open 64 again (nothing leaked) and is served."""
+    listen = {"header_timeout": 60, "max_connections_per_client": 64}
+    gw = gateway_factory(public(upstream, listen=listen))
     for _ in range(2):
         held = [connect_from("127.0.0.1", gw.port) for _ in range(64)]
         time.sleep(0.3)  # let the gateway accept them all

@@ -102,7 +102,12 @@ async def _principal(
 ) -> Principal | web.StreamResponse:
     try:
         return await establish_identity(
-            request, services, route, allow_redirect=False, query_string=original.query_string
+            request,
+            services,
+            route,
+            allow_redirect=False,
+            query_string=original.query_string,
+            dpop_target=(original.method, original.origin + original.target.encoded),
         )
     except Unauthorized as exc:
         bearer_failure = isinstance(exc, InvalidToken) or route.config.auth not in LOGIN_MODES

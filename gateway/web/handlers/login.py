@@ -12,6 +12,7 @@ from gateway import metrics
 from gateway.config.model import StepUp
 from gateway.errors import (
     BadRequest,
+    FormTooLarge,
     LoginError,
     NotFound,
     ProviderMisconfigured,
@@ -20,6 +21,7 @@ from gateway.errors import (
 from gateway.login.provider import ProviderClient
 from gateway.policy.step_up import shortfall
 from gateway.types import SessionRecord
+from gateway.web.authorization_response import authorization_response, form_too_large
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.pages.failures import LOGIN_FAILURE, LoginFailure, LoginReason, login_url
@@ -99,9 +101,13 @@ def _failed(
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
-    """The provider sends the browser back here with `code` and `state` (or `error`)."""
+    """The provider sends the browser back here with `code` and `state` (or `error`):
+    in the query, or posted as a form (response_mode=form_post)."""
     services = login_services(request)
-    query = request.query
+    try:
+        query = await authorization_response(request)
+    except FormTooLarge:
+        return form_too_large(request)
     if "code" in query and "error" in query:
         raise _failed(request, "refused", "callback carries both code and error", _REFUSED)
     state_id = query.get("state")
@@ -123,6 +129,16 @@ async def callback(request: web.Request) -> web.StreamResponse:
     provider = services.providers.get(state["provider"])
     if provider is None:
         message = f"state names unknown provider {state['provider']!r}"
+        raise _failed(request, "refused", message, _REFUSED, state=state)
+    posted = request.method == "POST"
+    if posted != (provider.config.response_mode == "form_post"):
+        # The provider was asked for one response mode: the other one is not its answer
+        # (a code in a URL where form_post keeps it out of logs and Referer, or a POST
+        # nobody asked for).
+        how = "posted" if posted else "in the URL"
+        message = f"authorization response {how}, but {provider.name} uses " + (
+            provider.config.response_mode
+        )
         raise _failed(request, "refused", message, _REFUSED, state=state)
     if "error" in query:
         raise _provider_refused(request, provider, state, query)

@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "config":
             return _config_command(args.config_command)
+        if args.command == "check":
+            return _check(args)
         config = load_config(args.config)
         if args.command == "run":
             return _run(args, config)
-        if args.command == "check":
-            return _check(args, config)
         if args.command == "sessions":
             from gateway.web.admin_cli import sessions_command
 
@@ -100,9 +100,11 @@ def args_config(args: Any) -> str:
 
 
 def _run(args: argparse.Namespace, config: Config) -> int:
+    from gateway.web.rules import refuse_on_errors
     from gateway.web.server import serve, serve_workers
 
     config = with_overrides(config, {"host": args.host, "port": args.port, "workers": args.workers})
+    refuse_on_errors(config)  # what `gateway check` calls an error, in its words
     listen = config.listen
     setup_logging(config.logging.format, config.logging.level)
     if listen.workers > 1:
@@ -134,8 +136,8 @@ def _override_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
-def _check(args: argparse.Namespace, config: Config) -> int:
+def _check(args: argparse.Namespace) -> int:
     from gateway.web.checks import run_checks
 
     setup_logging("text", "warning")
-    return asyncio.run(run_checks(config, offline=args.offline))
+    return asyncio.run(run_checks(args.config, offline=args.offline))

@@ -63,3 +63,18 @@ class SessionRecord:
     created_at: float
     last_seen: float
     expires_at: float
+
+
+Level = Literal["ok", "warn", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One verdict about the configuration: `check` prints it, `run` refuses on an error."""
+
+    level: Level
+    subject: str  # key path (``routes[2].provider``) or what was probed
+    message: str
+
+    def line(self) -> str:
+        return f"{self.subject}: {self.message}" if self.subject else self.message

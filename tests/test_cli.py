@@ -29,9 +29,9 @@ def test_check_reports_every_mistake_with_its_key_path(tmp_path: Path) -> None:
     )
     result = gateway("check", "-c", str(config))
     assert result.returncode == 2
-    assert "routes[0].upstream: not a URL" in result.stderr
-    assert "routes[1].path: must start with '/'" in result.stderr
-    assert "routes[1].auth:" in result.stderr
+    assert "routes[0].upstream: not a URL" in result.stdout
+    assert "routes[1].path: must start with '/'" in result.stdout
+    assert "routes[1].auth:" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -49,7 +49,7 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
     )
     result = gateway("check", "-c", str(config))
     assert result.returncode == 2
-    assert "providers[0].token_endpoint_auth_method" in result.stderr
+    assert "providers[0].token_endpoint_auth_method" in result.stdout
     assert "super-secret-value-1234" not in result.stderr + result.stdout
 
 
@@ -88,7 +88,7 @@ def test_missing_env_var_is_named(tmp_path: Path) -> None:
     config.write_text("routes: [{path: /, upstream: '${NO_SUCH_VAR_XYZ}'}]\n")
     result = gateway("check", "-c", str(config))
     assert result.returncode == 2
-    assert "routes[0].upstream: environment variable NO_SUCH_VAR_XYZ is not set" in result.stderr
+    assert "routes[0].upstream: environment variable NO_SUCH_VAR_XYZ is not set" in result.stdout
 
 
 def test_unreadable_config_file() -> None:

@@ -943,21 +943,5 @@ class Config(Section):
     metrics: Metrics = Field(default_factory=Metrics)
     ui: Ui = Field(default_factory=Ui, description="Branding and language of the gateway's pages.")
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
-        names = [p.name for p in self.providers]
-        if len(set(names)) != len(names):
-            raise ValueError("providers: names must be unique")
-        if self.listen.workers > 1 and self.sessions.store == "memory" and self.providers:
-            raise ValueError(
-                "listen.workers: each worker process has its own memory store, so a session "
-                "made by one is unknown to the others; use sessions.store: redis with more "
-                "than one worker"
-            )
-        for i, route in enumerate(self.routes):
-            if route.provider is not None and route.provider not in names:
-                raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")
-        for name in self.ui.provider_logos:
-            if name not in names:
-                raise ValueError(f"ui.provider_logos.{name}: no provider named {name!r}")
-        return self
+    # Rules across sections (unique names, a provider for each login route, ...) are in
+    # gateway/web/rules.py, so `check` can report them all at once and `run` obeys them.

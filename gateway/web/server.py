@@ -20,6 +20,7 @@ from gateway.errors import ConfigError
 from gateway.web.app import build_app
 from gateway.web.connections import bounded_site
 from gateway.web.keys import SERVICES
+from gateway.web.rules import refuse_on_errors
 
 log = logging.getLogger("gateway.server")
 RESTART_KEYS = ("listen", "providers", "bearer", "sessions", "metrics", "admin")
@@ -84,6 +85,7 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
 def _reload(app: web.Application, config_path: Path) -> None:
     try:
         new = load_config(config_path)
+        refuse_on_errors(new)
     except ConfigError as exc:
         log.error(
             "reload refused, keeping the running config: %s",

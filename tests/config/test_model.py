@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config import parse_config
 from gateway.errors import ConfigError
+from gateway.web.rules import refuse_on_errors
 
 PROVIDER = (
     "providers: [{name: op, issuer: 'https://idp.example.com', client_id: c, client_secret: s}]\n"
@@ -16,7 +17,7 @@ def test_memory_store_with_several_workers_is_refused() -> None:
     """Sessions in one worker's memory would be unknown to the others: a config error."""
     text = "listen: {workers: 2}\nroutes: [{path: /, upstream: 'http://u'}]\n" + PROVIDER
     with pytest.raises(ConfigError, match=r"listen\.workers: each worker process"):
-        parse_config(text)
+        refuse_on_errors(parse_config(text))
 
 
 def test_redis_store_with_several_workers_is_fine() -> None:

@@ -15,7 +15,7 @@ from gateway import __version__
 from gateway.config import load_config
 from gateway.config.load import format_validation_errors
 from gateway.config.model import Config
-from gateway.errors import ConfigError, GatewayError
+from gateway.errors import ConfigError, GatewayError, StartupError
 from gateway.log import setup_logging
 
 
@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
             code: int = asyncio.run(sessions_command(args, config))
             return code
+    except StartupError as exc:
+        for problem in exc.problems:
+            print(f"gateway: cannot start: {problem}", file=sys.stderr)
+        return 1
     except ConfigError as exc:
         print(f"gateway: configuration {args_config(args)} is invalid:", file=sys.stderr)
         for problem in exc.problems:

@@ -46,6 +46,12 @@ class ConfigError(GatewayError):
         self.problems = problems
 
 
+class StartupError(ConfigError):
+    """The process cannot start as configured: a busy port, an unreadable key or file."""
+
+    code = "startup_error"
+
+
 class BadRequest(GatewayError):
     status = 400
     code = "bad_request"

@@ -110,3 +110,59 @@ def test_schema_is_json_schema_of_the_config() -> None:
 def test_version() -> None:
     result = gateway("--version")
     assert f"gateway {__version__}" == result.stdout.strip()
+
+
+def _run_config(tmp_path: Path, **extra: object) -> Path:
+    from tests.support.ports import free_port
+
+    config = {
+        "listen": {"port": free_port()},
+        "metrics": {"listen": None},
+        "routes": [{"path": "/", "upstream": "http://127.0.0.1:9", "auth": "public"}],
+        **extra,
+    }
+    path = tmp_path / "gateway.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_busy_port_is_one_line(tmp_path: Path) -> None:
+    """`run` on a port another process holds prints one line naming the address and the
+    key to change, exits 1, and prints no traceback (it used to print 67 lines)."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        path = _run_config(tmp_path, listen={"host": "127.0.0.1", "port": port})
+        result = gateway("run", "-c", str(path))
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"gateway: cannot start: listen: cannot listen on 127.0.0.1:{port}: Address already "
+        "in use (another process has it: stop that one or change listen.port)"
+    ]
+    assert result.stdout == ""
+
+
+def test_missing_or_unreadable_key_is_one_line(tmp_path: Path) -> None:
+    """A TLS key that is missing, or a file that is no key, is named with its key path in
+    one line per problem (exit 2, no traceback), by `run` and `check` alike."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    tls = {"cert_file": str(tmp_path / "missing.pem"), "key_file": str(garbage)}
+    path = _run_config(tmp_path, listen={"port": 1, "tls": tls})
+    result = gateway("run", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"gateway: configuration {path} is invalid:",
+        f"  - listen.tls.cert_file: cannot read '{tmp_path}/missing.pem': No such file or "
+        "directory",
+        f"  - listen.tls.key_file: '{garbage}' does not hold an unencrypted PEM private key",
+    ]
+    check = gateway("check", "--offline", "-c", str(path))
+    assert f"[ERROR] listen.tls.key_file: '{garbage}' does not hold" in check.stdout
+    assert "Traceback" not in check.stdout + check.stderr

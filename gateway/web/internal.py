@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.errors import ConfigError
+from gateway.errors import StartupError
 from gateway.web.body_limit import gateway_body_limit
 from gateway.web.connections import bounded_site
 from gateway.web.handlers import admin
@@ -61,7 +61,7 @@ async def internal_listener(app: web.Application) -> AsyncIterator[None]:
         await bounded_site(runner, config, host, port, reuse_port=True).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError([f"metrics.listen: cannot listen on {listen}: {exc.strerror}"]) from None
+        raise StartupError([f"metrics.listen: cannot listen on {listen}: {exc.strerror}"]) from None
     log.info("internal listener (metrics, admin)", extra={"host": host, "port": port})
     try:
         yield

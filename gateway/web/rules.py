@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway.config.model import Config
 from gateway.errors import ConfigError
@@ -164,6 +169,42 @@ def exposure_rules(config: Config) -> list[Finding]:
     return []
 
 
+def file_rules(config: Config) -> list[Finding]:
+    """Key, certificate and CA files named in the config exist and hold what they should."""
+    checks: list[tuple[str, str | None, Callable[[bytes], object]]] = []
+    for i, provider in enumerate(config.providers):
+        checks.append((f"providers[{i}].private_key_file", provider.private_key_file, _key))
+    for i, issuer in enumerate(config.bearer.issuers):
+        file = issuer.introspection.private_key_file if issuer.introspection else None
+        checks.append((f"bearer.issuers[{i}].introspection.private_key_file", file, _key))
+    for i, route in enumerate(config.routes):
+        checks.append((f"routes[{i}].tls.ca_file", route.tls.ca_file, _certificates))
+    checks.append(("sessions.redis.ca_file", config.sessions.redis.ca_file, _certificates))
+    if config.listen.tls is not None:
+        checks.append(("listen.tls.cert_file", config.listen.tls.cert_file, _certificates))
+        checks.append(("listen.tls.key_file", config.listen.tls.key_file, _key))
+    findings: list[Finding] = []
+    for where, path, parse in checks:
+        if path is None:
+            continue
+        try:
+            parse(Path(path).read_bytes())
+        except OSError as exc:
+            findings.append(Finding("error", where, f"cannot read {path!r}: {exc.strerror}"))
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            what = "an unencrypted PEM private key" if parse is _key else "PEM certificates"
+            findings.append(Finding("error", where, f"{path!r} does not hold {what}"))
+    return findings
+
+
+def _key(data: bytes) -> object:
+    return load_pem_private_key(data, password=None)
+
+
+def _certificates(data: bytes) -> object:
+    return x509.load_pem_x509_certificates(data)
+
+
 def page_rules(config: Config) -> list[Finding]:
     """The pages' templates and logo files load, and the colours stay readable."""
     try:
@@ -184,6 +225,7 @@ RULES: tuple[Rule, ...] = (
     bearer_rules,
     session_rules,
     exposure_rules,
+    file_rules,
     page_rules,
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from gateway.config import load_config
 from gateway.config.model import Config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 from gateway.web.app import build_app
 from gateway.web.connections import bounded_site
 from gateway.web.keys import SERVICES
@@ -45,18 +46,13 @@ def serve(config: Config, config_path: Path, *, reuse_port: bool = False) -> int
 async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.listen.shutdown_timeout)
-    await runner.setup()
-    # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
-    # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
-    site = bounded_site(
-        runner,
-        config,
-        config.listen.host,
-        config.listen.port,
-        ssl_context=_server_tls(config),
-        reuse_port=reuse_port,
-    )
-    await site.start()
+    try:
+        await _start(runner, config, reuse_port)
+    except BaseException:
+        # Close what start-up opened (client sessions, the internal listener) so the
+        # one-line error is all the operator sees.
+        await runner.cleanup()
+        raise
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's generations so full collections (and their latency spikes) stay short.
     gc.freeze()
@@ -80,6 +76,29 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     await runner.cleanup()
     log.info("stopped")
     return 0
+
+
+async def _start(runner: web.AppRunner, config: Config, reuse_port: bool) -> None:
+    listen = config.listen
+    await runner.setup()
+    # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
+    # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
+    site = bounded_site(
+        runner,
+        config,
+        listen.host,
+        listen.port,
+        ssl_context=_server_tls(config),
+        reuse_port=reuse_port,
+    )
+    try:
+        await site.start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        hint = " (another process has it: stop that one or change listen.port)"
+        busy = exc.errno == errno.EADDRINUSE
+        problem = f"listen: cannot listen on {listen.host}:{listen.port}: {reason}"
+        raise StartupError([problem + (hint if busy else "")]) from None
 
 
 def _reload(app: web.Application, config_path: Path) -> None:
@@ -116,7 +135,19 @@ def _server_tls(config: Config) -> ssl.SSLContext | None:
     if tls is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
+    for key, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise StartupError(
+                [f"listen.tls.{key}: cannot read {path!r}: {exc.strerror}"]
+            ) from None
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        problem = f"listen.tls: cannot load the certificate and key: {reason}"
+        raise StartupError([problem + " (a PEM chain and its unencrypted PEM key)"]) from None
     return context
 
 

@@ -91,7 +91,9 @@ def _config_command(command: str) -> int:
     from gateway.config.reference import example_yaml, markdown_reference
 
     if command == "schema":
-        print(json.dumps(Config.model_json_schema(), indent=2))
+        from gateway.config.schema import config_json_schema
+
+        print(json.dumps(config_json_schema(), indent=2))
     elif command == "example":
         print(example_yaml(), end="")
     else:

@@ -62,8 +62,11 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        shown = getattr(record, "_in_message", ())
         extras = " ".join(
-            f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and k != "request_id"
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in _STANDARD and k != "request_id" and k not in shown and k[0] != "_"
         )
         line = (
             f"{time.strftime('%H:%M:%S', time.localtime(record.created))} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import string
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from gateway.config.model import Provider
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.idp.discovery import MetadataSource, ProviderMetadata
-from gateway.idp.http import fetch_json
+from gateway.idp.http import display_url, fetch_json
 from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.login.id_token import validate_id_token
@@ -22,6 +23,9 @@ from gateway.providers import ApiAccess, profile_for
 from gateway.types import TokenSet
 
 DEFAULT_ID_TOKEN_ALGS = ("RS256",)
+
+
+log = logging.getLogger("gateway.login")
 
 
 class ProviderClient:
@@ -78,6 +82,13 @@ class ProviderClient:
         for key, value in self.config.extra_auth_params.items():
             params.setdefault(key, value)
         separator = "&" if "?" in meta.authorization_endpoint else "?"
+        # The parameter names only: state, nonce and the challenge stay out of the logs.
+        log.debug(
+            "authorize redirect",
+            extra={"provider": self.name, "url": display_url(meta.authorization_endpoint),
+                   "redirect_uri": redirect_uri, "scope": params["scope"],
+                   "parameters": sorted(params)},
+        )  # fmt: skip
         return meta.authorization_endpoint + separator + urlencode(params)
 
     async def complete(
@@ -147,6 +158,11 @@ class ProviderClient:
             timeout=self.config.timeout,
             headers={"Authorization": f"Bearer {tokens.access_token}"},
         )
+        log.debug(
+            "userinfo fetched",
+            extra={"provider": self.name, "url": display_url(url), "status": status,
+                   "claims": sorted(body) if status == 200 else None},
+        )  # fmt: skip
         if status != 200:
             raise LoginError(f"userinfo answered HTTP {status}: {body.get('error', '')}")
         return body

@@ -19,6 +19,7 @@ from typing import Any
 from gateway.config.model import Sessions
 from gateway.crypto import KeyRing, SealError, digest, random_token
 from gateway.errors import StoreUnavailable
+from gateway.log import subject_var
 from gateway.sessions.cache import CachedSession, SessionCache
 from gateway.sessions.codec import (
     SessionMeta,
@@ -155,6 +156,7 @@ class SessionManager:
         value = seal_session(self._keyring, ticket, record_to_json(record), meta)
         await self.store.set(sess_key(ticket.handle), value, self._ttl(record, meta, now))
         await self._prune_index(sub_index(meta.issuer, meta.subject), now)
+        subject_var.set(meta.subject)
         return str(ticket)
 
     async def load(self, ticket: str, *, cached: bool = True) -> LoadedSession | None:
@@ -174,6 +176,7 @@ class SessionManager:
             return None
         if now - loaded.record.last_seen >= self._settings.idle_timeout * TOUCH_FRACTION:
             await self._touch(loaded, now)
+        subject_var.set(loaded.record.subject)  # the request's log lines name who it is
         return loaded
 
     async def deadlines(self, tickets: Collection[str]) -> dict[str, float]:

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.config.model import Config
+from gateway.web.access_log import GatewayAccessLogger, access_log
 
 # Sent to a connection beyond the limit, then closed: a browser or client sees why.
 _BUSY = (
@@ -195,7 +196,9 @@ def bounded_site(
 def handler_args(config: Config) -> dict[str, Any]:
     """aiohttp request-handler settings from the config (header sizes, idle timeout)."""
     return {
-        "access_log": None,
+        # Our access line, written after the response is sent (see access_log.py).
+        "access_log": access_log,
+        "access_log_class": GatewayAccessLogger,
         "keepalive_timeout": config.listen.keepalive_timeout,
         "max_line_size": config.limits.max_header_size,
         "max_field_size": config.limits.max_header_size,

@@ -22,6 +22,7 @@ from gateway.web.app import build_app
 from gateway.web.connections import bounded_site
 from gateway.web.keys import SERVICES
 from gateway.web.rules import refuse_on_errors
+from gateway.web.startup import startup_summary
 
 log = logging.getLogger("gateway.server")
 RESTART_KEYS = ("listen", "providers", "bearer", "sessions", "metrics", "admin")
@@ -57,13 +58,11 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     # collector's generations so full collections (and their latency spikes) stay short.
     gc.freeze()
     loop = asyncio.get_running_loop()
+    loop_name = type(loop).__module__.split(".")[0]  # uvloop or asyncio
+    log.info("gateway started", extra=startup_summary(config, loop_name))
     log.info(
         "listening",
-        extra={
-            "host": config.listen.host,
-            "port": config.listen.port,
-            "loop": type(loop).__module__.split(".")[0],  # uvloop or asyncio
-        },
+        extra={"host": config.listen.host, "port": config.listen.port, "loop": loop_name},
     )
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

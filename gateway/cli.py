@@ -52,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
         who.add_argument("--sub", help="the user's subject (sub claim)")
         who.add_argument("--sid", help="the provider's session id (sid claim)")
         p.add_argument("--provider", help="provider name (default: every provider)")
+        if name == "list":
+            who.add_argument("--all", action="store_true", help="every live session")
+            p.add_argument(
+                "--page-size",
+                type=int,
+                default=100,
+                metavar="N",
+                help="sessions read per store round trip with --all (default 100)",
+            )
+            p.add_argument("--json", action="store_true", help="one JSON array, for scripts")
     return parser
 
 

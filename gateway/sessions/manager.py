@@ -249,6 +249,20 @@ class SessionManager:
         """The live sessions of a user, oldest first."""
         return await self._list(sub_index(issuer, sub))
 
+    async def list_all(self, cursor: str, limit: int) -> tuple[list[SessionSummary], str]:
+        """A page of every live session (about ``limit``), and the cursor of the next page."""
+        found: list[SessionSummary] = []
+        now = self._clock()
+        while True:
+            keys, cursor = await self.store.scan(sess_key(""), cursor, limit)
+            handles = [key.removeprefix(sess_key("")) for key in keys]
+            for handle, value in zip(handles, await self._get_many(keys), strict=True):
+                meta = self._meta_or_none(handle, value)
+                if meta is not None and meta.expires_at > now:
+                    found.append(SessionSummary(handle=handle, **dataclasses.asdict(meta)))
+            if not cursor or len(found) >= limit:
+                return found, cursor
+
     async def list_by_sid(self, issuer: str, sid: str) -> list[SessionSummary]:
         """The live sessions of a provider session, oldest first."""
         return await self._list(sid_index(issuer, sid))

@@ -16,6 +16,10 @@ from gateway.errors import ConfigError
 
 # Keys whose value may instead come from a file: `client_secret_file: /run/secrets/x`.
 SECRET_KEYS = frozenset({"client_secret", "secret", "password", "token", "secrets"})
+# pydantic's names of validation steps, which are no keys of the file.
+INTERNAL_PARTS = frozenset({"function-after", "function-before", "function-plain",
+                             "function-wrap", "constrained-str", "constrained-bytes",
+                             "lax-or-strict", "json-or-python", "chain"})  # fmt: skip
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -80,7 +84,14 @@ def format_validation_errors(exc: ValidationError) -> list[str]:
         elif err["type"] == "missing":
             message = "required key is missing"
         lines.append(f"{path}: {message}" if path else message)
-    return lines
+    # A union (a Secret is one) reports each branch; "not an instance of Secret" says nothing
+    # the user can act on when the plain-string branch explains the problem.
+    paths = [line.partition(": ")[0] for line in lines]
+    return [
+        line
+        for line, path in zip(lines, paths, strict=True)
+        if not (paths.count(path) > 1 and "Input should be an instance of" in line)
+    ]
 
 
 def format_path(loc: tuple[int | str, ...]) -> str:
@@ -88,7 +99,7 @@ def format_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
+        elif part in INTERNAL_PARTS or "[" in str(part):
             continue  # pydantic's internal validator names, not user keys
         else:
             out += f".{part}" if out else str(part)

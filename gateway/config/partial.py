@@ -19,12 +19,13 @@ from gateway.config.model import Config
 
 _GONE = object()  # a dropped list item: kept in place so later indexes keep their meaning
 _ROUNDS = 12
-_INTERNAL = ("function-after", "function-before")
 
 
 def did_you_mean(loc: tuple[int | str, ...]) -> str:
     """`` (did you mean `upstream`?)`` for an unknown key close to a known one, else ''."""
-    model = model_at(tuple(p for p in loc[:-1] if p not in _INTERNAL))
+    from gateway.config.load import INTERNAL_PARTS
+
+    model = model_at(tuple(p for p in loc[:-1] if p not in INTERNAL_PARTS))
     if model is None or not isinstance(loc[-1], str):
         return ""
     close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
@@ -96,7 +97,11 @@ def validate_partially(raw: dict[str, Any]) -> tuple[list[str], Config | None, I
 
 
 def _user_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    return tuple(p for p in loc if p not in _INTERNAL and not (isinstance(p, str) and "[" in p))
+    from gateway.config.load import INTERNAL_PARTS
+
+    return tuple(
+        p for p in loc if p not in INTERNAL_PARTS and not (isinstance(p, str) and "[" in p)
+    )
 
 
 def _compact(value: Any) -> Any:
@@ -150,6 +155,10 @@ class IndexMap:
     def __init__(self, pruned: Any, removed: list[str]) -> None:
         self._pruned = pruned
         self._removed = removed
+
+    def pruned_under(self, section: str) -> bool:
+        """Whether some key of ``section`` failed validation and was left out."""
+        return any(path.startswith(section) for path in self._removed)
 
     def touches_pruned(self, subject: str) -> bool:
         """A finding about a key that failed validation, or about the item that held it."""

@@ -10,7 +10,7 @@ import aiohttp
 from gateway import __version__
 from gateway.config.load import read_raw
 from gateway.config.model import Config
-from gateway.config.partial import validate_partially
+from gateway.config.partial import IndexMap, validate_partially
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
 from gateway.providers import profile_for
@@ -56,6 +56,9 @@ async def run_checks(path: Path, *, offline: bool) -> int:
     """Print what to register, then every finding; exit 2 on schema errors, 1 on others."""
     raw, file_problems = read_raw(path)
     schema_problems, config, index = validate_partially(raw)
+    # An unset ${VAR} or unreadable secret file also fails validation: say it once.
+    unset = [p.partition(": ")[0] for p in file_problems]
+    schema_problems = [p for p in schema_problems if not p.startswith(tuple(unset) or ("\0",))]
     problems = [*file_problems, *schema_problems]
     findings = [Finding("error", *_split(problem)) for problem in problems]
     if config is not None:
@@ -64,7 +67,10 @@ async def run_checks(path: Path, *, offline: bool) -> int:
         if not offline:
             found += await live_findings(config)
         mapped = [Finding(f.level, index.original(f.subject), f.message) for f in found]
-        findings += [f for f in mapped if not index.touches_pruned(f.subject)]
+        findings += [
+            f for f in mapped
+            if not index.touches_pruned(f.subject) and not _follows_from_pruning(f, index)
+        ]  # fmt: skip
         if problems:
             findings.append(Finding("ok", "", "the rules above were checked on the file "
                                     "without the keys that failed validation"))  # fmt: skip
@@ -76,6 +82,18 @@ async def run_checks(path: Path, *, offline: bool) -> int:
     if problems:
         return 2
     return 1 if errors else 0
+
+
+# Rule findings that only say a section is empty, which it may be because its entries
+# failed validation (those errors are listed already).
+_EMPTY_SECTION = {"needs a provider": "providers", "needs bearer.issuers": "bearer.issuers"}
+
+
+def _follows_from_pruning(finding: Finding, index: IndexMap) -> bool:
+    return any(
+        words in finding.message and index.pruned_under(section)
+        for words, section in _EMPTY_SECTION.items()
+    )
 
 
 def _split(problem: str) -> tuple[str, str]:

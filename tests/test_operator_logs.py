@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.login import http_login
+from tests.support.login import http_login, op_logout
 from tests.support.op import OidcProvider
 from tests.test_log_secrets import callback_parameters, recorder, with_logging
 from tests.web.login_setup import SECRET, start_login_gateway
@@ -26,7 +26,8 @@ async def test_debug_traces_sign_in_refresh_and_logout_without_secrets(
 ) -> None:
     """At `logging.level: debug` a sign-in, a refresh and a logout against the real OP trace
     discovery, the JWKS fetch, the authorize redirect, the code exchange, userinfo, the
-    refresh and the logout redirect; no token, code, state, cookie or secret is written."""
+    refresh, the logout redirect and the back-channel logout token; no token, code, state,
+    cookie or secret is written."""
     routes = [{"name": "app", "path": "/", "upstream": upstream, "auth": "login",
                "pass_access_token": True}]  # fmt: skip
     debug = {"level": "debug", "format": "json"}
@@ -45,16 +46,18 @@ async def test_debug_traces_sign_in_refresh_and_logout_without_secrets(
         cookies = [c.value for c in jar if "gateway" in c.key]
         page = await (await session.get(f"{gw.url}/_gateway/logout")).text()
         csrf = page.split('name="csrf" value="')[1].split('"')[0]
-        async with session.post(
+        out = await session.post(
             f"{gw.url}/_gateway/logout", data={"csrf": csrf}, allow_redirects=False
-        ) as out:
-            assert out.status == 302
+        )
+        assert out.status == 302
+        # Confirming at the OP makes it send a back-channel logout token to the gateway.
+        await op_logout(session, out)
     assert tokens[0] != tokens[1], "the second request should have refreshed the token"
     log = gw.log_text()
     messages = [r["message"] for r in records(log)]
     for step in ("discovery document fetched", "JWKS fetched", "authorize redirect",
                  "code exchange", "userinfo fetched", "refresh", "session refreshed",
-                 "logout redirect"):  # fmt: skip
+                 "logout redirect", "back-channel logout token valid"):  # fmt: skip
         assert step in messages, f"no {step!r} line at debug"
     exchange = next(r for r in records(log) if r["message"] == "code exchange")
     assert exchange["status"] == 200

@@ -218,3 +218,33 @@ def test_run_refuses_each_error_check_reports(
     assert f"  - {words}" in run.stderr
     assert "listening" not in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_run_prints_exactly_the_errors_check_prints(tmp_path: Path) -> None:
+    """On a file with many rule errors, `run` refuses with exactly the sentences that
+    `check` marks ERROR (no more, no fewer); warnings such as public metrics do not stop it."""
+    config = {
+        "listen": {"port": free_port(), "workers": 2},
+        "metrics": {"listen": None, "public": True},
+        "routes": [
+            {"name": "a", "path": "/", "upstream": "http://127.0.0.1:9", "provider": "nope"},
+            {"name": "a", "path": "/b", "upstream": "http://127.0.0.1:9", "auth": "bearer"},
+        ],
+        "providers": [
+            {"name": "op", "issuer": "https://op.example.com", "client_id": "c",
+             "client_secret": "x" * 32},
+            {"name": "op", "issuer": "https://op2.example.com", "client_id": "c",
+             "client_secret": "x" * 32},
+        ],
+        "ui": {"provider_logos": {"ghost": "/x.png"}},
+    }  # fmt: skip
+    result = check(tmp_path, config, "--offline")
+    errors = [line.removeprefix("[ERROR] ") for line in lines(result, "ERROR")]
+    assert len(errors) >= 5, result.stdout
+    assert any(line.startswith("[WARN ] metrics.public:") for line in lines(result, "WARN"))
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = gateway("run", "-c", str(path), timeout=30)
+    assert run.returncode == 2
+    refused = [line.removeprefix("  - ") for line in run.stderr.splitlines()[1:]]
+    assert refused == errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -61,7 +62,8 @@ async def internal_listener(app: web.Application) -> AsyncIterator[None]:
         await bounded_site(runner, config, host, port, reuse_port=True).start()
     except OSError as exc:
         await runner.cleanup()
-        raise StartupError([f"metrics.listen: cannot listen on {listen}: {exc.strerror}"]) from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError([f"metrics.listen: cannot listen on {listen}: {reason}"]) from None
     log.info("internal listener (metrics, admin)", extra={"host": host, "port": port})
     try:
         yield

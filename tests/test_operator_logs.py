@@ -21,6 +21,17 @@ def records(log: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.splitlines() if line.startswith("{")]
 
 
+async def settled_log(gw: Any, last_path: str) -> str:
+    """The gateway's log once the access line of ``last_path`` is in it: access lines are
+    written after the response has gone out, so a fast client can read before them."""
+    for _ in range(100):
+        log: str = gw.log_text()
+        if any(r.get("path") == last_path for r in records(log)):
+            return log
+        await asyncio.sleep(0.05)
+    return str(gw.log_text())
+
+
 async def test_debug_traces_sign_in_refresh_and_logout_without_secrets(
     gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
 ) -> None:
@@ -91,7 +102,7 @@ async def test_access_lines_carry_bytes_and_sub_and_startup_is_summarised(
         big = await session.get(f"{gw.url}/big?bytes=50000")
         body = await big.read()
         await (await session.get(f"{gw.url}/_gateway/logout")).read()
-    lines = records(gw.log_text())
+    lines = records(await settled_log(gw, "/_gateway/logout"))
     [summary] = [r for r in lines if r["message"] == "gateway started"]
     assert summary["routes"] == [f"app */ -> {upstream} [login]"]
     assert summary["providers"] == [f"op {oidc_provider.issuer} (profile generic)"]
@@ -114,7 +125,12 @@ async def test_text_access_line_names_each_field_once(gateway_factory: Any, upst
     )  # fmt: skip
     async with aiohttp.ClientSession() as session:
         await (await session.get(f"{gw.url}/hello")).read()
-    [line] = [x for x in gw.log_text().splitlines() if " GET /hello 200" in x]
+    for _ in range(100):
+        found = [x for x in gw.log_text().splitlines() if " GET /hello 200" in x]
+        if found:
+            break
+        await asyncio.sleep(0.05)
+    [line] = found
     assert "method=" not in line
     assert "path=" not in line
     assert "status=" not in line

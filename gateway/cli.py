@@ -33,9 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, help="worker processes (overrides listen.workers)")
     run.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
-    check = sub.add_parser("check", help="validate the config, then check providers live")
+    check = sub.add_parser(
+        "check", help="URIs to register, every config problem at once, then live probes"
+    )
     check.add_argument("-c", "--config", required=True, type=Path, help="YAML config file")
-    check.add_argument("--offline", action="store_true", help="skip the live provider checks")
+    check.add_argument(
+        "--offline",
+        action="store_true",
+        help="skip the live probes (providers, client credentials, Redis, upstreams)",
+    )
 
     cfg = sub.add_parser("config", help="configuration helpers")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

@@ -58,6 +58,12 @@ class UsageError(GatewayError):
     code = "usage_error"
 
 
+class StartupError(ConfigError):
+    """The process cannot start as configured: a busy port, an unreadable key or file."""
+
+    code = "startup_error"
+
+
 class BadRequest(GatewayError):
     status = 400
     code = "bad_request"

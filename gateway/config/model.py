@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -88,7 +90,59 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 PathPrefix = Annotated[str, AfterValidator(_path_prefix)]
 Origin = Annotated[str, AfterValidator(canonical_origin)]
 Network = Annotated[str, AfterValidator(_network)]
-Seconds = Annotated[float, Field(gt=0)]
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b|b)?\s*", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> Any:
+    """``90s``, ``15m``, ``8h``, ``7d``, ``500ms`` to seconds; numbers pass unchanged."""
+    if isinstance(value, str) and not _is_number(value):
+        match = _DURATION.fullmatch(value)
+        if match is None:
+            raise ValueError(
+                "expected seconds or a duration like 90s, 15m, 8h, 7d (units ms, s, m, h, d)"
+            )
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+def parse_size(value: Any) -> Any:
+    """``10MiB``, ``64KiB``, ``1MB`` to bytes; numbers pass unchanged."""
+    if isinstance(value, str) and not _is_number(value):
+        match = _SIZE.fullmatch(value)
+        if match is None:
+            raise ValueError("expected bytes or a size like 64KiB, 10MiB, 1GB")
+        return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+    return value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+class Unit(str):
+    """Marks a number that also accepts a unit (for the reference's type column)."""
+
+
+_DURATION_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": 0},
+               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"}]}
+)  # fmt: skip
+_SIZE_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 0},
+               {"type": "string", "pattern": r"^\s*\d+\s*([kKmMgG][iI]?[bB]|[bB])?\s*$"}]}
+)  # fmt: skip
+# Every duration and size field uses one of these, so each accepts the same units.
+Duration = Annotated[float, BeforeValidator(parse_duration), _DURATION_SCHEMA, Unit("duration")]
+ByteSize = Annotated[int, BeforeValidator(parse_size), _SIZE_SCHEMA, Unit("size")]
+Seconds = Annotated[Duration, Field(gt=0)]
 
 
 class Section(BaseModel):
@@ -153,13 +207,13 @@ class Logging(Section):
 
 
 class Limits(Section):
-    max_header_size: int = Field(
+    max_header_size: ByteSize = Field(
         16384, ge=1024, description="Largest request line / header field accepted, in bytes."
     )
-    max_body_size: int = Field(
+    max_body_size: ByteSize = Field(
         0, ge=0, description="Largest request body forwarded, in bytes; 0 means no limit."
     )
-    max_gateway_body_size: int = Field(
+    max_gateway_body_size: ByteSize = Field(
         65536,
         ge=1024,
         description="Largest request body accepted by the gateway's own endpoints (logout, "
@@ -790,7 +844,7 @@ class Provider(Section):
     allow_private_network: bool = Field(
         False, description="Allow endpoints on private or internal addresses (SSRF guard)."
     )
-    leeway: float = Field(60, ge=0, le=600, description="Clock skew allowed, seconds.")
+    leeway: Duration = Field(60, ge=0, le=600, description="Clock skew allowed, seconds.")
     post_logout_redirect_uri: str | None = Field(
         None, description="Where the IdP sends the browser after logout (default: gateway '/')."
     )
@@ -928,10 +982,10 @@ class Sessions(Section):
         "logout) have their tokens revoked at the provider too. The cost: whoever holds "
         "both the store and sessions.secrets can read the tokens (docs/security.md).",
     )
-    refresh_grace: float = Field(
+    refresh_grace: Duration = Field(
         300, ge=0, description="Keep a session this long when refresh fails for network reasons."
     )
-    cache_ttl: float = Field(
+    cache_ttl: Duration = Field(
         2, ge=0, description="Per-instance cache of sessions, seconds (0: off)."
     )
     login_state_ttl: Seconds = Field(600, description="Seconds a login may take.")
@@ -1001,7 +1055,7 @@ class TrustedIssuer(Section):
     introspection: Introspection | None = None
     allow_insecure_http: bool = False
     allow_private_network: bool = False
-    leeway: float = Field(30, ge=0, le=600)
+    leeway: Duration = Field(30, ge=0, le=600)
     profile: ProfileName = Field(
         "generic",
         description="Provider profile of this issuer's tokens (claim locations; okta: an org "
@@ -1331,21 +1385,5 @@ class Config(Section):
     tracing: Tracing = Field(default_factory=Tracing)
     ui: Ui = Field(default_factory=Ui, description="Branding and language of the gateway's pages.")
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
-        names = [p.name for p in self.providers]
-        if len(set(names)) != len(names):
-            raise ValueError("providers: names must be unique")
-        if self.listen.workers > 1 and self.sessions.store == "memory" and self.providers:
-            raise ValueError(
-                "listen.workers: each worker process has its own memory store, so a session "
-                "made by one is unknown to the others; use sessions.store: redis with more "
-                "than one worker"
-            )
-        for i, route in enumerate(self.routes):
-            if route.provider is not None and route.provider not in names:
-                raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")
-        for name in self.ui.provider_logos:
-            if name not in names:
-                raise ValueError(f"ui.provider_logos.{name}: no provider named {name!r}")
-        return self
+    # Rules across sections (unique names, a provider for each login route, ...) are in
+    # gateway/web/rules.py, so `check` can report them all at once and `run` obeys them.

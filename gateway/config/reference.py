@@ -15,7 +15,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from gateway.config.model import Config
+from gateway.config.load import SECRET_KEYS
+from gateway.config.model import Config, Unit
+from gateway.config.schema import holds_secret
 from gateway.secret import Secret
 
 # Example values for keys without a default, and one entry for each list of sections.
@@ -154,7 +156,13 @@ def markdown_reference() -> str:
         "# Configuration reference\n\n"
         "Generated from the schema by `gateway config reference` (do not edit by hand).\n"
         "`gateway config schema` prints the JSON Schema for editors; `config.example.yaml`\n"
-        "shows every key with its default.\n\n" + "\n".join(rows) + "\n"
+        "shows every key with its default.\n\n"
+        "Any value may name environment variables: `${VAR}`, or `${VAR:-default}` when it\n"
+        "may be unset (an unset variable without a default is an error naming the key).\n"
+        "Every secret may instead be read from a file with its `_file` key\n"
+        "(`client_secret_file: /run/secrets/client`). Durations take seconds or a unit\n"
+        "(`90s`, `15m`, `8h`, `7d`, `500ms`); sizes take bytes or a unit (`64KiB`, `10MiB`,\n"
+        "`1GB`).\n\n" + "\n".join(rows) + "\n"
     )
 
 
@@ -177,6 +185,10 @@ def _rows(
         description = (field.description or "").replace("|", "\\|")
         if sub is None or not sub.model_fields:
             rows.append(f"| `{shown}` | {type_text} | {default_text} | {description} |")
+            if name in SECRET_KEYS and holds_secret(field.annotation):
+                lines = ", one per line" if _is_list(field.annotation) else ""
+                rows.append(f"| `{shown}_file` | file path | | A file holding `{name}`{lines}, "
+                            f"read at start (instead of `{name}`). |")  # fmt: skip
         else:
             rows.append(f"| `{shown}` | section | | {description} |")
             _rows(sub, shown, rows, (*above, model))
@@ -185,6 +197,10 @@ def _rows(
 def _type_name(annotation: Any) -> str:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
+        unit = [m for m in annotation.__metadata__ if isinstance(m, Unit)]
+        if unit:
+            return "seconds or duration (90s, 15m, 8h, 7d)" if unit[0] == "duration" else (
+                "bytes or size (64KiB, 10MiB)")  # fmt: skip
         return _type_name(args[0])
     if origin in (Union, UnionType):
         names = [_type_name(a) for a in args if a is not type(None)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import aiohttp
 
@@ -11,8 +10,9 @@ from gateway.config.model import Provider
 from gateway.errors import ConfigError, ProviderUnavailable
 from gateway.idp.discovery import IssuerMatcher, MetadataSource, ProviderMetadata
 from gateway.idp.jwks import SIGNATURE_ALGORITHMS, JwksCache, key_fits
+from gateway.types import Level
 
-CheckLevel = Literal["ok", "warn", "error"]
+CheckLevel = Level
 UNSAFE_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 
 

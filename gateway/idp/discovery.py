@@ -246,4 +246,8 @@ class MetadataSource:
         if status != 200:
             raise ProviderUnavailable(f"{display_url(self.url)} answered HTTP {status}")
         metadata = parse_metadata(document, self.issuer, self._issuer_matches)
+        log.debug(
+            "discovery document fetched",
+            extra={"url": display_url(self.url), "issuer": metadata.issuer},
+        )
         return apply_endpoints(metadata, self._endpoints)

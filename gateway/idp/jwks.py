@@ -196,7 +196,10 @@ class JwksCache:
         )
         if status != 200:
             raise ProviderUnavailable(f"{display_url(uri)} answered HTTP {status}")
-        return parse_jwks(document)
+        keys = parse_jwks(document)
+        kids = [str(k.get("kid", "-")) for k in keys]
+        log.debug("JWKS fetched", extra={"url": display_url(uri), "kids": kids})
+        return keys
 
     async def _uri(self) -> str:
         uri = self._uri_source if isinstance(self._uri_source, str) else await self._uri_source()

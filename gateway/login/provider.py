@@ -14,7 +14,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from gateway.config.model import Provider, StepUp
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.idp.discovery import MetadataSource, ProviderMetadata
-from gateway.idp.http import fetch_json
+from gateway.idp.http import display_url, fetch_json
 from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.login.id_token import stored_id_token_claims, validate_id_token
@@ -30,6 +30,9 @@ DEFAULT_ID_TOKEN_ALGS = ("RS256",)
 PROTOCOL_CLAIMS = ("iss", "sub", "aud", "azp", "exp", "iat", "nonce", "auth_time", "acr",
                    "amr", "sid", "at_hash")  # fmt: skip
 log = logging.getLogger("gateway.logout")
+
+
+log = logging.getLogger("gateway.login")
 
 
 class ProviderClient:
@@ -98,6 +101,13 @@ class ProviderClient:
                 meta.authorization_endpoint, self.config.client_id, request_uri
             )
         separator = "&" if "?" in meta.authorization_endpoint else "?"
+        # The parameter names only: state, nonce and the challenge stay out of the logs.
+        log.debug(
+            "authorize redirect",
+            extra={"provider": self.name, "url": display_url(meta.authorization_endpoint),
+                   "redirect_uri": redirect_uri, "scope": params["scope"],
+                   "parameters": sorted(params)},
+        )  # fmt: skip
         return meta.authorization_endpoint + separator + urlencode(params)
 
     async def complete(
@@ -168,6 +178,11 @@ class ProviderClient:
             headers={"Authorization": f"Bearer {tokens.access_token}"},
             endpoint="userinfo",
         )
+        log.debug(
+            "userinfo fetched",
+            extra={"provider": self.name, "url": display_url(url), "status": status,
+                   "claims": sorted(body) if status == 200 else None},
+        )  # fmt: skip
         if status >= 500:
             raise ProviderUnavailable(f"userinfo answered HTTP {status}")
         if status != 200:

@@ -10,7 +10,7 @@ import aiohttp
 
 from gateway.errors import LoginError, ProviderMisconfigured, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
-from gateway.idp.http import fetch_json
+from gateway.idp.http import display_url, fetch_json
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.types import TokenSet
 
@@ -58,6 +58,7 @@ class TokenEndpoint:
         if verifier:
             form["code_verifier"] = verifier
         status, body = await self._post(url, form, "token_exchange")
+        _trace("code exchange", url, status, body, self._auth.method)
         if status in (400, 401) and body.get("error") in _CLIENT_REFUSED:
             raise ProviderMisconfigured(_describe("code exchange", status, body))
         if status != 200:
@@ -71,6 +72,7 @@ class TokenEndpoint:
         status, body = await self._post(
             url, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh"
         )
+        _trace("refresh", url, status, body, self._auth.method)
         if status == 400 and body.get("error") == "invalid_grant":
             raise RefreshRefused(_describe("refresh", status, body))
         if status != 200:
@@ -95,6 +97,17 @@ class TokenEndpoint:
             headers=headers,
             endpoint=endpoint,
         )
+
+
+def _trace(step: str, url: str, status: int, body: dict[str, Any], method: str) -> None:
+    """One debug line per token-endpoint call: which fields came back, never their values."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            step,
+            extra={"url": display_url(url), "status": status, "auth_method": method,
+                   "error": body.get("error"), "fields": sorted(body),
+                   "expires_in": body.get("expires_in")},
+        )  # fmt: skip
 
 
 def _describe(step: str, status: int, body: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from gateway import metrics
 from gateway.config.model import Sessions
 from gateway.crypto import KeyRing, SealError, digest, random_token
 from gateway.errors import StoreUnavailable
+from gateway.log import subject_var
 from gateway.sessions.cache import CachedSession, SessionCache
 from gateway.sessions.codec import (
     SessionMeta,
@@ -159,6 +160,7 @@ class SessionManager:
         value = seal_session(self._keyring, ticket, record_to_json(record), meta)
         await self.store.set(sess_key(ticket.handle), value, self._ttl(record, meta, now))
         await self._prune_index(self.sub_index(meta.issuer, meta.subject), now)
+        subject_var.set(meta.subject)
         return str(ticket)
 
     async def load(self, ticket: str, *, cached: bool = True) -> LoadedSession | None:
@@ -180,6 +182,7 @@ class SessionManager:
             return None
         if now - loaded.record.last_seen >= self._settings.idle_timeout * TOUCH_FRACTION:
             await self._touch(loaded, now)
+        subject_var.set(loaded.record.subject)  # the request's log lines name who it is
         return loaded
 
     async def deadlines(self, tickets: Collection[str]) -> dict[str, float]:
@@ -287,6 +290,20 @@ class SessionManager:
     async def list_by_sub(self, issuer: str, sub: str) -> list[SessionSummary]:
         """The live sessions of a user, oldest first."""
         return await self._list(self._indexes("sub", issuer, sub))
+
+    async def list_all(self, cursor: str, limit: int) -> tuple[list[SessionSummary], str]:
+        """A page of every live session (about ``limit``), and the cursor of the next page."""
+        found: list[SessionSummary] = []
+        now = self._clock()
+        while True:
+            keys, cursor = await self.store.scan(sess_key(""), cursor, limit)
+            handles = [key.removeprefix(sess_key("")) for key in keys]
+            for handle, value in zip(handles, await self._get_many(keys), strict=True):
+                meta = self._meta_or_none(handle, value)
+                if meta is not None and meta.expires_at > now:
+                    found.append(SessionSummary(handle=handle, **dataclasses.asdict(meta)))
+            if not cursor or len(found) >= limit:
+                return found, cursor
 
     async def list_by_sid(self, issuer: str, sid: str) -> list[SessionSummary]:
         """The live sessions of a provider session, oldest first."""

@@ -187,6 +187,27 @@ class RedisStore:
         value: bytes | None = await self._call("GET", lambda c: c.get(self._key(key)))
         return value
 
+    async def scan(self, prefix: str, cursor: str, count: int) -> tuple[list[str], str]:
+        """SCAN MATCH <prefix>* (a cluster is scanned node by node; its cursor is an offset)."""
+        pattern = _glob_escape(self._key(prefix)) + "*"
+        if isinstance(self._client, RedisCluster):
+            everything = sorted(
+                await self._call("SCAN", lambda c: _scan_all(c, pattern))
+            )  # fmt: skip
+            start = int(cursor or 0)
+            page = everything[start : start + count]
+            rest = str(start + count) if start + count < len(everything) else ""
+            return [self._unkey(k) for k in page], rest
+        next_cursor, found = await self._call(
+            "SCAN", lambda c: c.scan(int(cursor or 0), match=pattern, count=count)
+        )
+        keys = [self._unkey(k) for k in found]
+        return keys, ("" if int(next_cursor) == 0 else str(next_cursor))
+
+    def _unkey(self, key: bytes | str) -> str:
+        text = key.decode() if isinstance(key, bytes) else key
+        return text[len(self._prefix) :]
+
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """MGET per batch; the cluster client splits each by slot and pipelines the parts."""
         values: list[bytes | None] = []
@@ -383,3 +404,12 @@ class _Listener:
                 self.on_connection(up)
             except Exception:
                 log.exception("redis: connection handler of %s failed", self.channel)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob (a key prefix may hold * ? [ ])."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+async def _scan_all(client: Any, pattern: str) -> list[Any]:
+    return [key async for key in client.scan_iter(match=pattern, count=500)]

@@ -17,6 +17,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway.config.model import Config
 from gateway.proxy.lingering import skip_lingering
+from gateway.web.access_log import GatewayAccessLogger, access_log
 
 # Sent to a connection beyond the limit, then closed: a browser or client sees why.
 _BUSY = (
@@ -261,7 +262,9 @@ def close_unread(request: web.BaseRequest, response: web.StreamResponse) -> None
 def handler_args(config: Config) -> dict[str, Any]:
     """aiohttp request-handler settings from the config (header sizes, idle timeout)."""
     return {
-        "access_log": None,
+        # Our access line, written after the response is sent (see access_log.py).
+        "access_log": access_log,
+        "access_log_class": GatewayAccessLogger,
         "keepalive_timeout": config.listen.keepalive_timeout,
         "max_line_size": config.limits.max_header_size,
         "max_field_size": config.limits.max_header_size,

@@ -22,12 +22,12 @@ from gateway.errors import (
 )
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import canonical_path
+from gateway.web.access_log import ACCESS, AccessEntry
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
 from gateway.web.resource_metadata import with_resource_metadata
 from gateway.web.responses import error_response
 
 log = logging.getLogger("gateway.request")
-access_log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -169,20 +169,11 @@ def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> w
 
 
 def _log_access(request: web.Request, response: web.StreamResponse | None, started: float) -> None:
-    route = request.get(ROUTE_NAME, "-")
-    access_log.info(
-        "%s %s %s",
-        request.method,
-        request.path,
-        response.status if response is not None else 500,
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status if response is not None else 500,
-            "route": route,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "client": request[VIEW].client_ip if VIEW in request else request.remote,
-            "sub": subject_var.get(),
-            "bytes_sent": getattr(response, "body_length", 0) if response is not None else 0,
-        },
+    # The line itself is written by GatewayAccessLogger once aiohttp has sent the response
+    # (only then are the bytes known); here is what only the middleware knows.
+    request[ACCESS] = AccessEntry(
+        request_id=request_id_var.get(),
+        route=request.get(ROUTE_NAME, "-"),
+        client=request[VIEW].client_ip if VIEW in request else request.remote,
+        sub=subject_var.get(),
     )

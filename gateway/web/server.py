@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -20,10 +21,12 @@ from prometheus_client import multiprocess
 from gateway import metrics
 from gateway.config import load_config
 from gateway.config.model import Config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, StartupError
 from gateway.web.app import build_app
 from gateway.web.connections import bounded_site
 from gateway.web.keys import SERVICES
+from gateway.web.rules import refuse_on_errors
+from gateway.web.startup import startup_summary
 
 log = logging.getLogger("gateway.server")
 RESTART_KEYS = ("listen", "providers", "bearer", "sessions", "metrics", "admin", "tracing")
@@ -48,49 +51,22 @@ def serve(config: Config, config_path: Path, *, reuse_port: bool = False) -> int
 async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=config.listen.shutdown_timeout)
-    # Binding fails on the operator's input (a host that does not resolve, a port in use or
-    # reserved): one line saying so and exit 1, with what was opened closed, no traceback.
     try:
-        await runner.setup()  # also binds the internal listener (metrics.listen)
-    except ConfigError:  # e.g. metrics.listen cannot be bound: the CLI prints it
-        await _close_quietly(runner)
+        await _start(runner, config, reuse_port)
+    except BaseException:
+        # Close what start-up opened (client sessions, the internal listener) so the
+        # one-line error is all the operator sees.
+        await runner.cleanup()
         raise
-    except OSError as exc:
-        log.error("cannot start: %s", _os_reason(exc))
-        await _close_quietly(runner)
-        return 1
-    # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
-    # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
-    site = bounded_site(
-        runner,
-        config,
-        config.listen.host,
-        config.listen.port,
-        ssl_context=_server_tls(config),
-        reuse_port=reuse_port,
-    )
-    try:
-        await site.start()
-    except OSError as exc:
-        log.error(
-            "cannot listen on %s:%s (listen.host, listen.port): %s",
-            config.listen.host,
-            config.listen.port,
-            _os_reason(exc),
-        )
-        await _close_quietly(runner)
-        return 1
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's generations so full collections (and their latency spikes) stay short.
     gc.freeze()
     loop = asyncio.get_running_loop()
+    loop_name = type(loop).__module__.split(".")[0]  # uvloop or asyncio
+    log.info("gateway started", extra=startup_summary(config, loop_name))
     log.info(
         "listening",
-        extra={
-            "host": config.listen.host,
-            "port": config.listen.port,
-            "loop": type(loop).__module__.split(".")[0],  # uvloop or asyncio
-        },
+        extra={"host": config.listen.host, "port": config.listen.port, "loop": loop_name},
     )
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -105,22 +81,44 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     return 0
 
 
+async def _start(runner: web.AppRunner, config: Config, reuse_port: bool) -> None:
+    listen = config.listen
+    try:
+        await runner.setup()  # also binds the internal listener (metrics.listen)
+    except OSError as exc:
+        raise StartupError([f"cannot start: {_os_reason(exc)}"]) from None
+    # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
+    # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
+    site = bounded_site(
+        runner,
+        config,
+        listen.host,
+        listen.port,
+        ssl_context=_server_tls(config),
+        reuse_port=reuse_port,
+    )
+    try:
+        await site.start()
+    except OSError as exc:
+        # A host that does not resolve, a port in use or reserved: the operator's input.
+        hint = " (another process has it: stop that one or change listen.port)"
+        busy = exc.errno == errno.EADDRINUSE
+        problem = (
+            f"listen: cannot listen on {listen.host}:{listen.port} (listen.host, listen.port): "
+            f"{_os_reason(exc)}"
+        )
+        raise StartupError([problem + (hint if busy else "")]) from None
+
+
 def _os_reason(exc: OSError) -> str:
     """The operating system's reason, without Python's ``[Errno n]`` decoration."""
     return exc.strerror or str(exc) or type(exc).__name__
 
 
-async def _close_quietly(runner: web.AppRunner) -> None:
-    """Close what start-up opened (client sessions, stores) after a failed start."""
-    try:
-        await runner.cleanup()
-    except Exception as exc:  # the start already failed; that is what the operator sees
-        log.debug("cleanup after a failed start: %s", exc)
-
-
 def _reload(app: web.Application, config_path: Path) -> None:
     try:
         new = load_config(config_path)
+        refuse_on_errors(new)
     except ConfigError as exc:
         log.error(
             "reload refused, keeping the running config: %s",
@@ -155,7 +153,19 @@ def _server_tls(config: Config) -> ssl.SSLContext | None:
     if tls is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert_file, tls.key_file)
+    for key, path in (("cert_file", tls.cert_file), ("key_file", tls.key_file)):
+        try:
+            Path(path).read_bytes()
+        except OSError as exc:
+            raise StartupError(
+                [f"listen.tls.{key}: cannot read {path!r}: {exc.strerror}"]
+            ) from None
+    try:
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+    except (ssl.SSLError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or str(exc)
+        problem = f"listen.tls: cannot load the certificate and key: {reason}"
+        raise StartupError([problem + " (a PEM chain and its unencrypted PEM key)"]) from None
     if tls.client_ca_file:
         # Optional: browsers and plain clients connect as before; certificate-bound
         # tokens (RFC 8705) need a certificate this CA vouches for.

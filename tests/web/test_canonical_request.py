@@ -108,7 +108,11 @@ async def test_absolute_form_target_must_name_the_host_header(
         {"host": "admin.example.test", "path": "/", "upstream": upstream, "auth": "bearer",
          "preserve_host": True},
     ]  # fmt: skip
-    gw = gateway_factory({"routes": routes, "bearer": {"issuers": []}})
+    # An issuer that is never reached: the admin site stays protected (`run` refuses a
+    # bearer route with no issuer at all).
+    issuer = {"issuer": "https://idp.example.test", "discovery": False,
+              "jwks_uri": "https://idp.example.test/jwks", "audiences": ["admin"]}  # fmt: skip
+    gw = gateway_factory({"routes": routes, "bearer": {"issuers": [issuer]}})
     mixed = request("http://www.example.test/dashboard", host="admin.example.test")
     assert 400 == status_of(await raw(gw.port, mixed))
     agreeing = request("http://WWW.example.test:80/dashboard", host="www.example.test")

@@ -48,6 +48,10 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         logout = await validate_logout_token(
             token, jwks=provider.jwks, rules=rules, now=time.time()
         )
+        log.debug(
+            "back-channel logout token valid",
+            extra={"provider": provider.name, "sub": logout.sub, "sid": logout.sid},
+        )
         await claim_jti(services.shared, logout, rules.replay_ttl)
     except LogoutTokenRejected as exc:
         log.warning("back-channel logout refused: %s", exc.public_message)

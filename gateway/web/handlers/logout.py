@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway import metrics
 from gateway.crypto import random_token
 from gateway.errors import BadRequest, ProviderUnavailable
+from gateway.idp.http import display_url
 from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import LoadedSession
 from gateway.web.handlers.login import login_services
@@ -148,6 +149,11 @@ async def _end_session(
             loaded.record.tokens.id_token, post_logout, random_token(16)
         )
         target = url or after
+        log.debug(
+            "logout redirect",
+            extra={"provider": provider.name, "to": display_url(target),
+                   "provider_logout": url is not None},
+        )  # fmt: skip
     response = web.HTTPFound(target, headers={"Cache-Control": "no-store"})
     services.cookies.clear_session(response)
     return response

@@ -233,7 +233,7 @@ async def test_admin_api_answers_as_its_openapi_description_says(
     the paged listing of all sessions and the revocation answer as it describes."""
     sub = "pat-" + secrets.token_hex(3)
     for i in range(5):
-        await new_session(manager, admin.issuer, sub, f"sid-{sub}-{i}")
+        await new_session(manager, admin.issuer, sub, f"sid-{sub}-{i}", client_id=admin.client_id)
     base = f"http://127.0.0.1:{admin.internal_port}"
     async with aiohttp.ClientSession(headers=bearer()) as http:
         document = await (await http.get(f"{base}/_gateway/admin/openapi.json")).json()
@@ -270,7 +270,7 @@ async def test_sessions_cli_lists_all_with_headers_and_json(
     header row, and `--json` gives the admin API's fields for every session."""
     sub = "quin-" + secrets.token_hex(3)
     for i in range(3):
-        await new_session(manager, admin.issuer, sub, f"sid-{sub}-{i}")
+        await new_session(manager, admin.issuer, sub, f"sid-{sub}-{i}", client_id=admin.client_id)
     config = tmp_path / "gw.yaml"
     config.write_text(yaml.safe_dump(admin.gw.config))
     table = gateway_cli("sessions", "list", "--all", "--page-size", "2", "-c", str(config))

@@ -139,9 +139,21 @@ def _run(args: argparse.Namespace, config: Config) -> int:
     refuse_on_errors(config)  # what `gateway check` calls an error, in its words
     listen = config.listen
     setup_logging(config.logging.format, config.logging.level)
+    _setup_audit(config)
     if listen.workers > 1:
         return serve_workers(args.config, listen.workers, _override_args(args))
     return serve(config, args.config, reuse_port=args.reuse_port)
+
+
+def _setup_audit(config: Config) -> None:
+    from gateway.audit import setup_audit
+
+    audit = config.logging.audit
+    try:
+        setup_audit(audit)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise StartupError([f"logging.audit.file: cannot open {audit.file!r}: {reason}"]) from None
 
 
 def with_overrides(config: Config, listen: dict[str, Any]) -> Config:

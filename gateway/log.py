@@ -101,6 +101,11 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{ord(match.group()):02x}"
 
 
+def context_filter() -> logging.Filter:
+    """The filter that adds request_id (and trace ids) to a record, for other handlers."""
+    return _ContextFilter()
+
+
 def setup_logging(fmt: str = "json", level: str = "info") -> None:
     """Route every logger through one stderr handler in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)

@@ -196,6 +196,13 @@ BUILD_INFO = Gauge(
     multiprocess_mode="max",
 )
 BUILD_INFO.labels(__version__, platform.python_version()).set(1)
+TLS_CERTIFICATE_EXPIRY = Gauge(
+    "gateway_tls_certificate_expiry_timestamp_seconds",
+    "notAfter of the certificate the gateway serves, as a Unix time, by listener.",
+    ["listener"],
+    registry=REGISTRY,
+    multiprocess_mode="max",
+)
 
 PROVIDER_ENDPOINTS = (
     "discovery",

@@ -6,20 +6,24 @@ import asyncio
 import base64
 import json
 import signal
+import sys
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import __version__, metrics
 from gateway.errors import ConfigError
 from gateway.web.handlers.metrics import parse_listen
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import REPO_ROOT, GatewayProcess
 from tests.support.login import http_login
 from tests.support.op import OidcProvider
 from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.tls import self_signed
 from tests.web.login_setup import start_login_gateway
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -328,3 +332,43 @@ async def _websockets_open_is(url: str, expected: float) -> bool:
 
 async def _logged(gw: GatewayProcess, text: str) -> bool:
     return text in gw.log_text()
+
+
+async def test_tls_certificate_expiry_is_exported(gateway_factory: Any, upstream: str) -> None:
+    """A gateway terminating TLS exports its certificate's notAfter (the expiry alert's
+    input) on the metrics listener; one without listen.tls exports no such series."""
+    port = free_port()
+    gw: GatewayProcess = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+        },
+        start=False,
+    )
+    cert_file, key_file = self_signed(gw.workdir)
+    gw.config["listen"]["tls"] = {"cert_file": str(cert_file), "key_file": str(key_file)}
+    gw.process = ManagedProcess(
+        gw.name,
+        [sys.executable, "-m", "gateway", "run", "-c", str(gw.write_config())],
+        log_path=gw.workdir / "gateway.log",
+        env=gw.env,
+        cwd=REPO_ROOT,
+        ready_port=gw.port,
+    )
+    gw.process.start()
+    not_after = x509.load_pem_x509_certificate(cert_file.read_bytes()).not_valid_after_utc
+    s = await scrape(f"http://127.0.0.1:{port}/metrics")
+    name = "gateway_tls_certificate_expiry_timestamp_seconds"
+    assert value(s, name, listener="main") == not_after.timestamp()
+
+    plain_port = free_port()
+    plain = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+            "metrics": {"listen": f"127.0.0.1:{plain_port}"},
+        },
+        name="plain",
+    )
+    assert plain.port != gw.port
+    s = await scrape(f"http://127.0.0.1:{plain_port}/metrics")
+    assert not [key for key in s if key[0] == name]

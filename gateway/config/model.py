@@ -200,10 +200,25 @@ class Listen(Section):
     )
 
 
+class AuditLog(Section):
+    enabled: bool = Field(
+        True,
+        description="One line per security event (logins, logouts, admin actions, step-up) "
+        "on the logger gateway.audit; see docs/observability.md for the events.",
+    )
+    file: str | None = Field(
+        None,
+        description="Write audit lines only to this file, as JSON lines whatever "
+        "logging.format says (appended; reopen by restarting). Unset: they go to stderr "
+        "with the other logs.",
+    )
+
+
 class Logging(Section):
     format: Literal["json", "text"] = Field("json", description="Log line format.")
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     access_log: bool = Field(True, description="One line per proxied request.")
+    audit: AuditLog = Field(default_factory=AuditLog, description="The security audit log.")
 
 
 class Limits(Section):

@@ -12,6 +12,7 @@ import logging
 
 import aiohttp
 
+from gateway.audit import audit
 from gateway.errors import ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 from gateway.idp.http import display_url
@@ -64,10 +65,13 @@ class TokenRevoker:
                 detail = (await response.content.read(300)).decode("utf-8", "replace")
         except (aiohttp.ClientError, TimeoutError, ProviderUnavailable) as exc:
             log.warning("revoking the %s at %s failed: %s", hint, where, type(exc).__name__)
+            audit("token_revocation_failed", hint=hint, at=where, reason=type(exc).__name__)
             return False
         if status != 200:
             printable = "".join(ch if ch.isprintable() else "?" for ch in detail[:200])
             log.warning("revoking the %s at %s: HTTP %d %s", hint, where, status, printable)
+            audit("token_revocation_failed", hint=hint, at=where, reason=f"HTTP {status}")
             return False
         log.info("revoked the session's %s at %s", hint, where)
+        audit("token_revoked", hint=hint, at=where)
         return True

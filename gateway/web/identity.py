@@ -220,3 +220,10 @@ def strip_gateway_cookies(names: frozenset[str], headers: CIMultiDict[str]) -> N
     headers.popall("Cookie")
     if kept:
         headers["Cookie"] = "; ".join(kept)
+
+
+def client_of(request: web.Request) -> str | None:
+    """The caller's address as the gateway believes it (trusted proxies applied), for the
+    audit log: who acted, never with what credential."""
+    view = request.get(VIEW)
+    return view.client_ip if view is not None else request.remote

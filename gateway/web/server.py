@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
+from cryptography import x509
 from prometheus_client import multiprocess
 
 from gateway import metrics
@@ -166,12 +167,24 @@ def _server_tls(config: Config) -> ssl.SSLContext | None:
         reason = getattr(exc, "reason", None) or str(exc)
         problem = f"listen.tls: cannot load the certificate and key: {reason}"
         raise StartupError([problem + " (a PEM chain and its unencrypted PEM key)"]) from None
+    _export_expiry(tls.cert_file)
     if tls.client_ca_file:
         # Optional: browsers and plain clients connect as before; certificate-bound
         # tokens (RFC 8705) need a certificate this CA vouches for.
         context.verify_mode = ssl.CERT_OPTIONAL
         context.load_verify_locations(tls.client_ca_file)
     return context
+
+
+def _export_expiry(cert_file: str) -> None:
+    """The served (first) certificate's notAfter as a gauge, for the expiry alert."""
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    except ValueError:  # loaded fine by ssl, so PEM; an oddity here must not stop the start
+        log.warning("listen.tls.cert_file: cannot read its notAfter for the expiry gauge")
+        return
+    expiry = cert.not_valid_after_utc.timestamp()
+    metrics.TLS_CERTIFICATE_EXPIRY.labels("main").set(expiry)
 
 
 def serve_workers(config_path: Path, workers: int, extra_args: list[str]) -> int:

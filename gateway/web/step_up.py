@@ -8,12 +8,13 @@ import time
 
 from aiohttp import web
 
+from gateway.audit import audit
 from gateway.errors import InsufficientUserAuthentication
 from gateway.login.provider import ProviderClient
 from gateway.policy.routes import CompiledRoute
 from gateway.policy.step_up import shortfall
 from gateway.types import Principal
-from gateway.web.identity import canonical_path_qs, is_navigation
+from gateway.web.identity import canonical_path_qs, client_of, is_navigation
 from gateway.web.services import Services
 
 
@@ -39,7 +40,17 @@ async def check_step_up(
         return None
     login = services.login
     navigation = allow_redirect and is_navigation(request)
-    if principal.kind == "session" and navigation and provider is not None and login:
+    redirect = principal.kind == "session" and navigation and provider is not None
+    audit(
+        "step_up_required",
+        route=route.name,
+        reason=reason,
+        answer="redirect" if redirect and login else "challenge",
+        iss=principal.issuer,
+        sub=principal.subject,
+        client=client_of(request),
+    )
+    if redirect and provider is not None and login:
         return_to = login.origin(request) + canonical_path_qs(request)
         return await login.start_login(
             request, provider, return_to, step_up=step_up, claims=principal.claims

@@ -357,6 +357,13 @@ async def test_frontchannel_logout_ends_the_sid_and_may_be_framed(
     assert [s.sid for s in await manager.list_by_sub(pair.op.issuer, sub)] == ["sid-other"]
     notice = await pair.sink.wait_for(lambda n: n["sub"] == sub)
     assert notice["reason"] == "frontchannel"
+    # One audit line for it, naming the provider session and how many sessions ended.
+    audit = [
+        json.loads(line)
+        for line in pair.a.log_text().splitlines()
+        if '"event":"frontchannel_logout"' in line and sid in line
+    ]
+    assert [(a["iss"], a["sid"], a["sessions"]) for a in audit] == [(pair.op.issuer, sid, 1)]
 
 
 def test_check_prints_the_backchannel_uri(pair: Pair, tmp_path: Path) -> None:

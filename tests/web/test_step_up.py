@@ -103,7 +103,11 @@ async def test_stripped_acr_values_or_a_provider_ignoring_them_is_refused(
         refused = await http_login(session, f"{gw.url}/secure", user="nomfa-judy")
         assert 400 == refused.status
         assert "raw_path" not in await refused.text()
-    assert gw.log_text().count("step-up not met by the provider's answer") == 2
+    log = gw.log_text().splitlines()
+    errors = [line for line in log if '"logger":"gateway.audit"' not in line]
+    assert sum("step-up not met by the provider's answer" in line for line in errors) == 2
+    # ... and each refusal is one step_up_refused line in the audit log.
+    assert sum('"event":"step_up_refused"' in line for line in log) == 2
 
 
 async def test_max_age_forces_a_new_authentication(

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.crypto import digest
 from gateway.errors import BadRequest, NotFound, RateLimited, Unauthorized
 from gateway.sessions.manager import SessionSummary
@@ -66,8 +67,14 @@ def _admin(request: web.Request) -> LoginServices:
         digest(given.strip()), digest(token.reveal())
     ):
         failures.spend(client, _BUCKET)
+        audit("admin_refused", path=request.path, client=client)
         raise Unauthorized("admin credential missing or wrong")
     return services.login
+
+
+def _client(request: web.Request) -> str | None:
+    """Who acted, for the audit log: the caller's address (never its credential)."""
+    return request[VIEW].client_ip
 
 
 def _issuers(services: LoginServices, provider: str | None) -> list[str]:
@@ -100,6 +107,7 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
     if request.query.get("all") in ("1", "true"):
         limit = _limit(request.query.get("limit", str(DEFAULT_PAGE)))
         page, cursor = await services.manager.list_all(request.query.get("cursor", ""), limit)
+        audit("admin_sessions_listed", scope="all", sessions=len(page), client=_client(request))
         return json_response(
             {"sessions": [_summary(s) for s in page], "next_cursor": cursor or None}
         )
@@ -111,6 +119,14 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
             found += await manager.list_by_sub(issuer, sub)
         elif sid is not None:
             found += await manager.list_by_sid(issuer, sid)
+    audit(
+        "admin_sessions_listed",
+        provider=request.query.get("provider"),
+        sub=sub,
+        sid=sid,
+        sessions=len(found),
+        client=_client(request),
+    )
     return json_response({"sessions": [_summary(s) for s in found]})
 
 
@@ -126,6 +142,14 @@ async def revoke_sessions(request: web.Request) -> web.StreamResponse:
     for issuer in _issuers(services, provider):
         revoked += await end_sessions(request.app, issuer, sid=sid, sub=sub, reason="admin")
     log.info("sessions revoked by admin", extra={"sub": sub, "sessions": revoked})
+    audit(
+        "admin_sessions_revoked",
+        provider=provider,
+        sub=sub,
+        sid=sid,
+        sessions=revoked,
+        client=_client(request),
+    )
     metrics.LOGOUTS.labels("admin").inc()
     return json_response({"revoked": revoked})
 

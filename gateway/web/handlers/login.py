@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.config.model import StepUp
 from gateway.errors import (
     BadRequest,
@@ -22,6 +23,7 @@ from gateway.login.provider import ProviderClient
 from gateway.policy.step_up import shortfall
 from gateway.types import SessionRecord
 from gateway.web.authorization_response import authorization_response, form_too_large
+from gateway.web.identity import client_of
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.pages.failures import LOGIN_FAILURE, LoginFailure, LoginReason, login_url
@@ -156,7 +158,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         code, state["redirect_uri"], state["verifier"], state["nonce"]
     )
     now = time.time()
-    _check_step_up(provider, state.get("step_up"), claims, now)
+    _check_step_up(request, provider, state.get("step_up"), claims, now)
     settings = services.config.sessions
     record = SessionRecord(
         provider=provider.name,
@@ -172,6 +174,14 @@ async def callback(request: web.Request) -> web.StreamResponse:
     )
     ticket = await services.manager.create(record)
     log.info("login completed", extra={"provider": provider.name, "sub": record.subject})
+    audit(
+        "login_succeeded",
+        provider=provider.name,
+        iss=record.issuer,
+        sub=record.subject,
+        acr=claims.get("acr") if isinstance(claims.get("acr"), str) else None,
+        client=client_of(request),
+    )
     metrics.LOGINS_COMPLETED.labels(provider.name).inc()
     target = services.safe_target(request, state["return_to"])
     response = web.HTTPFound(target, headers={"Cache-Control": "no-store"})
@@ -181,7 +191,11 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 def _check_step_up(
-    provider: ProviderClient, wanted: dict[str, Any] | None, claims: dict[str, Any], now: float
+    request: web.Request,
+    provider: ProviderClient,
+    wanted: dict[str, Any] | None,
+    claims: dict[str, Any],
+    now: float,
 ) -> None:
     """The id_token's acr / auth_time meet what this login asked for (a user can strip
     acr_values or max_age from the authorization URL; the provider may ignore them)."""
@@ -189,8 +203,11 @@ def _check_step_up(
         return
     step_up = StepUp.model_validate(wanted)
     reason = shortfall(step_up, claims, provider.config.acr_levels, now, provider.config.leeway)
+    who = {"provider": provider.name, "sub": str(claims.get("sub")), "client": client_of(request)}
     if reason is not None:
+        audit("step_up_refused", reason=reason, **who)
         raise LoginError(f"step-up not met by the provider's answer: {reason}", public=_WEAK)
+    audit("step_up_satisfied", acr=str(claims.get("acr")), **who)
 
 
 async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> None:

@@ -8,12 +8,14 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.crypto import random_token
 from gateway.errors import BadRequest, ProviderUnavailable
 from gateway.idp.http import display_url
 from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import LoadedSession
 from gateway.web.handlers.login import login_services
+from gateway.web.identity import client_of
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, notify_ended
 from gateway.web.pages.respond import account_of, render_page
@@ -138,6 +140,14 @@ async def _end_session(
     await services.manager.destroy(loaded.session_id)
     notify_ended(request.app, loaded, "logout")
     log.info("logout", extra={"kind": "rp", "sub": loaded.record.subject})
+    audit(
+        "logout",
+        provider=loaded.record.provider,
+        iss=loaded.record.issuer,
+        sub=loaded.record.subject,
+        sessions=1,
+        client=client_of(request),
+    )
     metrics.LOGOUTS.labels("rp").inc()
     target = after
     provider = services.providers.get(loaded.record.provider)

@@ -23,6 +23,7 @@ class AccessEntry:
     route: str
     client: str | None
     sub: str | None
+    trace: tuple[str, str] | None = None  # (trace id, span id) while the request's span was open
 
 
 ACCESS: web.RequestKey[AccessEntry] = web.RequestKey("access", AccessEntry)
@@ -36,6 +37,7 @@ class GatewayAccessLogger(AbstractAccessLogger):
         if entry is None:  # refused before the middleware ran, or access_log: false
             return
         token = request_id_var.set(entry.request_id)
+        traced = {"trace_id": entry.trace[0], "span_id": entry.trace[1]} if entry.trace else {}
         try:
             self.logger.info(
                 "%s %s %s",
@@ -53,6 +55,7 @@ class GatewayAccessLogger(AbstractAccessLogger):
                     # Bytes written to the client for this response, head and body.
                     "bytes_sent": response.body_length,
                     "_in_message": IN_MESSAGE,
+                    **traced,
                 },
             )
         finally:

@@ -11,7 +11,7 @@ import time
 from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import (
     DpopRefused,
     Forbidden,
@@ -176,4 +176,6 @@ def _log_access(request: web.Request, response: web.StreamResponse | None, start
         route=request.get(ROUTE_NAME, "-"),
         client=request[VIEW].client_ip if VIEW in request else request.remote,
         sub=subject_var.get(),
+        # The line is written after the request's span has ended: keep its ids for it.
+        trace=tracing.current_ids(),
     )

@@ -104,16 +104,15 @@ async def _start(runner: web.AppRunner, config: Config, reuse_port: bool) -> Non
         # A host that does not resolve, a port in use or reserved: the operator's input.
         hint = " (another process has it: stop that one or change listen.port)"
         busy = exc.errno == errno.EADDRINUSE
-        problem = (
-            f"listen: cannot listen on {listen.host}:{listen.port} (listen.host, listen.port): "
-            f"{_os_reason(exc)}"
-        )
+        problem = f"listen: cannot listen on {listen.host}:{listen.port}: {_os_reason(exc)}"
         raise StartupError([problem + (hint if busy else "")]) from None
 
 
 def _os_reason(exc: OSError) -> str:
     """The operating system's reason, without Python's ``[Errno n]`` decoration."""
-    return exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__  # e.g. a name that does not resolve
 
 
 def _reload(app: web.Application, config_path: Path) -> None:

@@ -124,6 +124,15 @@ async def forward(
         metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
         raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
     metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
+    if upstream_response.status == 101:
+        # Only forward_websocket asks for an upgrade: a 101 here is a desynchronised stream.
+        upstream_response.close()
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
+        raise UpstreamError(f"upstream {upstream.base} switched protocols unasked")
+    if request.method == "HEAD":
+        # Bytes an upstream sends after a HEAD answer's head would be read as the next
+        # answer on a reused connection: never pool it.
+        upstream_response.close()
     async with upstream_response:
         length = upstream_response.content_length
         if length is not None and length <= SMALL_BODY and request.method != "HEAD":

@@ -131,7 +131,7 @@ def _split_csv(values: Sequence[str]) -> Iterable[str]:
                 yield part
 
 
-def connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
     """Header names listed in Connection, which are hop-by-hop too (RFC 9110 7.6.1)."""
     return frozenset(t.lower() for t in _split_csv(headers.getall("Connection", [])))
 
@@ -179,7 +179,7 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+def response_headers(upstream: CIMultiDict[str]) -> CIMultiDict[str]:
     """The upstream's response headers minus hop-by-hop ones."""
     dropped = RESPONSE_DROP | connection_tokens(upstream)
     out: CIMultiDict[str] = CIMultiDict()

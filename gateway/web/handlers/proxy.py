@@ -69,7 +69,7 @@ async def proxy_handler(request: web.Request) -> web.StreamResponse:
         return await forward_websocket(request, services.http, upstream, path, headers)
     return await forward(
         request,
-        services.http,
+        services.pool,
         upstream,
         path,
         headers,

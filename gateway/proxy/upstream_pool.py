@@ -1,0 +1,76 @@
+"""Keep-alive connections to upstreams, pooled per (host, port, TLS context)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from gateway.proxy.upstream_protocol import UpstreamProtocol
+
+# Idle connections older than this are closed rather than reused (aiohttp's was 60 s too).
+IDLE_SECONDS = 60.0
+MAX_IDLE_PER_UPSTREAM = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a connection goes: a pool key. TLS contexts compare by identity."""
+
+    host: str
+    port: int
+    tls: ssl.SSLContext | None
+
+
+class UpstreamPool:
+    """Idle connections per origin, most recently used first; only clean ones come back."""
+
+    def __init__(self) -> None:
+        self._idle: dict[Origin, deque[tuple[UpstreamProtocol, float]]] = {}
+        self._closing = False
+
+    async def connect(self, origin: Origin, within: float) -> UpstreamProtocol:
+        """A new connection (TLS through the ssl module's context when ``origin.tls``)."""
+        loop = asyncio.get_running_loop()
+        _, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                lambda: UpstreamProtocol(loop),
+                origin.host,
+                origin.port,
+                ssl=origin.tls,
+                server_hostname=origin.host if origin.tls is not None else None,
+            ),
+            within,
+        )
+        return protocol
+
+    def take(self, origin: Origin) -> UpstreamProtocol | None:
+        """An idle connection still open and fresh, or None."""
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            protocol, since = idle.pop()
+            if not protocol.closed and now - since < IDLE_SECONDS:
+                return protocol
+            protocol.close()
+        return None
+
+    def release(self, origin: Origin, protocol: UpstreamProtocol) -> None:
+        """Pool a connection whose exchange ended cleanly; close any other."""
+        protocol.finish()
+        if not protocol.reusable or self._closing:
+            protocol.close()
+            return
+        idle = self._idle.setdefault(origin, deque())
+        if len(idle) >= MAX_IDLE_PER_UPSTREAM:
+            idle.popleft()[0].close()
+        idle.append((protocol, time.monotonic()))
+
+    def close(self) -> None:
+        self._closing = True
+        for idle in self._idle.values():
+            for protocol, _ in idle:
+                protocol.close()
+        self._idle.clear()

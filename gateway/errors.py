@@ -16,6 +16,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── StoreUnavailable              503: the session store cannot be reached
 ├── NoAuthenticator               503: a protected route has nothing to authenticate with
 └── UpstreamError                 502: the upstream refused or broke the connection
+    ├── UpstreamUnreachable       502: no connection (refused, unresolvable, TLS failed)
     └── UpstreamTimeout           504: the upstream did not answer in time
 """
 
@@ -106,6 +107,10 @@ class UpstreamError(GatewayError):
     status = 502
     code = "bad_gateway"
     public_message = "The application behind the gateway could not be reached."
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection to the upstream could be opened (refused, DNS, TLS handshake)."""
 
 
 class UpstreamTimeout(UpstreamError):

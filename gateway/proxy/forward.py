@@ -15,7 +15,7 @@ from yarl import URL
 
 from gateway import metrics
 from gateway.config.model import Route
-from gateway.errors import BodyTooLarge, UpstreamError, UpstreamTimeout
+from gateway.errors import BodyTooLarge, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
 from gateway.proxy.upstream_client import encode_head, send
@@ -143,17 +143,22 @@ async def forward(
             pool, upstream.origin, upstream.timeouts, request.method, head, body, chunked=chunked
         )
     except UpstreamError as exc:
-        kind = "timeout" if isinstance(exc, UpstreamTimeout) else "protocol"
-        metrics.UPSTREAM_ERRORS.labels(upstream.name, kind).inc()
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, _error_kind(exc)).inc()
         raise type(exc)(f"upstream {upstream.base}: {exc}") from None
-    metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
     try:
+        metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
         answer = UpstreamAnswer.of(protocol)
         if answer.length is not None and answer.length <= SMALL_BODY and request.method != "HEAD":
             return await _whole_response(protocol, answer, upstream)
         return await _stream_back(request, protocol, answer, upstream)
     finally:
         pool.release(upstream.origin, protocol)
+
+
+def _error_kind(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    return "connect" if isinstance(exc, UpstreamUnreachable) else "protocol"
 
 
 @dataclass(frozen=True, slots=True)

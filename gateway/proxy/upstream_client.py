@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from multidict import CIMultiDict
 
-from gateway.errors import BadRequest, UpstreamError, UpstreamTimeout
+from gateway.errors import BadRequest, UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from gateway.proxy.upstream_pool import Origin, UpstreamPool
 from gateway.proxy.upstream_protocol import (
     UpstreamProtocol,
@@ -44,18 +44,26 @@ async def send(
     chunked: bool,
 ) -> UpstreamProtocol:
     """The connection with the response head read; the caller reads the body, then
-    gives the connection back with ``pool.release``. ``timeouts`` is (connect, read)."""
-    protocol = pool.take(origin)
-    if protocol is not None:
-        try:
-            return await _exchange(protocol, method, head, body, timeouts[1], chunked=chunked)
-        except UpstreamError:
-            # An idle connection the upstream had just closed: safe to replay only when
-            # nothing came back and the request can be sent again as it was.
-            if not (protocol.received_nothing and body is None and method in IDEMPOTENT):
-                raise
-    protocol = await _connect(pool, origin, timeouts[0])
-    return await _exchange(protocol, method, head, body, timeouts[1], chunked=chunked)
+    gives the connection (and its slot) back with ``pool.release``, whatever happened.
+    ``timeouts`` is (connect, read)."""
+    await pool.enter(origin)
+    try:
+        protocol = pool.take(origin)
+        if protocol is not None:
+            try:
+                return await _exchange(protocol, method, head, body, timeouts[1], chunked=chunked)
+            except UpstreamTimeout:
+                raise  # the upstream may be working on it: never sent twice
+            except UpstreamError:
+                # An idle connection the upstream had just closed: safe to replay only when
+                # nothing came back and the request can be sent again as it was.
+                if not (protocol.received_nothing and body is None and method in IDEMPOTENT):
+                    raise
+        protocol = await _connect(pool, origin, timeouts[0])
+        return await _exchange(protocol, method, head, body, timeouts[1], chunked=chunked)
+    except BaseException:
+        pool.leave(origin)
+        raise
 
 
 async def _connect(pool: UpstreamPool, origin: Origin, within: float) -> UpstreamProtocol:
@@ -64,9 +72,9 @@ async def _connect(pool: UpstreamPool, origin: Origin, within: float) -> Upstrea
     except TimeoutError:
         raise UpstreamTimeout(f"connecting to {origin.host}:{origin.port} timed out") from None
     except ssl.SSLError as exc:
-        raise UpstreamError(f"TLS with {origin.host}:{origin.port} failed: {exc}") from None
+        raise UpstreamUnreachable(f"TLS with {origin.host}:{origin.port} failed: {exc}") from None
     except OSError as exc:
-        raise UpstreamError(f"cannot connect to {origin.host}:{origin.port}: {exc}") from None
+        raise UpstreamUnreachable(f"cannot connect to {origin.host}:{origin.port}: {exc}") from None
 
 
 async def _exchange(

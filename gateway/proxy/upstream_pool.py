@@ -13,6 +13,9 @@ from gateway.proxy.upstream_protocol import UpstreamProtocol
 # Idle connections older than this are closed rather than reused (aiohttp's was 60 s too).
 IDLE_SECONDS = 60.0
 MAX_IDLE_PER_UPSTREAM = 256
+# Connections in use per origin at most (aiohttp's limit_per_host was 256): a burst waits
+# for a free one instead of opening thousands against one upstream.
+MAX_ACTIVE_PER_UPSTREAM = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +32,18 @@ class UpstreamPool:
 
     def __init__(self) -> None:
         self._idle: dict[Origin, deque[tuple[UpstreamProtocol, float]]] = {}
+        self._slots: dict[Origin, asyncio.Semaphore] = {}
         self._closing = False
+
+    async def enter(self, origin: Origin) -> None:
+        """Wait for one of the origin's connection slots; ``leave`` or ``release`` frees it."""
+        slots = self._slots.get(origin)
+        if slots is None:
+            slots = self._slots[origin] = asyncio.Semaphore(MAX_ACTIVE_PER_UPSTREAM)
+        await slots.acquire()
+
+    def leave(self, origin: Origin) -> None:
+        self._slots[origin].release()
 
     async def connect(self, origin: Origin, within: float) -> UpstreamProtocol:
         """A new connection (TLS through the ssl module's context when ``origin.tls``)."""
@@ -58,7 +72,8 @@ class UpstreamPool:
         return None
 
     def release(self, origin: Origin, protocol: UpstreamProtocol) -> None:
-        """Pool a connection whose exchange ended cleanly; close any other."""
+        """Pool a connection whose exchange ended cleanly; close any other. Frees the slot."""
+        self.leave(origin)
         protocol.finish()
         if not protocol.reusable or self._closing:
             protocol.close()

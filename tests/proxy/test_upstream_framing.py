@@ -80,6 +80,9 @@ CASES = [
         body=b"ok y",
     ),
     Case(
+        "close_after_clean_answer", answer(ok_response("w"), close=True), 200, False, body=b"ok w"
+    ),
+    Case(
         "close_delimited",
         answer(head("HTTP/1.1 200 OK") + b"until close", close=True),
         200,
@@ -327,3 +330,29 @@ async def test_upstream_framing_case_and_next_request(
         assert raw_upstream.connection_of(f"/next/{case.name}") == conn
     else:
         assert raw_upstream.requests_on(conn) == [path]
+
+
+async def test_a_timed_out_request_is_never_sent_twice(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """A request that timed out on a reused connection gets 504 and reached the upstream
+    once: only a request that got nothing back because the connection was already closed
+    is replayed, never one the upstream may still be working on."""
+    upstream = RawUpstream({"silent": lambda method, path: ([], False)})
+    await upstream.start()
+    route = {
+        "path": "/",
+        "upstream": f"http://127.0.0.1:{upstream.port}",
+        "auth": "public",
+        "timeouts": {"connect": 5, "read": 0.5},
+    }
+    server = await aiohttp_server(build_app(parse_config(yaml.safe_dump({"routes": [route]}))))
+    client = await RawClient.connect(int(server.port))  # type: ignore[arg-type]
+    try:
+        assert (await client.request("GET", "/warm")).status == 200  # pools a connection
+        assert (await client.request("GET", "/case/silent")).status == 504
+    finally:
+        await client.close()
+        await upstream.close()
+    assert [path for _, _, path in upstream.seen].count("/case/silent") == 1
+    assert upstream.connection_of("/case/silent") == upstream.connection_of("/warm")

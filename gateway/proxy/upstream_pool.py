@@ -79,9 +79,14 @@ class UpstreamPool:
             protocol.close()
             return
         idle = self._idle.setdefault(origin, deque())
+        now = time.monotonic()
+        # The least recently used end: after a burst, steady traffic reuses only the most
+        # recent connections, so stale ones are closed here rather than kept open.
+        while idle and (idle[0][0].closed or now - idle[0][1] >= IDLE_SECONDS):
+            idle.popleft()[0].close()
         if len(idle) >= MAX_IDLE_PER_UPSTREAM:
             idle.popleft()[0].close()
-        idle.append((protocol, time.monotonic()))
+        idle.append((protocol, now))
 
     def close(self) -> None:
         self._closing = True

@@ -34,6 +34,7 @@ class UpstreamPool:
         self._idle: dict[Origin, deque[tuple[UpstreamProtocol, float]]] = {}
         self._slots: dict[Origin, asyncio.Semaphore] = {}
         self._closing = False
+        self._swept = time.monotonic()
 
     async def enter(self, origin: Origin) -> None:
         """Wait for one of the origin's connection slots; ``leave`` or ``release`` frees it."""
@@ -78,8 +79,10 @@ class UpstreamPool:
         if not protocol.reusable or self._closing:
             protocol.close()
             return
-        idle = self._idle.setdefault(origin, deque())
         now = time.monotonic()
+        if now - self._swept > IDLE_SECONDS:
+            self._sweep(now)
+        idle = self._idle.setdefault(origin, deque())
         # The least recently used end: after a burst, steady traffic reuses only the most
         # recent connections, so stale ones are closed here rather than kept open.
         while idle and (idle[0][0].closed or now - idle[0][1] >= IDLE_SECONDS):
@@ -87,6 +90,20 @@ class UpstreamPool:
         if len(idle) >= MAX_IDLE_PER_UPSTREAM:
             idle.popleft()[0].close()
         idle.append((protocol, now))
+
+    def _sweep(self, now: float) -> None:
+        """Close stale idle connections of every origin, also of origins no route names
+        any more (a reload compiles new TLS contexts, so new pool keys)."""
+        self._swept = now
+        for origin, idle in list(self._idle.items()):
+            fresh = deque(e for e in idle if not e[0].closed and now - e[1] < IDLE_SECONDS)
+            for protocol, since in idle:
+                if protocol.closed or now - since >= IDLE_SECONDS:
+                    protocol.close()
+            if fresh:
+                self._idle[origin] = fresh
+            else:
+                del self._idle[origin]
 
     def close(self) -> None:
         self._closing = True

@@ -23,6 +23,7 @@ GatewayError                      (status 500, never shows details to the client
 ├── NoAuthenticator               503: a protected route has nothing to authenticate with
 ├── AuthorizerUnavailable         503: a route's external authorizer did not answer
 └── UpstreamError                 502: the upstream refused or broke the connection
+    ├── UpstreamUnreachable       502: no connection (refused, unresolvable, TLS failed)
     └── UpstreamTimeout           504: the upstream did not answer in time
 """
 
@@ -164,6 +165,10 @@ class UpstreamError(GatewayError):
     status = 502
     code = "bad_gateway"
     public_message = "The application behind the gateway could not be reached."
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection to the upstream could be opened (refused, DNS, TLS handshake)."""
 
 
 class UpstreamTimeout(UpstreamError):

@@ -14,6 +14,7 @@ from gateway.config.model import Config
 from gateway.crypto import KeyRing
 from gateway.idp.resolver import idp_connector
 from gateway.login.provider import ProviderClient
+from gateway.proxy.upstream_pool import UpstreamPool
 from gateway.sessions.layout import LOGIN_PREFIX
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
@@ -149,6 +150,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     """Open the upstream pool, the provider client, the session store; close them at exit."""
     services = app[SERVICES]
     config = services.config
+    services.upstream_pool = UpstreamPool()
     services.upstream_http = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60),
         auto_decompress=False,
@@ -191,3 +193,4 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     await manager.close()
     await idp_http.close()
     await services.upstream_http.close()
+    services.upstream_pool.close()

@@ -15,6 +15,7 @@ from gateway.policy.rego import RegoPolicy
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import TrustedProxies
+from gateway.proxy.upstream_pool import UpstreamPool
 from gateway.tokens.minting import IdentityTokens
 from gateway.web.ext_authz import AuthorizerClient
 from gateway.web.pages.site import Site
@@ -108,7 +109,9 @@ def rego_policies(routes: RouteTable) -> dict[int, RegoPolicy]:
 
 
 # Opened by the app's cleanup context or changed while serving: a reload keeps them.
-RUNTIME_FIELDS = frozenset({"upstream_http", "login", "bearer", "draining", "readiness_checks"})
+RUNTIME_FIELDS = frozenset(
+    {"upstream_http", "upstream_pool", "login", "bearer", "draining", "readiness_checks"}
+)
 
 
 @dataclass
@@ -116,7 +119,8 @@ class Services:
     """The compiled config plus the long-lived clients opened in the app's cleanup context."""
 
     compiled: Compiled
-    upstream_http: aiohttp.ClientSession | None = None
+    upstream_http: aiohttp.ClientSession | None = None  # WebSockets to upstreams
+    upstream_pool: UpstreamPool | None = None  # every other request to upstreams
     login: LoginServices | None = None
     bearer: BearerAuthenticator | None = None
     rate_limiter: RateLimiter | None = None
@@ -163,6 +167,12 @@ class Services:
         if self.upstream_http is None:
             raise RuntimeError("the upstream client is opened by the app's cleanup context")
         return self.upstream_http
+
+    @property
+    def pool(self) -> UpstreamPool:
+        if self.upstream_pool is None:
+            raise RuntimeError("the upstream pool is opened by the app's cleanup context")
+        return self.upstream_pool
 
     def reload(self, config: Config) -> None:
         """Swap in a new config's routes, upstreams and headers; clients and sessions stay."""

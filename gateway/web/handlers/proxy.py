@@ -127,7 +127,7 @@ async def _observed_forward(
         tracing.inject(headers)
         services = request.app[SERVICES]
         response = await forward(
-            request, services.http, upstream, path, headers, max_body=max_body, body_idle=body_idle
+            request, services.pool, upstream, path, headers, max_body=max_body, body_idle=body_idle
         )
         span.set_attribute("http.response.status_code", response.status)
     metrics.upstream_response(upstream.name, response.status)

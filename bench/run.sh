@@ -121,7 +121,7 @@ version() { "$PYTHON" -c "import importlib.metadata as m; print(m.version('$1'))
   echo "loadavg:   $(cat /proc/loadavg)"
   echo "wrk:       $(wrk --version 2>&1 | head -1 | awk '{print $1, $2}') -t$THREADS -c$CONNS -d$DURATION (warm-up $WARMUP), $RUNS run(s), order rotated"
   echo "gateway:   $(cd "$ROOT_DIR" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT_DIR" && [[ -n $(git status --porcelain -- gateway 2>/dev/null) ]] && echo "+local changes"), listen.workers 2 (memory store: 1), uvloop $(version uvloop), access_log off"
-  echo "python:    $("$PYTHON" --version 2>&1 | awk '{print $2}'), aiohttp $(version aiohttp), redis-py $(version redis), PyJWT $(version PyJWT), cryptography $(version cryptography)"
+  echo "python:    $("$PYTHON" --version 2>&1 | awk '{print $2}'), aiohttp $(version aiohttp), redis-py $(version redis), PyJWT $(version PyJWT), cryptography $(version cryptography), httptools $(version httptools)"
   echo "peer:      Apache $(apache2 -v | awk -F'[/ ]' '/version/{print $4}') mpm_event 2x50 threads, mod_auth_openidc $(dpkg-query -W -f='${Version}' libapache2-mod-auth-openidc)"
   echo "others:    nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), redis $(redis-server --version | awk '{print $3}' | sed 's/v=//'), node $(node --version) + oidc-provider $(node -p "require('$ROOT_DIR/tests/op/node_modules/oidc-provider/package.json').version")"
 } >"$OUT/env.txt"

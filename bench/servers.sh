@@ -26,7 +26,7 @@ ensure_tools() {
     log "npm ci (tests/op)"
     (cd "$ROOT_DIR/tests/op" && npm ci --no-audit --no-fund)
   fi
-  if ! "$PYTHON" -c 'import gateway, uvloop, aiohttp, redis' 2>/dev/null; then
+  if ! "$PYTHON" -c 'import gateway, uvloop, aiohttp, redis, httptools' 2>/dev/null; then
     log "pip install -e '.[fast]'"
     "$PYTHON" -m pip install -q -e "$ROOT_DIR[fast]"
   fi

@@ -139,6 +139,16 @@ class KeyRing:
         mac.update(data)
         return _b64(mac.finalize())
 
+    def macs(self, data: bytes) -> list[str]:
+        """HMAC-SHA256 of ``data`` in hex under each secret, the current one first: names
+        (store keys) that only the gateway can compute, still found after a rotation."""
+        names = []
+        for key in self._keys:
+            mac = hmac.HMAC(key.sign_key, hashes.SHA256())
+            mac.update(data)
+            names.append(mac.finalize().hex())
+        return names
+
     def verify(self, data: bytes, signature: str) -> bool:
         """Whether ``signature`` is a :meth:`sign` of ``data`` by any secret in the ring."""
         try:

@@ -8,21 +8,33 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
+
+from gateway.tracing import current_ids
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 subject_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("subject", default=None)
 
 # Last line of defence: anything shaped like a JWT, a bearer credential or a code parameter.
-_SECRET_SHAPES = [
-    (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), "[jwt]"),
-    (re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 [redacted]"),
+# Replacements are functions, not templates: a template is compiled through an import,
+# which fails for a line logged while the interpreter shuts down (an unclosed session's
+# __del__), and the redactor itself must never be what prints a traceback.
+_SECRET_SHAPES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+    (
+        re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+        lambda _match: "[jwt]",
+    ),
+    (
+        re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"),
+        lambda match: match.group(1) + " [redacted]",
+    ),
     (
         re.compile(
             r"(?i)\b(code|state|token|access_token|refresh_token|id_token|logout_token|"
             r"client_secret|password|code_verifier)=[^&\s\"']+"
         ),
-        r"\1=[redacted]",
+        lambda match: match.group(1) + "=[redacted]",
     ),
 ]
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -37,6 +49,10 @@ def redact(text: str) -> str:
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        # With tracing on, every line of a request (its access line too) names its trace.
+        ids = current_ids()
+        if ids is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -62,8 +78,11 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        shown = getattr(record, "_in_message", ())
         extras = " ".join(
-            f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and k != "request_id"
+            f"{k}={v}"
+            for k, v in vars(record).items()
+            if k not in _STANDARD and k != "request_id" and k not in shown and k[0] != "_"
         )
         line = (
             f"{time.strftime('%H:%M:%S', time.localtime(record.created))} "
@@ -80,6 +99,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def _escape(match: re.Match[str]) -> str:
     return f"\\x{ord(match.group()):02x}"
+
+
+def context_filter() -> logging.Filter:
+    """The filter that adds request_id (and trace ids) to a record, for other handlers."""
+    return _ContextFilter()
 
 
 def setup_logging(fmt: str = "json", level: str = "info") -> None:

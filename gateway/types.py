@@ -63,3 +63,22 @@ class SessionRecord:
     created_at: float
     last_seen: float
     expires_at: float
+    # The provider client the login was made with: another deployment sharing the store
+    # (and secret) with another client at the same provider cannot use this session.
+    client_id: str = ""
+    claims_read_at: float = 0.0  # when the claims were last read from the provider (0: login)
+
+
+Level = Literal["ok", "warn", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One verdict about the configuration: `check` prints it, `run` refuses on an error."""
+
+    level: Level
+    subject: str  # key path (``routes[2].provider``) or what was probed
+    message: str
+
+    def line(self) -> str:
+        return f"{self.subject}: {self.message}" if self.subject else self.message

@@ -47,6 +47,8 @@ test_packages() {
   have javac || missing+=(default-jdk-headless)
   [[ -x /usr/share/tomcat10/bin/catalina.sh ]] || missing+=(tomcat10-common)
   [[ -f /usr/share/java/tomcat10-servlet-api.jar ]] || missing+=(libtomcat10-java)
+  # Prometheus and promtool: the shipped rules and dashboard checked against a live scrape
+  have prometheus || missing+=(prometheus)
 }
 if [[ $SETUP_FOR == test ]]; then test_packages; fi
 
@@ -90,7 +92,7 @@ fi
 # both: a stamp per purpose records what was installed from which pyproject/constraints.
 case $SETUP_FOR in
   demo) extras=demo ;;
-  test) extras=test,fast,demo ;;
+  test) extras=test,fast,demo,tracing,rego ;;
   *) echo "setup.sh: unknown purpose '$SETUP_FOR' (demo or test)" >&2; exit 2 ;;
 esac
 if [[ -n ${SETUP_USE_VENV:-} ]]; then

@@ -29,9 +29,9 @@ def test_check_reports_every_mistake_with_its_key_path(tmp_path: Path) -> None:
     )
     result = gateway("check", "-c", str(config))
     assert result.returncode == 2
-    assert "routes[0].upstream: not a URL" in result.stderr
-    assert "routes[1].path: must start with '/'" in result.stderr
-    assert "routes[1].auth:" in result.stderr
+    assert "routes[0].upstream: not a URL" in result.stdout
+    assert "routes[1].path: must start with '/'" in result.stdout
+    assert "routes[1].auth:" in result.stdout
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -49,7 +49,7 @@ def test_secret_values_never_appear_in_errors(tmp_path: Path) -> None:
     )
     result = gateway("check", "-c", str(config))
     assert result.returncode == 2
-    assert "providers[0].token_endpoint_auth_method" in result.stderr
+    assert "providers[0].token_endpoint_auth_method" in result.stdout
     assert "super-secret-value-1234" not in result.stderr + result.stdout
 
 
@@ -88,7 +88,7 @@ def test_missing_env_var_is_named(tmp_path: Path) -> None:
     config.write_text("routes: [{path: /, upstream: '${NO_SUCH_VAR_XYZ}'}]\n")
     result = gateway("check", "-c", str(config))
     assert result.returncode == 2
-    assert "routes[0].upstream: environment variable NO_SUCH_VAR_XYZ is not set" in result.stderr
+    assert "routes[0].upstream: environment variable NO_SUCH_VAR_XYZ is not set" in result.stdout
 
 
 def test_unreadable_config_file() -> None:
@@ -110,3 +110,59 @@ def test_schema_is_json_schema_of_the_config() -> None:
 def test_version() -> None:
     result = gateway("--version")
     assert f"gateway {__version__}" == result.stdout.strip()
+
+
+def _run_config(tmp_path: Path, **extra: object) -> Path:
+    from tests.support.ports import free_port
+
+    config = {
+        "listen": {"port": free_port()},
+        "metrics": {"listen": None},
+        "routes": [{"path": "/", "upstream": "http://127.0.0.1:9", "auth": "public"}],
+        **extra,
+    }
+    path = tmp_path / "gateway.yaml"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_busy_port_is_one_line(tmp_path: Path) -> None:
+    """`run` on a port another process holds prints one line naming the address and the
+    key to change, exits 1, and prints no traceback (it used to print 67 lines)."""
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        path = _run_config(tmp_path, listen={"host": "127.0.0.1", "port": port})
+        result = gateway("run", "-c", str(path))
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"gateway: cannot start: listen: cannot listen on 127.0.0.1:{port}: Address already "
+        "in use (another process has it: stop that one or change listen.port)"
+    ]
+    assert result.stdout == ""
+
+
+def test_missing_or_unreadable_key_is_one_line(tmp_path: Path) -> None:
+    """A TLS key that is missing, or a file that is no key, is named with its key path in
+    one line per problem (exit 2, no traceback), by `run` and `check` alike."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key\n")
+    tls = {"cert_file": str(tmp_path / "missing.pem"), "key_file": str(garbage)}
+    path = _run_config(tmp_path, listen={"port": 1, "tls": tls})
+    result = gateway("run", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"gateway: configuration {path} is invalid:",
+        f"  - listen.tls.cert_file: cannot read '{tmp_path}/missing.pem': No such file or "
+        "directory",
+        f"  - listen.tls.key_file: '{garbage}' does not hold an unencrypted PEM private key",
+    ]
+    check = gateway("check", "--offline", "-c", str(path))
+    assert f"[ERROR] listen.tls.key_file: '{garbage}' does not hold" in check.stdout
+    assert "Traceback" not in check.stdout + check.stderr

@@ -135,11 +135,18 @@ async def test_workers_share_the_port(gateway_factory: Any, upstream: str) -> No
     installed; SIGTERM stops all (0)."""
     gw = gateway_factory(public(upstream, listen={"workers": 2}))
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
-    await wait_for(lambda: gw.log_text().count(f'"loop":"{loop}"') == 2)
+    listening = '"message":"listening"'
+
+    def workers_listening() -> int:
+        return sum(
+            listening in line and f'"loop":"{loop}"' in line for line in gw.log_text().splitlines()
+        )
+
+    await wait_for(lambda: workers_listening() == 2)
     assert len(children_of(gw.pid)) == 2
     assert await status_of(f"{gw.url}/through-a-worker") == 200
     assert gw.stop() == 0
-    assert gw.log_text().count(f'"loop":"{loop}"') == 2
+    assert workers_listening() == 2
 
 
 async def test_tls_termination(gateway_factory: Any, upstream: str) -> None:

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
+import signal
+import sys
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
+from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway import metrics
+from gateway import __version__, metrics
 from gateway.errors import ConfigError
 from gateway.web.handlers.metrics import parse_listen
-from tests.support.gateway import GatewayProcess
+from tests.support.gateway import REPO_ROOT, GatewayProcess
 from tests.support.login import http_login
 from tests.support.op import OidcProvider
 from tests.support.ports import free_port
+from tests.support.processes import ManagedProcess
+from tests.support.tls import self_signed
 from tests.web.login_setup import start_login_gateway
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -238,3 +246,129 @@ def test_metrics_listen_refuses_garbage(value: str) -> None:
     """A malformed metrics.listen is a config error naming the key, not a traceback."""
     with pytest.raises(ConfigError, match=r"metrics\.listen"):
         parse_listen(value)
+
+
+async def wait_until(check: Any, patience: float = 10.0) -> None:
+    for _ in range(int(patience / 0.05)):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never held")
+
+
+async def test_reloads_websockets_and_provider_failures_are_counted(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """Config reloads count as applied or refused; an open WebSocket shows in the gauge
+    until it closes; a provider that cannot be reached counts as a failed call of its
+    host and endpoint, and the failing route's upstream series exist at 0 beforehand."""
+    dead_issuer = f"http://127.0.0.1:{free_port()}"
+    config = {
+        "routes": [
+            {"name": "open", "path": "/", "upstream": upstream, "auth": "public"},
+            {"name": "api", "path": "/api/", "upstream": upstream, "auth": "bearer"},
+        ],
+        "bearer": {
+            "issuers": [
+                {"issuer": dead_issuer, "audiences": ["x"], "allow_insecure_http": True,
+                 "allow_private_network": True}
+            ]
+        },
+        "metrics": {"public": True},
+    }  # fmt: skip
+    gw = gateway_factory(config)
+    url = f"{gw.url}/_gateway/metrics"
+    async with aiohttp.ClientSession() as session:
+        assert await get(session, f"{gw.url}/hello") == 200
+        s = await scrape(url)
+        assert value(s, "gateway_upstream_responses_total", route="open", status="2xx") == 1
+        # made at 0 with the route's first use, so rate() sees the first failure
+        assert (
+            "gateway_upstream_responses_total",
+            frozenset({("route", "open"), ("status", "5xx")}),
+        ) in s
+        assert (
+            "gateway_upstream_errors_total",
+            frozenset({("route", "open"), ("kind", "connect")}),
+        ) in s
+        assert value(s, "gateway_websockets_open") == 0
+        async with session.ws_connect(f"{gw.url}/ws") as sock:
+            await sock.send_str("ping")
+            assert (await sock.receive_str()) == "ping"
+            assert value(await scrape(url), "gateway_websockets_open") == 1
+        await wait_until(lambda: _websockets_open_is(url, 0))
+
+        claims = json.dumps({"iss": dead_issuer, "aud": "x", "exp": 2**40})
+        token = ".".join(
+            base64.urlsafe_b64encode(part.encode()).decode().rstrip("=")
+            for part in ('{"alg":"RS256","kid":"k"}', claims, "sig")
+        )
+        assert await get(session, f"{gw.url}/api/x", token) == 503
+        s = await scrape(url)
+        assert value(
+            s, "gateway_provider_calls_total",
+            provider="127.0.0.1", endpoint="discovery", result="connect",
+        ) >= 1  # fmt: skip
+        assert value(
+            s, "gateway_provider_call_duration_seconds_count",
+            provider="127.0.0.1", endpoint="discovery",
+        ) >= 1  # fmt: skip
+
+    gw.send_signal(signal.SIGHUP)  # the same file: applied
+    await wait_until(lambda: _logged(gw, "configuration reloaded"))
+    gw.config_path.write_text(yaml.safe_dump({**gw.config, "colour": "blue"}))
+    gw.send_signal(signal.SIGHUP)
+    await wait_until(lambda: _logged(gw, "reload refused"))
+    s = await scrape(url)
+    assert value(s, "gateway_config_reloads_total", result="applied") == 1
+    assert value(s, "gateway_config_reloads_total", result="refused") == 1
+    build = [labels for (name, labels) in s if name == "gateway_build_info"]
+    assert [("version", __version__)] == [kv for kv in build[0] if kv[0] == "version"]
+
+
+async def _websockets_open_is(url: str, expected: float) -> bool:
+    return value(await scrape(url), "gateway_websockets_open") == expected
+
+
+async def _logged(gw: GatewayProcess, text: str) -> bool:
+    return text in gw.log_text()
+
+
+async def test_tls_certificate_expiry_is_exported(gateway_factory: Any, upstream: str) -> None:
+    """A gateway terminating TLS exports its certificate's notAfter (the expiry alert's
+    input) on the metrics listener; one without listen.tls exports no such series."""
+    port = free_port()
+    gw: GatewayProcess = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+            "metrics": {"listen": f"127.0.0.1:{port}"},
+        },
+        start=False,
+    )
+    cert_file, key_file = self_signed(gw.workdir)
+    gw.config["listen"]["tls"] = {"cert_file": str(cert_file), "key_file": str(key_file)}
+    gw.process = ManagedProcess(
+        gw.name,
+        [sys.executable, "-m", "gateway", "run", "-c", str(gw.write_config())],
+        log_path=gw.workdir / "gateway.log",
+        env=gw.env,
+        cwd=REPO_ROOT,
+        ready_port=gw.port,
+    )
+    gw.process.start()
+    not_after = x509.load_pem_x509_certificate(cert_file.read_bytes()).not_valid_after_utc
+    s = await scrape(f"http://127.0.0.1:{port}/metrics")
+    name = "gateway_tls_certificate_expiry_timestamp_seconds"
+    assert value(s, name, listener="main") == not_after.timestamp()
+
+    plain_port = free_port()
+    plain = gateway_factory(
+        {
+            "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+            "metrics": {"listen": f"127.0.0.1:{plain_port}"},
+        },
+        name="plain",
+    )
+    assert plain.port != gw.port
+    s = await scrape(f"http://127.0.0.1:{plain_port}/metrics")
+    assert not [key for key in s if key[0] == name]

@@ -11,10 +11,15 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.config.model import Config
+from gateway.config.partial import did_you_mean
 from gateway.errors import ConfigError
 
 # Keys whose value may instead come from a file: `client_secret_file: /run/secrets/x`.
 SECRET_KEYS = frozenset({"client_secret", "secret", "password", "token", "secrets"})
+# pydantic's names of validation steps, which are no keys of the file.
+INTERNAL_PARTS = frozenset({"function-after", "function-before", "function-plain",
+                             "function-wrap", "constrained-str", "constrained-bytes",
+                             "lax-or-strict", "json-or-python", "chain"})  # fmt: skip
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -30,6 +35,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def parse_config(text: str, *, base_dir: Path | None = None) -> Config:
     """Validate YAML text into a Config; raise ConfigError listing every problem."""
+    problems: list[str] = []
+    resolved = _resolve(yaml_mapping(text), (), problems, base_dir or Path.cwd())
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return Config.model_validate(resolved)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_errors(exc)) from None
+
+
+def yaml_mapping(text: str) -> dict[str, Any]:
+    """The YAML text's top-level mapping; ConfigError (one line) when it is not one."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -41,14 +58,19 @@ def parse_config(text: str, *, base_dir: Path | None = None) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(["(top level): expected a mapping of keys to values"])
-    problems: list[str] = []
-    resolved = _resolve(raw, (), problems, base_dir or Path.cwd())
-    if problems:
-        raise ConfigError(problems)
+    return raw
+
+
+def read_raw(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[str]]:
+    """The file's mapping with secrets and env filled in, and the problems doing so."""
     try:
-        return Config.model_validate(resolved)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_errors(exc)) from None
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = f"cannot read config file {os.fspath(path)!r}: {exc.strerror}"
+        raise ConfigError([problem]) from None
+    problems: list[str] = []
+    resolved = _resolve(yaml_mapping(text), (), problems, Path(path).resolve().parent)
+    return resolved, problems
 
 
 def format_validation_errors(exc: ValidationError) -> list[str]:
@@ -58,11 +80,18 @@ def format_validation_errors(exc: ValidationError) -> list[str]:
         path = format_path(err["loc"])
         message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if err["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling; see config.example.yaml)"
+            message = "unknown key" + did_you_mean(err["loc"]) + " (see config.example.yaml)"
         elif err["type"] == "missing":
             message = "required key is missing"
         lines.append(f"{path}: {message}" if path else message)
-    return lines
+    # A union (a Secret is one) reports each branch; "not an instance of Secret" says nothing
+    # the user can act on when the plain-string branch explains the problem.
+    paths = [line.partition(": ")[0] for line in lines]
+    return [
+        line
+        for line, path in zip(lines, paths, strict=True)
+        if not (paths.count(path) > 1 and "Input should be an instance of" in line)
+    ]
 
 
 def format_path(loc: tuple[int | str, ...]) -> str:
@@ -70,7 +99,7 @@ def format_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("function-after", "function-before") or "[" in str(part):
+        elif part in INTERNAL_PARTS or "[" in str(part):
             continue  # pydantic's internal validator names, not user keys
         else:
             out += f".{part}" if out else str(part)

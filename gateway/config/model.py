@@ -6,6 +6,7 @@ prints their JSON Schema and `docs/configuration.md` is generated from it.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from typing import Annotated, Any, Literal
@@ -14,13 +15,16 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from gateway.config.issuer import validate_issuer
+from gateway.config.safe_regex import check_pattern
 from gateway.secret import Secret
 
 DEFAULT_PREFIX = "/_gateway"
@@ -86,7 +90,59 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 PathPrefix = Annotated[str, AfterValidator(_path_prefix)]
 Origin = Annotated[str, AfterValidator(canonical_origin)]
 Network = Annotated[str, AfterValidator(_network)]
-Seconds = Annotated[float, Field(gt=0)]
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}  # fmt: skip
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*")
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]i?b|b)?\s*", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> Any:
+    """``90s``, ``15m``, ``8h``, ``7d``, ``500ms`` to seconds; numbers pass unchanged."""
+    if isinstance(value, str) and not _is_number(value):
+        match = _DURATION.fullmatch(value)
+        if match is None:
+            raise ValueError(
+                "expected seconds or a duration like 90s, 15m, 8h, 7d (units ms, s, m, h, d)"
+            )
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+def parse_size(value: Any) -> Any:
+    """``10MiB``, ``64KiB``, ``1MB`` to bytes; numbers pass unchanged."""
+    if isinstance(value, str) and not _is_number(value):
+        match = _SIZE.fullmatch(value)
+        if match is None:
+            raise ValueError("expected bytes or a size like 64KiB, 10MiB, 1GB")
+        return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+    return value
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+class Unit(str):
+    """Marks a number that also accepts a unit (for the reference's type column)."""
+
+
+_DURATION_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "number", "minimum": 0},
+               {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"}]}
+)  # fmt: skip
+_SIZE_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "integer", "minimum": 0},
+               {"type": "string", "pattern": r"^\s*\d+\s*([kKmMgG][iI]?[bB]|[bB])?\s*$"}]}
+)  # fmt: skip
+# Every duration and size field uses one of these, so each accepts the same units.
+Duration = Annotated[float, BeforeValidator(parse_duration), _DURATION_SCHEMA, Unit("duration")]
+ByteSize = Annotated[int, BeforeValidator(parse_size), _SIZE_SCHEMA, Unit("size")]
+Seconds = Annotated[Duration, Field(gt=0)]
 
 
 class Section(BaseModel):
@@ -98,6 +154,12 @@ class Section(BaseModel):
 class TlsServer(Section):
     cert_file: str = Field(description="PEM certificate chain served to clients.")
     key_file: str = Field(description="PEM private key of the certificate.")
+    client_ca_file: str | None = Field(
+        None,
+        description="PEM CA bundle: ask clients for a certificate (optional, so browsers "
+        "connect as before) and verify it against these CAs. Tokens bound to a certificate "
+        "(RFC 8705 cnf.x5t#S256) must come over a connection with that certificate.",
+    )
 
 
 class Listen(Section):
@@ -122,27 +184,62 @@ class Listen(Section):
         description="Open client connections per worker; beyond it a new connection gets "
         "a 503 and is closed. Keep it below the process's open-file limit.",
     )
+    max_connections_per_client: int = Field(
+        512,
+        ge=0,
+        description="Open connections per client address (the TCP peer) per worker; beyond "
+        "it a new connection from that address gets a 503 and is closed. Behind a proxy "
+        "every client shares the proxy's address: raise it to the proxy's connection pool "
+        "size, or 0 to turn the cap off.",
+    )
+    body_timeout: Seconds = Field(
+        10,
+        description="Seconds a client has to send the whole body of a request to the "
+        "gateway's own endpoints (under the prefix), once the head is complete; then 408 "
+        "and the connection is closed. Proxied bodies fall under limits.body_idle_timeout.",
+    )
+
+
+class AuditLog(Section):
+    enabled: bool = Field(
+        True,
+        description="One line per security event (logins, logouts, admin actions, step-up) "
+        "on the logger gateway.audit; see docs/observability.md for the events.",
+    )
+    file: str | None = Field(
+        None,
+        description="Write audit lines only to this file, as JSON lines whatever "
+        "logging.format says (appended; reopen by restarting). Unset: they go to stderr "
+        "with the other logs.",
+    )
 
 
 class Logging(Section):
     format: Literal["json", "text"] = Field("json", description="Log line format.")
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     access_log: bool = Field(True, description="One line per proxied request.")
+    audit: AuditLog = Field(default_factory=AuditLog, description="The security audit log.")
 
 
 class Limits(Section):
-    max_header_size: int = Field(
+    max_header_size: ByteSize = Field(
         16384, ge=1024, description="Largest request line / header field accepted, in bytes."
     )
-    max_body_size: int = Field(
+    max_body_size: ByteSize = Field(
         0, ge=0, description="Largest request body forwarded, in bytes; 0 means no limit."
     )
-    max_gateway_body_size: int = Field(
+    max_gateway_body_size: ByteSize = Field(
         65536,
         ge=1024,
         description="Largest request body accepted by the gateway's own endpoints (logout, "
         "back-channel logout, admin, forward-auth, ...), in bytes; larger ones get 413. "
         "Proxied bodies stream under max_body_size instead.",
+    )
+    body_idle_timeout: Seconds = Field(
+        60,
+        description="Seconds a proxied request body may stall (no byte from the client) "
+        "before the request is given up and the connection closed; a steady upload may "
+        "last as long as the upstream allows.",
     )
 
 
@@ -158,24 +255,149 @@ class Timeouts(Section):
     read: Seconds = Field(60, description="Seconds to wait for the upstream's response head.")
 
 
-class ClaimRule(Section):
-    """One claim requirement: exactly one of equals, one_of, contains."""
+def _safe_pattern(value: str) -> str:
+    check_pattern(value)
+    return value
 
+
+SafePattern = Annotated[str, AfterValidator(_safe_pattern)]
+COMPARISONS = ("equals", "one_of", "contains", "prefix", "matches", "at_least", "present")
+
+
+class Comparison(Section):
+    """How a value is compared: exactly one of equals, one_of, contains, prefix, matches,
+    at_least, present (see docs/policy.md)."""
+
+    equals: str | int | bool | None = Field(None, description="Value must equal this (typed).")
+    one_of: list[str] | None = Field(None, description="Value (or a list item) is one of these.")
+    contains: str | None = Field(
+        None, description="List value (or space/comma separated string) contains this item."
+    )
+    prefix: str | None = Field(None, description="Value (or a list item) starts with this.")
+    matches: SafePattern | None = Field(
+        None,
+        description="Value (or a list item) matches this regular expression as a whole; a "
+        "safe subset that cannot backtrack catastrophically (docs/policy.md).",
+    )
+    at_least: int | float | str | None = Field(
+        None,
+        description="Value is a number >= this; or, with `order`, a level at or above this one.",
+    )
+    order: list[str] | None = Field(
+        None,
+        description="Levels from lowest to highest (e.g. acr values) for at_least on strings.",
+    )
+    present: bool | None = Field(None, description="true: the value exists; false: it does not.")
+
+    def comparison_problems(self) -> list[str]:
+        given = [name for name in COMPARISONS if getattr(self, name) is not None]
+        if len(given) != 1:
+            return ["give exactly one of " + ", ".join(COMPARISONS)]
+        problems: list[str] = []
+        if self.order is not None and self.at_least is None:
+            problems.append("order applies to at_least only")
+        if isinstance(self.at_least, str):
+            if not self.order:
+                problems.append("at_least on a level name needs `order` (lowest first)")
+            elif self.at_least not in self.order:
+                problems.append(f"at_least: {self.at_least!r} is not in order")
+        if isinstance(self.at_least, bool):
+            problems.append("at_least takes a number or a level name")
+        return problems
+
+
+class _ClaimName(Section):
     claim: str = Field(description="Claim name (dots reach into nested objects).")
-    equals: str | int | bool | None = Field(None, description="Claim must equal this value.")
-    one_of: list[str] | None = Field(None, description="Claim must be one of these values.")
-    contains: str | None = Field(None, description="List claim must contain this value.")
+
+
+class ClaimRule(Comparison, _ClaimName):  # bases in this order: `claim` is listed first
+    """One claim requirement: the claim and exactly one comparison."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ClaimRule:
-        given = [x for x in (self.equals, self.one_of, self.contains) if x is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of equals, one_of, contains")
+        problems = self.comparison_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 
+class PathTest(Section):
+    """A test on the request path below the route's prefix (canonical, decoded)."""
+
+    equals: str | None = Field(None, description="Path equals this.")
+    one_of: list[str] | None = Field(None, description="Path is one of these.")
+    prefix: str | None = Field(None, description="Path starts with this.")
+    matches: SafePattern | None = Field(
+        None, description="Path matches this regular expression as a whole (safe subset)."
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PathTest:
+        given = [x for x in (self.equals, self.one_of, self.prefix, self.matches) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of equals, one_of, prefix, matches")
+        return self
+
+
+CONDITION_KINDS = ("all", "any", "not", "claim", "groups", "method", "path", "client_ip")
+
+
+class Condition(Comparison):
+    """One test or a combination: exactly one of all, any, not, claim (with a comparison),
+    groups, method, path, client_ip; `reason` names it in logs and explanations."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    all: list[Condition] | None = Field(None, description="Every condition holds.")
+    any: list[Condition] | None = Field(None, description="At least one condition holds.")
+    not_: Condition | None = Field(None, alias="not", description="The condition does not hold.")
+    claim: str | None = Field(None, description="A claim path, tested with one comparison.")
+    groups: list[str] | None = Field(None, description="Caller is in at least one group.")
+    method: list[str] | None = Field(
+        None, description="Request method is one of these (HEAD counts as GET)."
+    )
+    path: PathTest | None = Field(
+        None, description="Test on the canonical decoded path below the route's prefix."
+    )
+    client_ip: list[Network] | None = Field(
+        None, description="Client address is in one of these networks."
+    )
+    reason: str | None = Field(None, description="Plain words for logs when this decides.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Condition:
+        kinds = [k for k in CONDITION_KINDS if getattr(self, _attr(k)) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of " + ", ".join(CONDITION_KINDS))
+        compared = [name for name in COMPARISONS if getattr(self, name) is not None]
+        if kinds[0] == "claim":
+            problems = self.comparison_problems()
+            if problems:
+                raise ValueError("claim " + "; ".join(problems))
+        elif compared or self.order is not None:
+            raise ValueError(f"{', '.join(compared or ['order'])} applies to claim only")
+        if (self.all is not None and not self.all) or (self.any is not None and not self.any):
+            raise ValueError("all / any need at least one condition")
+        return self
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: list[str] | None) -> list[str] | None:
+        return [m.upper() for m in value] if value is not None else None
+
+
+def _attr(kind: str) -> str:
+    return "not_" if kind == "not" else kind
+
+
+Condition.model_rebuild()
+
+
 class Policy(Section):
-    """Who may pass: every listed requirement must hold (empty means any authenticated)."""
+    """Who may pass: deny rules refuse first; then every listed requirement must hold
+    (empty means any authenticated)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     methods: list[str] | None = Field(None, description="Allowed HTTP methods (default: all).")
     scopes_all: list[str] = Field(default_factory=list, description="Every scope is required.")
@@ -188,6 +410,17 @@ class Policy(Section):
     email_domains: list[str] = Field(default_factory=list, description="Allowed e-mail domains.")
     client_ids: list[str] = Field(
         default_factory=list, description="Allowed OAuth client ids (bearer callers)."
+    )
+    all: list[Condition] = Field(
+        default_factory=list, description="Conditions that must all hold (see docs/policy.md)."
+    )
+    any: list[Condition] = Field(
+        default_factory=list, description="Conditions of which at least one must hold."
+    )
+    not_: Condition | None = Field(None, alias="not", description="A condition that must not hold.")
+    deny: list[Condition] = Field(
+        default_factory=list,
+        description="Refuse when any of these holds, whatever else allows (deny wins).",
     )
 
     @field_validator("methods")
@@ -273,6 +506,66 @@ def _key_problems(algorithm: str, secret: Secret | None) -> list[str]:
     return []
 
 
+class StepUp(Section):
+    """Authentication this route needs beyond a session: a level (acr) and / or recency."""
+
+    acr_values: list[str] = Field(
+        default_factory=list,
+        description="Accepted acr values, preferred first (sent as acr_values). With the "
+        "provider's acr_levels, any level at or above the lowest listed one passes.",
+    )
+    max_age: int | None = Field(
+        None,
+        ge=0,
+        description="Most seconds since the user last authenticated (auth_time); an older "
+        "sign-in is sent back to the provider with max_age.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> StepUp:
+        if not self.acr_values and self.max_age is None:
+            raise ValueError("give acr_values, max_age or both")
+        return self
+
+
+class ExternalAuthorizer(Section):
+    """An HTTP decision point asked after the route's own policy allowed (docs/policy.md)."""
+
+    url: HttpUrl = Field(description="Where the decision request is POSTed (JSON).")
+    timeout: Seconds = Field(
+        1.0, description="Seconds to wait for an answer; no answer in time refuses (503)."
+    )
+    cache_ttl: float = Field(
+        0, ge=0, description="Seconds an answer is reused for the same request (0: off)."
+    )
+    cache_max_entries: int = Field(10_000, ge=1, description="Most answers kept in the cache.")
+    upstream_headers: list[str] = Field(
+        default_factory=list,
+        description="Header names the authorizer may add to the upstream request; others "
+        "in its answer are ignored.",
+    )
+
+    @field_validator("upstream_headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        problems = [p for name in value for p in _token_header_problems(name)]
+        if any(name.lower() == "authorization" for name in value):
+            problems.append("header: 'Authorization' is the caller's or the gateway's")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class RegoConfig(Section):
+    """A Rego (OPA) policy for the route, evaluated in-process (optional extra `rego`)."""
+
+    file: str = Field(description="The .rego file (read and compiled at start-up).")
+    query: str = Field(
+        "data.gateway",
+        description="Gives true/false, or an object with boolean `allow` and a `reason`.",
+    )
+
+
 class Route(Section):
     name: str | None = Field(None, description="Label used in logs and metrics.")
     host: str | None = Field(
@@ -316,11 +609,34 @@ class Route(Section):
     forward_authorization: bool = Field(
         True, description="On bearer routes, forward the caller's Authorization header."
     )
+    require_dpop: bool = Field(
+        False,
+        description="On bearer routes, accept only DPoP-bound tokens with a valid proof "
+        "(RFC 9449); plain bearer tokens get 401 with a DPoP challenge.",
+    )
     identity_token: IdentityTokenConfig | None = Field(
         None, description="Mint a signed identity token for the upstream."
     )
     logout_notify_url: HttpUrl | None = Field(
         None, description="POST a logout notice here when a session of this route's app dies."
+    )
+    rego: RegoConfig | None = Field(
+        None, description="Also evaluate this Rego policy (input: see docs/policy.md)."
+    )
+    authorizer: ExternalAuthorizer | None = Field(
+        None, description="Also ask this external HTTP authorizer (fails closed)."
+    )
+    cors_preflight: bool = Field(
+        False,
+        description="Pass CORS preflights (OPTIONS with Origin and "
+        "Access-Control-Request-Method, no credentials) to the upstream without sign-in; "
+        "the upstream answers them. Every other request still needs authentication.",
+    )
+    step_up: StepUp | None = Field(
+        None,
+        description="Step-up: sessions below this level or older than max_age are sent "
+        "back to the provider; bearer callers get 401 insufficient_user_authentication "
+        "(RFC 9470).",
     )
     websocket_origins: list[Origin] = Field(
         default_factory=list,
@@ -336,9 +652,19 @@ class Route(Section):
         return self
 
     @model_validator(mode="after")
+    def _dpop_needs_bearer(self) -> Route:
+        if self.require_dpop and self.auth not in ("bearer", "login_or_bearer"):
+            raise ValueError("require_dpop applies to tokens: use auth bearer or login_or_bearer")
+        return self
+
+    @model_validator(mode="after")
     def _public_policy(self) -> Route:
         # Only `methods` can be decided without a caller: any other rule on a public
         # route would look enforced and never be.
+        if self.auth == "public" and (self.authorizer or self.rego) is not None:
+            raise ValueError("authorizer / rego: a public route has no caller to authorize")
+        if self.auth == "public" and self.step_up is not None:
+            raise ValueError("step_up: a public route has no caller to authenticate again")
         if self.auth == "public" and self.policy.model_copy(update={"methods": None}) != Policy():
             raise ValueError(
                 "policy: a public route has no caller identity, so only policy.methods "
@@ -497,7 +823,32 @@ class Provider(Section):
     extra_auth_params: dict[str, str] = Field(
         default_factory=dict, description="Extra authorization parameters (prompt, acr_values)."
     )
+    acr_levels: list[str] = Field(
+        default_factory=list,
+        description="This provider's acr values from lowest to highest: a higher level meets "
+        "a lower step-up requirement, and a session keeps the highest level it reached.",
+    )
+    claims_refresh_interval: Seconds | None = Field(
+        None,
+        description="Re-read userinfo this often (seconds) for sessions no refresh renews "
+        "in that time; a refused answer ends the session (default: only on refresh).",
+    )
     pkce: bool = Field(True, description="Use PKCE S256. Turn off only if the IdP rejects it.")
+    pushed_authorization: bool = Field(
+        False,
+        description="Push the authorization request to the provider's "
+        "pushed_authorization_request_endpoint (RFC 9126), so that the browser carries only "
+        "request_uri and client_id. Always done when the provider's discovery says "
+        "require_pushed_authorization_requests; without an advertised endpoint the "
+        "login fails (502) rather than fall back.",
+    )
+    response_mode: Literal["query", "form_post"] = Field(
+        "query",
+        description="How the provider returns the authorization response: in the callback "
+        "URL's query, or (form_post) in a POST the browser sends to the callback. form_post "
+        "keeps code and state out of URLs; the login-binding cookie is then SameSite=None "
+        "(it must survive the provider's cross-site POST), every other cookie stays Lax.",
+    )
     fetch_userinfo: bool = Field(True, description="Call userinfo after the code exchange.")
     id_token_algorithms: list[str] | None = Field(
         None, description="Accepted id_token algorithms (default: what the IdP advertises)."
@@ -508,7 +859,7 @@ class Provider(Section):
     allow_private_network: bool = Field(
         False, description="Allow endpoints on private or internal addresses (SSRF guard)."
     )
-    leeway: float = Field(60, ge=0, le=600, description="Clock skew allowed, seconds.")
+    leeway: Duration = Field(60, ge=0, le=600, description="Clock skew allowed, seconds.")
     post_logout_redirect_uri: str | None = Field(
         None, description="Where the IdP sends the browser after logout (default: gateway '/')."
     )
@@ -633,10 +984,23 @@ class Sessions(Section):
     refresh_lock_wait: Seconds = Field(
         5, description="Seconds a request waits for another refresh of its session."
     )
-    refresh_grace: float = Field(
+    end_with_access_token: bool = Field(
+        True,
+        description="A session whose access token expired and has no refresh token ends "
+        "(sign in again). Off: it lives to idle/absolute timeout; an expired access token "
+        "is never forwarded either way.",
+    )
+    revoke_tokens_on_admin_end: bool = Field(
+        False,
+        description="Also seal each session's tokens under the server key alone, so sessions "
+        "ended without their browser (admin revocation, back-channel or front-channel "
+        "logout) have their tokens revoked at the provider too. The cost: whoever holds "
+        "both the store and sessions.secrets can read the tokens (docs/security.md).",
+    )
+    refresh_grace: Duration = Field(
         300, ge=0, description="Keep a session this long when refresh fails for network reasons."
     )
-    cache_ttl: float = Field(
+    cache_ttl: Duration = Field(
         2, ge=0, description="Per-instance cache of sessions, seconds (0: off)."
     )
     login_state_ttl: Seconds = Field(600, description="Seconds a login may take.")
@@ -706,7 +1070,7 @@ class TrustedIssuer(Section):
     introspection: Introspection | None = None
     allow_insecure_http: bool = False
     allow_private_network: bool = False
-    leeway: float = Field(30, ge=0, le=600)
+    leeway: Duration = Field(30, ge=0, le=600)
     profile: ProfileName = Field(
         "generic",
         description="Provider profile of this issuer's tokens (claim locations; okta: an org "
@@ -735,8 +1099,52 @@ class TrustedIssuer(Section):
         return value
 
 
+DEFAULT_DPOP_ALGORITHMS = ("ES256", "ES384", "PS256", "RS256", "EdDSA")
+
+
+class Dpop(Section):
+    enabled: bool = Field(
+        True,
+        description="Accept DPoP-bound access tokens (RFC 9449): the `DPoP` authorization "
+        "scheme with a proof in the DPoP header. A token bound to a key (cnf.jkt) is refused "
+        "without a valid proof of that key whether or not this is on.",
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DPOP_ALGORITHMS),
+        description="Signature algorithms accepted for DPoP proofs (asymmetric only).",
+    )
+    max_age: Seconds = Field(
+        60, description="A proof's `iat` may be at most this many seconds old."
+    )
+    leeway: float = Field(
+        5, ge=0, le=300, description="Clock skew allowed for a proof's `iat`, seconds."
+    )
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        if not value or any(a.lower() == "none" or a.upper().startswith("HS") for a in value):
+            raise ValueError("DPoP proofs are signed with private keys: no 'none', no HS*")
+        return value
+
+
 class Bearer(Section):
     issuers: list[TrustedIssuer] = Field(default_factory=list)
+    dpop: Dpop = Field(default_factory=Dpop)
+    client_certificate_header: str | None = Field(
+        None,
+        description="Header in which a proxy listed in trusted_proxies passes the client's "
+        "TLS certificate (URL-encoded PEM, as nginx's $ssl_client_escaped_cert), for tokens "
+        "bound to a certificate (RFC 8705). Read only from trusted proxies, and never "
+        "forwarded upstream.",
+    )
+    resource_metadata: bool = Field(
+        True,
+        description="Serve OAuth protected-resource metadata (RFC 9728) for bearer routes at "
+        "/.well-known/oauth-protected-resource<route path> and name it in 401 challenges "
+        "(`resource_metadata`), so that clients (MCP) find the authorization servers. Off: "
+        "those paths go to the upstreams like any other.",
+    )
     realm: str = Field("gateway", description="realm in WWW-Authenticate.")
     cache_ttl: Seconds = Field(300, description="Longest a positive introspection is cached.")
     negative_cache_ttl: Seconds = Field(10, description="How long a refused token is cached.")
@@ -828,6 +1236,54 @@ class Metrics(Section):
         description="Also serve {prefix}/metrics on the main listener (readable by anyone "
         "who reaches the gateway).",
     )
+
+
+def _tracing_installed() -> bool:
+    """Whether the `tracing` extra (OpenTelemetry SDK and OTLP/HTTP exporter) is installed."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+    )
+
+
+class Tracing(Section):
+    enabled: bool = Field(
+        False,
+        description="Send OpenTelemetry traces (OTLP over HTTP). Needs the tracing extra: "
+        "pip install 'oidc-gateway[tracing]'.",
+    )
+    endpoint: str = Field(
+        "http://127.0.0.1:4318/v1/traces",
+        description="OTLP/HTTP traces URL of the collector.",
+    )
+    headers: dict[str, Secret] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers sent to the collector (e.g. its API key).",
+    )
+    timeout: Seconds = Field(10, description="Seconds one export to the collector may take.")
+    service_name: str = Field("oidc-gateway", description="The service.name of every span.")
+    sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of new traces recorded (0..1). A trace continued from a trusted "
+        "caller follows the caller's sampling decision.",
+    )
+    accept_incoming: Literal["trusted_proxies", "always", "never"] = Field(
+        "trusted_proxies",
+        description="Whose traceparent/tracestate a request may continue: only peers in "
+        "trusted_proxies, anyone, or nobody (every request starts a trace).",
+    )
+
+    @field_validator("enabled")
+    @classmethod
+    def _extra_installed(cls, value: bool) -> bool:
+        if value and not _tracing_installed():
+            raise ValueError(
+                "OpenTelemetry is not installed; install the tracing extra "
+                "(pip install 'oidc-gateway[tracing]') or set tracing.enabled: false"
+            )
+        return value
 
 
 def _hex_colour(value: str) -> str:
@@ -941,23 +1397,8 @@ class Config(Section):
     admin: Admin = Field(default_factory=Admin)
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     metrics: Metrics = Field(default_factory=Metrics)
+    tracing: Tracing = Field(default_factory=Tracing)
     ui: Ui = Field(default_factory=Ui, description="Branding and language of the gateway's pages.")
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Config:
-        names = [p.name for p in self.providers]
-        if len(set(names)) != len(names):
-            raise ValueError("providers: names must be unique")
-        if self.listen.workers > 1 and self.sessions.store == "memory" and self.providers:
-            raise ValueError(
-                "listen.workers: each worker process has its own memory store, so a session "
-                "made by one is unknown to the others; use sessions.store: redis with more "
-                "than one worker"
-            )
-        for i, route in enumerate(self.routes):
-            if route.provider is not None and route.provider not in names:
-                raise ValueError(f"routes[{i}].provider: no provider named {route.provider!r}")
-        for name in self.ui.provider_logos:
-            if name not in names:
-                raise ValueError(f"ui.provider_logos.{name}: no provider named {name!r}")
-        return self
+    # Rules across sections (unique names, a provider for each login route, ...) are in
+    # gateway/web/rules.py, so `check` can report them all at once and `run` obeys them.

@@ -15,7 +15,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from gateway.config.model import Config
+from gateway.config.load import SECRET_KEYS
+from gateway.config.model import Config, Unit
+from gateway.config.schema import holds_secret
 from gateway.secret import Secret
 
 # Example values for keys without a default, and one entry for each list of sections.
@@ -41,6 +43,8 @@ EXAMPLES: dict[str, Any] = {
 }
 # Optional sections shown (commented) in the example even though their default is null.
 SHOW_OPTIONAL = {"listen.tls", "routes.identity_token", "bearer.issuers.introspection"}
+# Recursive condition trees: shown empty in the example (docs/policy.md has examples).
+COLLAPSED = {"routes.policy.all", "routes.policy.any", "routes.policy.not", "routes.policy.deny"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -97,11 +101,12 @@ def example_yaml() -> str:
 
 def _emit_model(model: type[BaseModel], path: str, indent: int, out: list[str]) -> None:
     pad = "  " * indent
-    for name, field in model.model_fields.items():
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute
         key_path = f"{path}.{name}" if path else name
         if field.description:
             out.append(f"{pad}# {field.description}")
-        sub = _model_of(field.annotation)
+        sub = _model_of(field.annotation) if key_path not in COLLAPSED else None
         default = _default(field)
         if sub is not None and _is_list(field.annotation):
             out.append(f"{pad}{name}:")
@@ -151,14 +156,28 @@ def markdown_reference() -> str:
         "# Configuration reference\n\n"
         "Generated from the schema by `gateway config reference` (do not edit by hand).\n"
         "`gateway config schema` prints the JSON Schema for editors; `config.example.yaml`\n"
-        "shows every key with its default.\n\n" + "\n".join(rows) + "\n"
+        "shows every key with its default.\n\n"
+        "Any value may name environment variables: `${VAR}`, or `${VAR:-default}` when it\n"
+        "may be unset (an unset variable without a default is an error naming the key).\n"
+        "Every secret may instead be read from a file with its `_file` key\n"
+        "(`client_secret_file: /run/secrets/client`). Durations take seconds or a unit\n"
+        "(`90s`, `15m`, `8h`, `7d`, `500ms`); sizes take bytes or a unit (`64KiB`, `10MiB`,\n"
+        "`1GB`).\n\n" + "\n".join(rows) + "\n"
     )
 
 
-def _rows(model: type[BaseModel], path: str, rows: list[str]) -> None:
-    for name, field in model.model_fields.items():
+def _rows(
+    model: type[BaseModel], path: str, rows: list[str], above: tuple[type[BaseModel], ...] = ()
+) -> None:
+    for attribute, field in model.model_fields.items():
+        name = field.alias or attribute
         key_path = f"{path}.{name}" if path else name
         sub = _model_of(field.annotation)
+        if sub is not None and (sub in above or sub is model):
+            # a recursive section (policy conditions): its keys are listed once, above
+            many = " (a list)" if _is_list(field.annotation) else ""
+            rows.append(f"| `{key_path}` | condition{many}, as above | | {field.description} |")
+            continue
         shown = key_path + ("[]" if sub is not None and _is_list(field.annotation) else "")
         default = _default(field)
         default_text = "required" if default is PydanticUndefined else f"`{json.dumps(default)}`"
@@ -166,14 +185,22 @@ def _rows(model: type[BaseModel], path: str, rows: list[str]) -> None:
         description = (field.description or "").replace("|", "\\|")
         if sub is None or not sub.model_fields:
             rows.append(f"| `{shown}` | {type_text} | {default_text} | {description} |")
+            if name in SECRET_KEYS and holds_secret(field.annotation):
+                lines = ", one per line" if _is_list(field.annotation) else ""
+                rows.append(f"| `{shown}_file` | file path | | A file holding `{name}`{lines}, "
+                            f"read at start (instead of `{name}`). |")  # fmt: skip
         else:
             rows.append(f"| `{shown}` | section | | {description} |")
-            _rows(sub, shown, rows)
+            _rows(sub, shown, rows, (*above, model))
 
 
 def _type_name(annotation: Any) -> str:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Annotated:
+        unit = [m for m in annotation.__metadata__ if isinstance(m, Unit)]
+        if unit:
+            return "seconds or duration (90s, 15m, 8h, 7d)" if unit[0] == "duration" else (
+                "bytes or size (64KiB, 10MiB)")  # fmt: skip
         return _type_name(args[0])
     if origin in (Union, UnionType):
         names = [_type_name(a) for a in args if a is not type(None)]

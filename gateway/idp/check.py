@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import aiohttp
 
@@ -11,8 +10,9 @@ from gateway.config.model import Provider
 from gateway.errors import ConfigError, ProviderUnavailable
 from gateway.idp.discovery import IssuerMatcher, MetadataSource, ProviderMetadata
 from gateway.idp.jwks import SIGNATURE_ALGORITHMS, JwksCache, key_fits
+from gateway.types import Level
 
-CheckLevel = Literal["ok", "warn", "error"]
+CheckLevel = Level
 UNSAFE_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 
 
@@ -63,12 +63,15 @@ async def check_provider(
     results = [ok(f"{label}: discovery document loaded; its issuer matches exactly.")]
     if not provider.discovery:
         results = [ok(f"{label}: endpoints are configured by hand (no discovery).")]
+    from gateway.idp.modern_check import modern_findings  # it builds on this module
+
     findings = [
         *endpoint_findings(provider, metadata),
         *pkce_findings(provider, metadata),
         *auth_method_findings(provider, metadata),
         *algorithm_findings(provider, metadata),
         *logout_findings(provider, metadata),
+        *modern_findings(provider, metadata),
     ]
     findings.extend(await address_findings(source, metadata))
     findings.append(await jwks_finding(source, session, metadata))

@@ -241,9 +241,13 @@ class MetadataSource:
     async def fetch(self) -> ProviderMetadata:
         """Fetch and check the discovery document now, bypassing the cache."""
         status, document = await fetch_json(
-            self._session, self.url, guard=self._guard, timeout=self._timeout
+            self._session, self.url, guard=self._guard, timeout=self._timeout, endpoint="discovery"
         )
         if status != 200:
             raise ProviderUnavailable(f"{display_url(self.url)} answered HTTP {status}")
         metadata = parse_metadata(document, self.issuer, self._issuer_matches)
+        log.debug(
+            "discovery document fetched",
+            extra={"url": display_url(self.url), "issuer": metadata.issuer},
+        )
         return apply_endpoints(metadata, self._endpoints)

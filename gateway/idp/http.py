@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from gateway import metrics, tracing
 from gateway.errors import ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
 
@@ -36,15 +38,17 @@ async def fetch_json(
     headers: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     json_body: Any = None,
+    endpoint: str = "api",
 ) -> tuple[int, dict[str, Any]]:
     """Call the URL and return (status, JSON object); `auth` is (user, password) for Basic.
 
     4xx answers with a JSON object are returned for the caller to read (e.g. OAuth
     errors); anything else that is not a 2xx JSON object raises ProviderUnavailable.
+    ``endpoint`` names the call in metrics and traces (one of metrics.PROVIDER_ENDPOINTS).
     """
     status, body, where = await _call(
         session, url, guard=guard, timeout=timeout, method=method, data=data,
-        headers=headers, auth=auth, json_body=json_body,
+        headers=headers, auth=auth, json_body=json_body, endpoint=endpoint,
     )  # fmt: skip
     document = _parse(status, body, where)
     if not isinstance(document, dict):
@@ -64,7 +68,7 @@ async def fetch_json_list(
 ) -> tuple[int, list[Any] | dict[str, Any]]:
     """GET an API answering a JSON array (GitHub's lists); a 4xx object is returned as is."""
     status, body, where = await _call(
-        session, url, guard=guard, timeout=timeout, method="GET", headers=headers
+        session, url, guard=guard, timeout=timeout, method="GET", headers=headers, endpoint="api"
     )
     document = _parse(status, body, where)
     if isinstance(document, list) and status < 400:
@@ -85,30 +89,44 @@ async def _call(
     headers: Mapping[str, str] | None = None,
     auth: tuple[str, str] | None = None,
     json_body: Any = None,
+    endpoint: str,
 ) -> tuple[int, bytes, str]:
     await guard.check(url)
     where = display_url(url)
+    # The host is the provider's label: bounded by the configured providers' documents.
+    host = urlsplit(url).hostname or "-"
     sent_headers = {"Accept": "application/json", **(headers or {})}
     if auth is not None:
         sent_headers["Authorization"] = aiohttp.encode_basic_auth(*auth)
+    started = time.perf_counter()
+    result = "protocol"  # what an exception not listed below (an oversized body) counts as
+    attributes = {"server.address": host, "http.request.method": method}
     try:
-        async with session.request(
-            method,
-            url,
-            data=dict(data) if data is not None else None,
-            json=json_body,
-            headers=sent_headers,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            body = await _read_capped(response, where)
-            status = response.status
+        with tracing.span(f"provider {endpoint}", attributes, client=True) as span:
+            tracing.inject(sent_headers)
+            async with session.request(
+                method,
+                url,
+                data=dict(data) if data is not None else None,
+                json=json_body,
+                headers=sent_headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                body = await _read_capped(response, where)
+                status = response.status
+            span.set_attribute("http.response.status_code", status)
+            result = metrics.status_class(status)
     except TimeoutError:
+        result = "timeout"
         raise ProviderUnavailable(f"{where} did not answer within {timeout:g} s") from None
     except aiohttp.ClientConnectorError as exc:
+        result = "connect"
         raise ProviderUnavailable(f"could not connect to {where}: {_os_reason(exc)}") from None
     except aiohttp.ClientError as exc:
         raise ProviderUnavailable(f"{where} broke the connection ({type(exc).__name__})") from None
+    finally:
+        metrics.provider_call(host, endpoint, result, time.perf_counter() - started)
     return status, body, where
 
 

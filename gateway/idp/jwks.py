@@ -192,11 +192,14 @@ class JwksCache:
         uri = await self._uri()
         self.fetch_count += 1
         status, document = await fetch_json(
-            self._session, uri, guard=self._guard, timeout=self._timeout
+            self._session, uri, guard=self._guard, timeout=self._timeout, endpoint="jwks"
         )
         if status != 200:
             raise ProviderUnavailable(f"{display_url(uri)} answered HTTP {status}")
-        return parse_jwks(document)
+        keys = parse_jwks(document)
+        kids = [str(k.get("kid", "-")) for k in keys]
+        log.debug("JWKS fetched", extra={"url": display_url(uri), "kids": kids})
+        return keys
 
     async def _uri(self) -> str:
         uri = self._uri_source if isinstance(self._uri_source, str) else await self._uri_source()

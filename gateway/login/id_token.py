@@ -68,3 +68,14 @@ def _check_azp(claims: dict[str, Any], client_id: str) -> None:
     azp = claims.get("azp")
     if (several or azp is not None) and azp != client_id:
         raise IdTokenRejected("id_token azp does not name this client")
+
+
+def stored_id_token_claims(token: str) -> dict[str, Any]:
+    """The claims of an id_token this gateway validated at login and kept in a sealed
+    session record. Its signature is not checked again (and it may have expired): the
+    seal vouches for it, and it only serves as the claim base when claims are re-read."""
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return {}
+    return claims

@@ -10,7 +10,7 @@ import aiohttp
 
 from gateway.errors import LoginError, ProviderMisconfigured, ProviderUnavailable
 from gateway.idp.addresses import AddressGuard
-from gateway.idp.http import fetch_json
+from gateway.idp.http import display_url, fetch_json
 from gateway.login.client_auth import ClientAuthenticator
 from gateway.types import TokenSet
 
@@ -57,24 +57,34 @@ class TokenEndpoint:
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
         if verifier:
             form["code_verifier"] = verifier
-        status, body = await self._post(url, form)
+        status, body = await self._post(url, form, "token_exchange")
+        _trace("code exchange", url, status, body, self._auth.method)
         if status in (400, 401) and body.get("error") in _CLIENT_REFUSED:
             raise ProviderMisconfigured(_describe("code exchange", status, body))
         if status != 200:
             raise LoginError(_describe("code exchange", status, body))
+        problem = unusable_token_type(body)
+        if problem:
+            raise LoginError(f"code exchange: {problem}")
         return parse_token_response(body, time.time())
 
     async def refresh(self, url: str, refresh_token: str) -> TokenSet:
         status, body = await self._post(
-            url, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+            url, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh"
         )
+        _trace("refresh", url, status, body, self._auth.method)
         if status == 400 and body.get("error") == "invalid_grant":
             raise RefreshRefused(_describe("refresh", status, body))
         if status != 200:
             raise ProviderUnavailable(_describe("refresh", status, body))
+        problem = unusable_token_type(body)
+        if problem:
+            raise ProviderUnavailable(f"refresh: {problem}")
         return parse_token_response(body, time.time())
 
-    async def _post(self, url: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async def _post(
+        self, url: str, form: dict[str, str], endpoint: str
+    ) -> tuple[int, dict[str, Any]]:
         headers: dict[str, str] = {}
         self._auth.apply(form, headers, audience=url)
         return await fetch_json(
@@ -85,7 +95,19 @@ class TokenEndpoint:
             method="POST",
             data=form,
             headers=headers,
+            endpoint=endpoint,
         )
+
+
+def _trace(step: str, url: str, status: int, body: dict[str, Any], method: str) -> None:
+    """One debug line per token-endpoint call: which fields came back, never their values."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            step,
+            extra={"url": display_url(url), "status": status, "auth_method": method,
+                   "error": body.get("error"), "fields": sorted(body),
+                   "expires_in": body.get("expires_in")},
+        )  # fmt: skip
 
 
 def _describe(step: str, status: int, body: dict[str, Any]) -> str:
@@ -97,6 +119,20 @@ def _describe(step: str, status: int, body: dict[str, Any]) -> str:
         + (f" ({detail})" if detail else "")
         + (f": {hint}" if hint else "")
     )
+
+
+def unusable_token_type(body: dict[str, Any]) -> str | None:
+    """Why the access token cannot be used, or None for a Bearer token (RFC 6749 5.1, 7.1:
+    the client must understand the type; the gateway sends tokens only as Bearer)."""
+    token_type = body.get("token_type")
+    if not isinstance(token_type, str) or not token_type:
+        return "the token response has no token_type"
+    if token_type.lower() != "bearer":
+        return (
+            f"the token response's token_type is {token_type[:40]!r}; the gateway can use "
+            "only Bearer access tokens"
+        )
+    return None
 
 
 def parse_token_response(body: dict[str, Any], now: float) -> TokenSet:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from gateway.config.model import ClaimRule, Policy
+from gateway.config.model import ClaimRule, Condition, Policy
 from gateway.policy.claim_paths import MISSING, read_claim
+from gateway.policy.conditions import Facts, Indeterminate, compare, describe, holds, why_not
 from gateway.types import Principal
 
 METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -37,30 +38,17 @@ def claim_value(claims: dict[str, Any], name: str) -> Any:
     return read_claim(claims, name)
 
 
-def _same(claim: Any, expected: Any) -> bool:
-    return type(claim) is type(expected) and claim == expected
-
-
-def _items(value: Any) -> list[Any]:
-    """A claim as a list: lists as they are, strings split on spaces and commas."""
-    if isinstance(value, list):
-        return value
-    if isinstance(value, str):
-        return [part for part in re.split(r"[\s,]+", value) if part]
-    return [value]
+def present_claim(claims: dict[str, Any], name: str) -> Any:
+    """The claim at `name`, None when absent (what conditions compare)."""
+    value = claim_value(claims, name)
+    return None if value is MISSING else value
 
 
 def claim_rule_holds(rule: ClaimRule, claims: dict[str, Any]) -> bool:
-    """Whether one claim rule holds: equals (exact, typed), one_of, contains."""
-    value = claim_value(claims, rule.claim)
-    if value is MISSING or value is None:
-        return False
-    if rule.equals is not None:
-        return _same(value, rule.equals)
-    if rule.one_of is not None:
-        candidates = value if isinstance(value, list) else [value]
-        return any(isinstance(c, str) and c in rule.one_of for c in candidates)
-    return rule.contains is not None and rule.contains in _items(value)
+    """Whether one claim rule holds (equals typed, one_of, contains, prefix, matches, ...).
+
+    Indeterminate (a value too long to match a pattern) propagates: the caller refuses."""
+    return compare(present_claim(claims, rule.claim), rule)
 
 
 def verified_email(principal: Principal) -> str | None:
@@ -86,11 +74,15 @@ def _check_scopes(policy: Policy, principal: Principal) -> Decision | None:
     return None
 
 
+def decision_claims(principal: Principal) -> dict[str, Any]:
+    return {**principal.claims, "iss": principal.issuer}  # introspection may omit iss
+
+
 def _check_claims(policy: Policy, principal: Principal) -> Decision | None:
-    claims = {**principal.claims, "iss": principal.issuer}  # introspection may omit iss
+    claims = decision_claims(principal)
     for rule in policy.claims:
         if not claim_rule_holds(rule, claims):
-            return deny(f"claim {rule.claim} does not meet the route's rule")
+            return deny(f"{describe(rule)} does not hold")
     if policy.groups and not set(policy.groups) & principal.groups:
         return deny("not in any of the route's groups")
     return None
@@ -132,24 +124,90 @@ def override_methods(query_string: str) -> list[str]:
     return [value.upper() for value in parse_qs(query_string).get("_method", [])]
 
 
-def decide(policy: Policy, principal: Principal, method: str) -> Decision:
-    """Apply every requirement of the policy; the first that fails decides the refusal."""
-    if not method_allowed(policy.methods, method):
-        return deny(f"method {method.upper()[:20]} not allowed", status=405)
-    for check in CHECKS:
-        refusal = check(policy, principal)
-        if refusal is not None:
-            return refusal
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """The request as a decision sees it, with every reading an upstream may act on."""
+
+    methods: tuple[str, ...]  # the method, then any a `_method` parameter asks for
+    paths: tuple[str, ...] | None = None  # canonical decoded path below the prefix, all readings
+    client_ip: str | None = None  # None: unknown (conditions on it refuse)
+
+
+def deny_rule_reason(rule: Condition) -> str:
+    return rule.reason or f"deny rule matched: {describe(rule)}"
+
+
+def _conditions(policy: Policy, facts: Facts) -> Decision | None:
+    """The combinators: deny rules are checked first by the caller; here all, any, not."""
+    for condition in policy.all:
+        reason = why_not(condition, facts)
+        if reason is not None:
+            return deny(reason)
+    if policy.any and not any(holds(c, facts) for c in policy.any):
+        return deny("none of the `any` conditions holds: " + "; ".join(
+            c.reason or describe(c) for c in policy.any))  # fmt: skip
+    if policy.not_ is not None and holds(policy.not_, facts):
+        return deny(policy.not_.reason or f"{describe(policy.not_)} must not hold")
+    return None
+
+
+def _decide_reading(policy: Policy, principal: Principal, facts: Facts) -> Decision:
+    try:
+        for rule in policy.deny:  # deny wins: checked before anything may allow
+            if holds(rule, facts):
+                return deny(deny_rule_reason(rule))
+        for check in CHECKS:
+            refusal = check(policy, principal)
+            if refusal is not None:
+                return refusal
+        return _conditions(policy, facts) or ALLOW
+    except Indeterminate as exc:
+        return deny(f"cannot decide, so refused: {exc}")
+
+
+def decide(policy: Policy, principal: Principal, request: str | RequestFacts) -> Decision:
+    """Apply every requirement of the policy to every reading of the request (a method
+    name alone: no path or address known); the first refusal decides."""
+    facts = RequestFacts((request,)) if isinstance(request, str) else request
+    for method in facts.methods:
+        if not method_allowed(policy.methods, method):
+            return deny(f"method {method.upper()[:20]} not allowed", status=405)
+    claims = decision_claims(principal)
+
+    def claim(name: str) -> Any:
+        return present_claim(claims, name)
+
+    for method in facts.methods:
+        for path in facts.paths or (None,):
+            reading = Facts(principal, claim, method, path, facts.client_ip)
+            decision = _decide_reading(policy, principal, reading)
+            if not decision.allowed:
+                return decision
     return ALLOW
 
 
+def _conditions_of(policy: Policy) -> list[Condition]:
+    """Every condition of the policy, nested ones included."""
+    found: list[Condition] = []
+    stack = [*policy.all, *policy.any, *policy.deny, *([policy.not_] if policy.not_ else [])]
+    while stack:
+        condition = stack.pop()
+        found.append(condition)
+        stack += [*(condition.all or []), *(condition.any or [])]
+        stack += [condition.not_] if condition.not_ is not None else []
+    return found
+
+
 def _method_problems(policy: Policy) -> list[str]:
+    named = [m for c in _conditions_of(policy) for m in (c.method or [])]
+    problems = [f"method: {m!r} in a condition is not an HTTP method name" for m in named
+                if not METHOD_TOKEN.fullmatch(m)]  # fmt: skip
     if policy.methods is None:
-        return []
+        return problems
     if not policy.methods:
-        return ["methods is an empty list, so no request can pass"]
+        return ["methods is an empty list, so no request can pass", *problems]
     return [f"methods: {m!r} is not an HTTP method name" for m in policy.methods
-            if not METHOD_TOKEN.fullmatch(m)]  # fmt: skip
+            if not METHOD_TOKEN.fullmatch(m)] + problems  # fmt: skip
 
 
 def _list_problems(policy: Policy) -> list[str]:
@@ -179,11 +237,10 @@ def _email_problems(policy: Policy) -> list[str]:
 
 def _pinned_conflict(pinned: Any, rule: ClaimRule) -> bool:
     """True when a claim pinned by `equals` (exact value and type) fails the other rule."""
-    if rule.equals is not None:
-        return not _same(pinned, rule.equals)
-    if rule.one_of is not None:
-        return not (isinstance(pinned, str) and pinned in rule.one_of)
-    return rule.contains not in _items(pinned)
+    try:
+        return not compare(pinned, rule)
+    except Indeterminate:
+        return False
 
 
 def _claim_rule_problems(policy: Policy) -> list[str]:

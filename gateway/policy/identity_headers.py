@@ -136,6 +136,11 @@ def _checked_names(names: Iterable[str]) -> list[str]:
     return list(names)
 
 
+# Callers whose identity headers are kept ready, per route.
+MAX_BUILT = 10_000
+BuiltKey = tuple[str, str, "str | None", frozenset[str]]
+
+
 class IdentityHeaderInjector:
     """Compiled once per route from `identity` (and the route's own mapping, if any).
 
@@ -156,6 +161,8 @@ class IdentityHeaderInjector:
         self._prefixes = tuple(
             comparable_name(p) for p in config.strip_prefixes if comparable_name(p)
         )
+        # (iss, sub, client_id, scopes) -> (the claims they were built from, the headers)
+        self._built: dict[BuiltKey, tuple[dict[str, Any], tuple[tuple[str, str], ...]]] = {}
 
     def is_identity_header(self, name: str) -> bool:
         """True for a configured identity name or prefix, whatever the case or '_' / '-'."""
@@ -172,12 +179,23 @@ class IdentityHeaderInjector:
         return list(seen)
 
     def build(self, principal: Principal) -> list[tuple[str, str]]:
-        """The identity headers for this principal; claims it lacks are left out."""
+        """The identity headers for this principal; claims it lacks are left out.
+
+        Built once per caller: a repeat with equal claims (a dict comparison in C) reuses
+        them. A copy is returned, so a caller cannot change the cached list.
+        """
+        key = (principal.issuer, principal.subject, principal.client_id, principal.scopes)
+        cached = self._built.get(key)
+        if cached is not None and cached[0] == principal.claims:
+            return list(cached[1])
         built: list[tuple[str, str]] = []
         for header, claim in self._mapping:
             value = encode_claim(principal_value(principal, claim))
             if value is not None:
                 built.append((header, value))
+        if len(self._built) >= MAX_BUILT:
+            self._built.clear()  # bounded; refilled by the callers that are active now
+        self._built[key] = (dict(principal.claims), tuple(built))
         return built
 
 

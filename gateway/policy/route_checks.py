@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from gateway.config.model import Config, Policy, Route
 from gateway.policy.authz import policy_problems
+from gateway.types import Level
 
-Level = Literal["ok", "warn", "error"]
 Problem = tuple[Level, str, str]  # level, key path, plain sentence
 
 

@@ -35,6 +35,21 @@ class CompiledRoute:
         """Public with no policy: reaching it under another reading gains nothing."""
         return self.config.auth == "public" and self.config.policy == Policy()
 
+    def paths_below(self, path: CanonicalPath) -> tuple[str, ...]:
+        """The path below the prefix, for the decoded path and each other reading an
+        upstream may act on (policy path conditions must hold for all of them)."""
+        base = self.prefix.rstrip("/").lower()
+        below: list[str] = []
+        for reading in (path.decoded, *path.readings_for(self.config.case_sensitive)):
+            folded = reading.lower()
+            # a case-folded reading is below the prefix too when only the case differs
+            inside = folded == base or folded.startswith(base + "/")
+            rest = reading[len(base) :] if inside else reading
+            rest = rest if rest.startswith("/") else "/" + rest
+            if rest not in below:
+                below.append(rest)
+        return tuple(below)
+
     def upstream_path(self, path: CanonicalPath) -> str:
         """The encoded path sent upstream: the canonical path, minus the prefix when asked."""
         if not self.config.strip_prefix or self.prefix == "/":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -14,14 +15,30 @@ from yarl import URL
 
 from gateway import metrics
 from gateway.config.model import Route
-from gateway.errors import BodyTooLarge, UpstreamError, UpstreamTimeout
+from gateway.errors import (
+    BodyTimeout,
+    BodyTooLarge,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from gateway.log import request_id_var
 from gateway.proxy.headers import response_headers
+from gateway.proxy.lingering import skip_lingering
+from gateway.proxy.upstream_client import encode_head, send
+from gateway.proxy.upstream_pool import Origin, UpstreamPool
+from gateway.proxy.upstream_protocol import (
+    UpstreamProtocol,
+    UpstreamProtocolError,
+    UpstreamReadTimeout,
+)
 
 CHUNK = 64 * 1024
 # Bodies up to this size are read whole and sent with the headers in one write: most
 # responses are small, and each extra write is a syscall on the hot path.
 SMALL_BODY = 64 * 1024
+# A request of these methods without a body says so (Content-Length: 0), as aiohttp did.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +49,9 @@ class Upstream:
     host_header: str
     ssl: ssl.SSLContext | bool
     timeout: aiohttp.ClientTimeout
+    origin: Origin  # the connection pool's key
+    path_prefix: str  # the base URL's path, prepended to each request's
+    timeouts: tuple[float, float]  # (connect, read) in seconds
     name: str = "-"  # the route's name: the label of upstream metrics
 
     @classmethod
@@ -50,6 +70,9 @@ class Upstream:
                 total=None, sock_connect=route.timeouts.connect, sock_read=route.timeouts.read
             ),
             name=name,
+            origin=Origin(host, base.port or default, _tls_context(route)),
+            path_prefix=base.raw_path.rstrip("/"),
+            timeouts=(route.timeouts.connect, route.timeouts.read),
         )
 
     def url_for(self, path: str, query_string: str) -> URL:
@@ -73,101 +96,168 @@ def _ssl_context(route: Route) -> ssl.SSLContext | bool:
     return True
 
 
-async def _limited(body: aiohttp.StreamReader, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in body.iter_any():
-        seen += len(chunk)
-        if limit and seen > limit:
-            raise BodyTooLarge(f"request body exceeded {limit} bytes")
-        yield chunk
+def _tls_context(route: Route) -> ssl.SSLContext | None:
+    """The upstream hop's TLS: verified against the CA bundle or system store, unless
+    ``tls.verify`` is explicitly false."""
+    if not (route.upstream or "").startswith("https"):
+        return None
+    context = ssl.create_default_context(cafile=route.tls.ca_file)
+    if not route.tls.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _RequestBody:
+    """The client's body as the upstream request's data: at most ``limit`` bytes (0: any),
+    and no pause longer than ``idle`` seconds between chunks."""
+
+    __slots__ = ("_idle", "_limit", "_source")
+
+    def __init__(self, source: aiohttp.StreamReader, limit: int, idle: float) -> None:
+        self._source = source
+        self._limit = limit
+        self._idle = idle
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        while True:
+            # The clock runs only while waiting for the client: a slow upstream pauses
+            # this loop (back-pressure), not the client, and is not counted.
+            try:
+                async with asyncio.timeout(self._idle):
+                    chunk = await self._source.readany()
+            except TimeoutError:
+                raise BodyTimeout(f"request body stalled for {self._idle:g} s") from None
+            if not chunk:
+                return
+            seen += len(chunk)
+            if self._limit and seen > self._limit:
+                raise BodyTooLarge(f"request body exceeded {self._limit} bytes")
+            yield chunk
 
 
 async def forward(
     request: web.Request,
-    client: aiohttp.ClientSession,
+    pool: UpstreamPool,
     upstream: Upstream,
     path: str,
     headers: CIMultiDict[str],
     *,
     max_body: int,
+    body_idle: float,
 ) -> web.StreamResponse:
     """Send ``request`` to ``upstream`` and stream the answer back to the client."""
     length = request.content_length
     if max_body and length is not None and length > max_body:
         raise BodyTooLarge(f"Content-Length {length} exceeds {max_body}")
     body = None
+    chunked = False
     if request.body_exists:
-        body = _limited(request.content, max_body)
+        body = _RequestBody(request.content, max_body, body_idle).__aiter__()
         if length is not None:
             headers["Content-Length"] = str(length)
-    url = upstream.url_for(path, request.rel_url.raw_query_string)
+        else:
+            headers["Transfer-Encoding"] = "chunked"
+            chunked = True
+    elif request.method in BODY_METHODS:
+        headers["Content-Length"] = "0"
+    query = request.rel_url.raw_query_string
+    target = f"{upstream.path_prefix}{path}?{query}" if query else upstream.path_prefix + path
+    head = encode_head(request.method, target, headers)
     started = time.perf_counter()
     try:
-        upstream_response = await client.request(
-            request.method,
-            url,
-            headers=headers,
-            data=body,
-            ssl=upstream.ssl,
-            timeout=upstream.timeout,
-            allow_redirects=False,
-            chunked=None if length is not None or body is None else True,
+        protocol = await send(
+            pool, upstream.origin, upstream.timeouts, request.method, head, body, chunked=chunked
         )
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        metrics.UPSTREAM_ERRORS.labels(upstream.name, "timeout").inc()
-        raise UpstreamTimeout(f"upstream {upstream.base} timed out: {type(exc).__name__}") from None
-    except aiohttp.ClientConnectorError as exc:
-        metrics.UPSTREAM_ERRORS.labels(upstream.name, "connect").inc()
-        raise UpstreamError(f"cannot connect to upstream {upstream.base}: {exc.os_error}") from None
-    except aiohttp.ClientError as exc:
-        metrics.UPSTREAM_ERRORS.labels(upstream.name, "protocol").inc()
-        raise UpstreamError(f"upstream {upstream.base} failed: {exc}") from None
-    metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
-    async with upstream_response:
-        length = upstream_response.content_length
-        if length is not None and length <= SMALL_BODY and request.method != "HEAD":
-            return await _whole_response(upstream_response, upstream.name)
-        return await _stream_back(request, upstream_response, upstream.name)
-
-
-async def _whole_response(upstream_response: aiohttp.ClientResponse, route: str) -> web.Response:
-    """A small body of known length, read whole: headers and body leave in one write."""
+    except UpstreamError as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, _error_kind(exc)).inc()
+        raise type(exc)(f"upstream {upstream.base}: {exc}") from None
+    except BodyTimeout:
+        # The client, not the upstream, failed: answer 408 and close without waiting any
+        # longer for the rest of its body.
+        skip_lingering(request)
+        raise
     try:
-        body = await upstream_response.read()
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        metrics.UPSTREAM_ERRORS.labels(route, "stream").inc()
-        raise UpstreamError(f"upstream broke off its response: {type(exc).__name__}") from None
+        metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
+        answer = UpstreamAnswer.of(protocol)
+        if answer.length is not None and answer.length <= SMALL_BODY and request.method != "HEAD":
+            return await _whole_response(protocol, answer, upstream)
+        return await _stream_back(request, protocol, answer, upstream)
+    finally:
+        pool.release(upstream.origin, protocol)
+
+
+def _error_kind(exc: UpstreamError) -> str:
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout"
+    return "connect" if isinstance(exc, UpstreamUnreachable) else "protocol"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAnswer:
+    """The response head as the client will get it (hop-by-hop fields removed)."""
+
+    status: int
+    reason: str | None
+    headers: CIMultiDict[str]
+    length: int | None
+
+    @classmethod
+    def of(cls, protocol: UpstreamProtocol) -> UpstreamAnswer:
+        received: CIMultiDict[str] = CIMultiDict(
+            (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+            for name, value in protocol.headers
+        )
+        # llhttp has checked it: digits only, one value, no Transfer-Encoding with it.
+        length = received.get("Content-Length")
+        return cls(
+            status=protocol.status,
+            reason=protocol.reason.decode("latin-1") or None,
+            headers=response_headers(received),
+            length=int(length) if length is not None else None,
+        )
+
+
+async def _whole_response(
+    protocol: UpstreamProtocol, answer: UpstreamAnswer, upstream: Upstream
+) -> web.Response:
+    """A small body of known length, read whole: headers and body leave in one write."""
+    parts = []
+    try:
+        while chunk := await protocol.read_chunk(upstream.timeouts[1]):
+            parts.append(chunk)
+    except (UpstreamProtocolError, UpstreamReadTimeout) as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "stream").inc()
+        raise UpstreamError(f"upstream broke off its response: {exc}") from None
     response = web.Response(
-        status=upstream_response.status,
-        reason=upstream_response.reason,
-        headers=response_headers(upstream_response.headers),
-        body=body,
+        status=answer.status,
+        reason=answer.reason,
+        headers=answer.headers,
+        body=parts[0] if len(parts) == 1 else b"".join(parts),
     )
     response.headers["X-Request-ID"] = request_id_var.get()
     return response
 
 
 async def _stream_back(
-    request: web.Request, upstream_response: aiohttp.ClientResponse, route: str
+    request: web.Request, protocol: UpstreamProtocol, answer: UpstreamAnswer, upstream: Upstream
 ) -> web.StreamResponse:
     response = web.StreamResponse(
-        status=upstream_response.status,
-        reason=upstream_response.reason,
-        headers=response_headers(upstream_response.headers),
+        status=answer.status, reason=answer.reason, headers=answer.headers
     )
     response.headers["X-Request-ID"] = request_id_var.get()
-    length = upstream_response.content_length
-    if length is not None:
-        response.content_length = length
-    elif request.version >= aiohttp.HttpVersion11 and upstream_response.status not in (204, 304):
+    if answer.length is not None:
+        response.content_length = answer.length
+    elif request.version >= aiohttp.HttpVersion11 and answer.status not in (204, 304):
         response.enable_chunked_encoding()
     await response.prepare(request)
     try:
-        async for chunk in upstream_response.content.iter_chunked(CHUNK):
+        while chunk := await protocol.read_chunk(upstream.timeouts[1]):
             await response.write(chunk)
-    except (TimeoutError, aiohttp.ClientError, ConnectionResetError):
+    except (UpstreamProtocolError, UpstreamReadTimeout, ConnectionResetError):
         # Headers are gone already: the only honest signal left is to cut the connection.
-        metrics.UPSTREAM_ERRORS.labels(route, "stream").inc()
+        metrics.UPSTREAM_ERRORS.labels(upstream.name, "stream").inc()
         if request.transport is not None:
             request.transport.close()
         return response

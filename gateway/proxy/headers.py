@@ -30,6 +30,7 @@ FORWARDING = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-hos
 # The client's Host is replaced by the upstream's unless the route preserves it.
 REQUEST_DROP = HOP_BY_HOP | FORWARDING | {"host", "content-length", "x-request-id"}
 RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
+NO_TOKENS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +143,12 @@ def _split_csv(values: Sequence[str]) -> Iterable[str]:
                 yield part
 
 
-def connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+def connection_tokens(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> frozenset[str]:
     """Header names listed in Connection, which are hop-by-hop too (RFC 9110 7.6.1)."""
-    return frozenset(t.lower() for t in _split_csv(headers.getall("Connection", [])))
+    values = headers.getall("Connection", ())
+    if not values:
+        return NO_TOKENS  # the usual case, on every request and response
+    return frozenset(t.lower() for t in _split_csv(values))
 
 
 def upstream_request_headers(
@@ -190,7 +194,7 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+def response_headers(upstream: CIMultiDict[str]) -> CIMultiDict[str]:
     """The upstream's response headers minus hop-by-hop ones."""
     dropped = RESPONSE_DROP | connection_tokens(upstream)
     out: CIMultiDict[str] = CIMultiDict()

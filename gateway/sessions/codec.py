@@ -70,9 +70,17 @@ class SessionMeta:
     sid: str | None
     created_at: float
     expires_at: float
+    # Only with sessions.revoke_tokens_on_admin_end: the tokens, for revocation at the
+    # provider when a session is ended without its ticket (admin, back-channel logout).
+    tokens: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, record: SessionRecord) -> SessionMeta:
+    def of(cls, record: SessionRecord, *, with_tokens: bool = False) -> SessionMeta:
+        tokens = None
+        if with_tokens:
+            held = {"access_token": record.tokens.access_token,
+                    "refresh_token": record.tokens.refresh_token}  # fmt: skip
+            tokens = {name: value for name, value in held.items() if value}
         return cls(
             record.provider,
             record.issuer,
@@ -80,6 +88,7 @@ class SessionMeta:
             record.sid,
             record.created_at,
             record.expires_at,
+            tokens,
         )
 
 

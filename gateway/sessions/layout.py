@@ -6,9 +6,11 @@ subjects, sids or login states in clear (the prefix of the store comes in front)
 - ``sess:<h(session id)>``  the sealed session (see codec)
 - ``lock:<h(session id)>``  its refresh lock
 - ``login:<h(binding)>``    a browser's pending login (sealed), found by its binding cookie
-- ``idx:sub:<h(issuer, sub)>`` and ``idx:sid:<h(issuer, sid)>``: sets of members
+- ``idx:sub:<mac(issuer, sub)>`` and ``idx:sid:<mac(issuer, sid)>``: sets of members
   ``<h(session id)>:<absolute expiry, epoch seconds>``, so stale members are found
-  without reading the sessions.
+  without reading the sessions. The index names are keyed MACs (not plain hashes): a
+  neighbour on the same Redis cannot compute, and so cannot delete, one user's index to
+  keep their sessions alive through a logout.
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ def valid_state_id(state_id: str) -> bool:
     return _STATE_ID.fullmatch(state_id) is not None
 
 
-def sub_index(issuer: str, sub: str) -> str:
-    return "idx:sub:" + digest(issuer + "\x00" + sub)
+def index_names(macs: list[str], kind: str) -> list[str]:
+    """The keys of one index (``kind`` "sub" or "sid"), one per server secret, current first."""
+    return [f"idx:{kind}:{mac}" for mac in macs]
 
 
-def sid_index(issuer: str, sid: str) -> str:
-    return "idx:sid:" + digest(issuer + "\x00" + sid)
+def index_input(issuer: str, value: str) -> bytes:
+    return (issuer + "\x00" + value).encode("utf-8", "surrogateescape")
 
 
 def index_member(handle: str, expires_at: float) -> str:

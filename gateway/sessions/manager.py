@@ -13,12 +13,14 @@ import logging
 import struct
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gateway import metrics
 from gateway.config.model import Sessions
 from gateway.crypto import KeyRing, SealError, digest, random_token
 from gateway.errors import StoreUnavailable
+from gateway.log import subject_var
 from gateway.sessions.cache import CachedSession, SessionCache
 from gateway.sessions.codec import (
     SessionMeta,
@@ -31,14 +33,14 @@ from gateway.sessions.codec import (
 )
 from gateway.sessions.layout import (
     INVALIDATE_CHANNEL,
+    index_input,
     index_member,
+    index_names,
     lock_key,
     login_key,
     member_expired,
     member_handle,
     sess_key,
-    sid_index,
-    sub_index,
     valid_state_id,
 )
 from gateway.sessions.store import SessionStore
@@ -84,6 +86,8 @@ class SessionSummary:
     sid: str | None
     created_at: float
     expires_at: float
+    # the tokens, only with sessions.revoke_tokens_on_admin_end; never shown to admins
+    tokens: dict[str, str] | None = field(default=None, repr=False)
 
     @property
     def short_id(self) -> str:
@@ -102,6 +106,7 @@ class SessionManager:
     ) -> None:
         self.store = store
         self._keyring = keyring
+        self._index_ring = keyring.derive("session-index")
         self._settings = settings
         self._clock = clock
         self._cache = SessionCache(settings.cache_ttl)
@@ -145,22 +150,25 @@ class SessionManager:
         limit = now + self._settings.absolute_timeout
         expires = record.expires_at if now < record.expires_at < limit else limit
         record = replace(record, created_at=now, last_seen=now, expires_at=expires)
-        ticket, meta = Ticket.new(), SessionMeta.of(record)
+        ticket, meta = Ticket.new(), self._meta_of(record)
         member, ttl = index_member(ticket.handle, expires), expires - now
         # Indexes first: a crash in between leaves a stale member, never an unindexed session
         # that a back-channel logout could not find.
-        await self.store.add_to_index(sub_index(meta.issuer, meta.subject), member, ttl)
+        await self.store.add_to_index(self.sub_index(meta.issuer, meta.subject), member, ttl)
         if meta.sid is not None:
-            await self.store.add_to_index(sid_index(meta.issuer, meta.sid), member, ttl)
+            await self.store.add_to_index(self.sid_index(meta.issuer, meta.sid), member, ttl)
         value = seal_session(self._keyring, ticket, record_to_json(record), meta)
         await self.store.set(sess_key(ticket.handle), value, self._ttl(record, meta, now))
-        await self._prune_index(sub_index(meta.issuer, meta.subject), now)
+        await self._prune_index(self.sub_index(meta.issuer, meta.subject), now)
+        subject_var.set(meta.subject)
         return str(ticket)
 
     async def load(self, ticket: str, *, cached: bool = True) -> LoadedSession | None:
         """The session of a cookie's ticket, or None if unknown, expired, malformed or forged."""
         now = self._clock()
         entry = self._cache.find(ticket, now) if cached else None
+        if cached and self._cache.live:
+            metrics.cache_lookup("session", hit=entry is not None)
         loaded: LoadedSession | None
         if entry is not None:
             # A hit needs no parsing or decryption; the copy is the caller's to change.
@@ -174,6 +182,7 @@ class SessionManager:
             return None
         if now - loaded.record.last_seen >= self._settings.idle_timeout * TOUCH_FRACTION:
             await self._touch(loaded, now)
+        subject_var.set(loaded.record.subject)  # the request's log lines name who it is
         return loaded
 
     async def deadlines(self, tickets: Collection[str]) -> dict[str, float]:
@@ -209,6 +218,7 @@ class SessionManager:
         if not self._alive(loaded, now):
             return False
         loaded.record.last_seen = now
+        loaded.meta = self._meta_of(loaded.record)  # new tokens after a refresh
         value = seal_session(
             self._keyring, loaded.ticket, record_to_json(loaded.record), loaded.meta
         )
@@ -232,23 +242,72 @@ class SessionManager:
 
     async def destroy_by_sid(self, issuer: str, sid: str) -> int:
         """End every session of a provider session (back-channel logout); return how many."""
-        index = sid_index(issuer, sid)
-        return await self._destroy_members(index, await self.store.index_members(index))
+        return await self._destroy_indexed(self._indexes("sid", issuer, sid))
 
     async def destroy_by_sub(self, issuer: str, sub: str) -> int:
         """End every session of a user; return how many."""
-        index = sub_index(issuer, sub)
-        return await self._destroy_members(index, await self.store.index_members(index))
+        return await self._destroy_indexed(self._indexes("sub", issuer, sub))
+
+    async def _destroy_indexed(self, indexes: list[str]) -> int:
+        count = 0
+        for index in indexes:
+            count += await self._destroy_members(index, await self.store.index_members(index))
+        return count
+
+    # -- index names ---------------------------------------------------------------------
+
+    def _indexes(self, kind: str, issuer: str, value: str) -> list[str]:
+        return index_names(self._index_ring.macs(index_input(issuer, value)), kind)
+
+    def sub_index(self, issuer: str, sub: str) -> str:
+        """The key of a user's index under the current secret."""
+        return self._indexes("sub", issuer, sub)[0]
+
+    def sid_index(self, issuer: str, sid: str) -> str:
+        """The key of a provider session's index under the current secret."""
+        return self._indexes("sid", issuer, sid)[0]
+
+    async def _still_indexed(self, handle: str, meta: SessionMeta) -> bool:
+        """Whether the session is still in its indexes, which logout finds it by: a session
+        missing from one (deleted by someone else than the gateway) counts as ended, so an
+        emptied index can never keep a session alive through a back-channel logout."""
+        member = index_member(handle, meta.expires_at)
+        wanted = [self._indexes("sub", meta.issuer, meta.subject)]
+        if meta.sid is not None:
+            wanted.append(self._indexes("sid", meta.issuer, meta.sid))
+        for names in wanted:
+            found = False
+            for name in names:
+                if member in await self.store.index_members(name):
+                    found = True
+                    break
+            if not found:
+                return False
+        return True
 
     # -- admin listing --------------------------------------------------------------------
 
     async def list_by_sub(self, issuer: str, sub: str) -> list[SessionSummary]:
         """The live sessions of a user, oldest first."""
-        return await self._list(sub_index(issuer, sub))
+        return await self._list(self._indexes("sub", issuer, sub))
+
+    async def list_all(self, cursor: str, limit: int) -> tuple[list[SessionSummary], str]:
+        """A page of every live session (about ``limit``), and the cursor of the next page."""
+        found: list[SessionSummary] = []
+        now = self._clock()
+        while True:
+            keys, cursor = await self.store.scan(sess_key(""), cursor, limit)
+            handles = [key.removeprefix(sess_key("")) for key in keys]
+            for handle, value in zip(handles, await self._get_many(keys), strict=True):
+                meta = self._meta_or_none(handle, value)
+                if meta is not None and meta.expires_at > now:
+                    found.append(SessionSummary(handle=handle, **dataclasses.asdict(meta)))
+            if not cursor or len(found) >= limit:
+                return found, cursor
 
     async def list_by_sid(self, issuer: str, sid: str) -> list[SessionSummary]:
         """The live sessions of a provider session, oldest first."""
-        return await self._list(sid_index(issuer, sid))
+        return await self._list(self._indexes("sid", issuer, sid))
 
     # -- login state ---------------------------------------------------------------------
 
@@ -327,6 +386,9 @@ class SessionManager:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _meta_of(self, record: SessionRecord) -> SessionMeta:
+        return SessionMeta.of(record, with_tokens=self._settings.revoke_tokens_on_admin_end)
+
     def _ttl(self, record: SessionRecord, meta: SessionMeta, now: float) -> float:
         remaining = meta.expires_at - now
         idle = self._settings.idle_timeout - max(0.0, now - record.last_seen)
@@ -346,6 +408,11 @@ class SessionManager:
             record = record_from_json(open_record(self._keyring, ticket, raw))
         except _UNREADABLE as exc:
             log.info("session did not open (%s): %s", ticket.handle[:12], type(exc).__name__)
+            return None
+        if not await self._still_indexed(ticket.handle, meta):
+            log.warning(
+                "session %s is missing from its index: treated as ended", ticket.handle[:12]
+            )
             return None
         self._cache.put(CachedSession(ticket, _copy(record), meta, raw, now), generation)
         return LoadedSession(ticket, record, meta, raw)
@@ -377,9 +444,11 @@ class SessionManager:
             if meta is None:
                 continue
             entry = index_member(handle, meta.expires_at)
-            others.setdefault(sub_index(meta.issuer, meta.subject), []).append(entry)
+            for name in self._indexes("sub", meta.issuer, meta.subject):
+                others.setdefault(name, []).append(entry)
             if meta.sid is not None:
-                others.setdefault(sid_index(meta.issuer, meta.sid), []).append(entry)
+                for name in self._indexes("sid", meta.issuer, meta.sid):
+                    others.setdefault(name, []).append(entry)
         count = await self.store.delete(*(sess_key(h) for h in handles)) if handles else 0
         if index is not None:
             others.setdefault(index, []).extend(members)
@@ -388,9 +457,12 @@ class SessionManager:
             await self._invalidate(handles)
         return count
 
-    async def _list(self, index: str) -> list[SessionSummary]:
+    async def _list(self, indexes: list[str]) -> list[SessionSummary]:
         now = self._clock()
-        handles = [member_handle(m) for m in await self.store.index_members(index)]
+        members: set[str] = set()
+        for index in indexes:
+            members |= await self.store.index_members(index)
+        handles = sorted({member_handle(m) for m in members})
         values = await self._get_many([sess_key(h) for h in handles])
         summaries = []
         for handle, value in zip(handles, values, strict=True):
@@ -459,4 +531,6 @@ def _copy(record: SessionRecord) -> SessionRecord:
         record.created_at,
         record.last_seen,
         record.expires_at,
+        record.client_id,
+        record.claims_read_at,
     )

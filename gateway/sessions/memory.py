@@ -98,6 +98,19 @@ class MemoryStore:
         self._check_open()
         return self._live(key)
 
+    async def scan(self, prefix: str, cursor: str, count: int) -> tuple[list[str], str]:
+        """Keys after ``cursor`` in sorted order (the cursor is the last key returned)."""
+        self._check_open()
+        now = self._clock()
+        table = self._table(prefix)
+        keys = sorted(
+            k
+            for k, (_, exp) in table.values.items()
+            if k.startswith(prefix) and exp > now and k > cursor
+        )
+        page = keys[:count]
+        return page, (page[-1] if len(keys) > count else "")
+
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """The values under ``keys``, in order."""
         self._check_open()

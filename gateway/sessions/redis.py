@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -24,6 +26,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 
+from gateway import metrics, tracing
 from gateway.config.model import RedisConfig
 from gateway.errors import StoreUnavailable
 from gateway.sessions.store import ConnectionHandler, MessageHandler
@@ -159,12 +162,19 @@ class RedisStore:
 
     async def _call(self, what: str, command: Callable[[Client], Awaitable[Any] | Any]) -> Any:
         # redis-py types results as "Awaitable[X] | X" for its sync and async clients alike.
+        # ``what`` is a fixed command word: a bounded metrics label, never a key.
+        started = time.perf_counter()
+        failed = False
         try:
-            if not self._initialised:
-                await self._initialise()
-            return await command(self._client)
+            with tracing.span(f"redis {what}", _span_attributes(what), client=True):
+                if not self._initialised:
+                    await self._initialise()
+                return await command(self._client)
         except _STORE_ERRORS as exc:
+            failed = True
             raise StoreUnavailable(f"redis {what} failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            metrics.redis_command(what, time.perf_counter() - started, failed=failed)
 
     async def _initialise(self) -> None:
         async with self._init_lock:
@@ -176,6 +186,27 @@ class RedisStore:
         """The value under ``key``, or None if absent or expired."""
         value: bytes | None = await self._call("GET", lambda c: c.get(self._key(key)))
         return value
+
+    async def scan(self, prefix: str, cursor: str, count: int) -> tuple[list[str], str]:
+        """SCAN MATCH <prefix>* (a cluster is scanned node by node; its cursor is an offset)."""
+        pattern = _glob_escape(self._key(prefix)) + "*"
+        if isinstance(self._client, RedisCluster):
+            everything = sorted(
+                await self._call("SCAN", lambda c: _scan_all(c, pattern))
+            )  # fmt: skip
+            start = int(cursor or 0)
+            page = everything[start : start + count]
+            rest = str(start + count) if start + count < len(everything) else ""
+            return [self._unkey(k) for k in page], rest
+        next_cursor, found = await self._call(
+            "SCAN", lambda c: c.scan(int(cursor or 0), match=pattern, count=count)
+        )
+        keys = [self._unkey(k) for k in found]
+        return keys, ("" if int(next_cursor) == 0 else str(next_cursor))
+
+    def _unkey(self, key: bytes | str) -> str:
+        text = key.decode() if isinstance(key, bytes) else key
+        return text[len(self._prefix) :]
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """MGET per batch; the cluster client splits each by slot and pipelines the parts."""
@@ -296,6 +327,11 @@ class RedisStore:
                 await sentinel.aclose()
 
 
+@functools.cache
+def _span_attributes(what: str) -> dict[str, str]:
+    return {"db.system.name": "redis", "db.operation.name": what}
+
+
 async def _mget(client: Client, keys: list[str]) -> list[bytes | None]:
     if isinstance(client, RedisCluster):
         return await client.mget_nonatomic(keys)
@@ -368,3 +404,12 @@ class _Listener:
                 self.on_connection(up)
             except Exception:
                 log.exception("redis: connection handler of %s failed", self.channel)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob (a key prefix may hold * ? [ ])."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+async def _scan_all(client: Any, pattern: str) -> list[Any]:
+    return [key async for key in client.scan_iter(match=pattern, count=500)]

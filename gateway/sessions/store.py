@@ -26,6 +26,11 @@ class SessionStore(Protocol):
         """The value under ``key``, or None if absent or expired."""
         ...
 
+    async def scan(self, prefix: str, cursor: str, count: int) -> tuple[list[str], str]:
+        """About ``count`` keys starting with ``prefix`` from ``cursor`` ('' to begin), and
+        the cursor of the rest ('' when done). For admin listings, not the request path."""
+        ...
+
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """The values under ``keys``, in order, in a few round trips (not atomic)."""
         ...

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.config.model import Bearer, TrustedIssuer
 from gateway.crypto import digest
 from gateway.errors import (
@@ -18,6 +18,7 @@ from gateway.errors import (
     ConfigError,
     GatewayError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidToken,
     ProviderUnavailable,
 )
@@ -31,6 +32,7 @@ from gateway.tokens.bearer import (
     parse_bearer,
     refuse_token_in_query,
 )
+from gateway.tokens.dpop import DpopVerifier
 from gateway.tokens.expiring_cache import ExpiringCache
 from gateway.tokens.introspection import (
     IntrospectionCache,
@@ -149,8 +151,11 @@ class BearerAuthenticator:
         session: aiohttp.ClientSession,
         shared_cache: SharedState | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        dpop_replay: SharedState | None = None,
     ) -> None:
         self.config = config
+        self.dpop = DpopVerifier(config.dpop, dpop_replay, clock=clock)
         self.issuers = [build_issuer_clients(i, session, clock) for i in config.issuers]
         self._by_issuer = {clients.config.issuer: clients for clients in self.issuers}
         self._clock = clock
@@ -186,7 +191,8 @@ class BearerAuthenticator:
         introspection call) and may raise to refuse it, e.g. a rate limit.
         """
         try:
-            principal = await self._authenticate(authorization_header, query_string, gate)
+            with tracing.span("bearer validate"):
+                principal = await self._authenticate(authorization_header, query_string, gate)
         except MissingToken:
             metrics.authentication("bearer", "missing")
             raise
@@ -209,7 +215,7 @@ class BearerAuthenticator:
         header = authorization_header
         if header is not None and not isinstance(header, str):
             header = one_authorization_header(list(header))
-        token = parse_bearer(header)
+        token = parse_bearer(header, dpop=self.config.dpop.enabled)
         key = digest(token)
         accepted = self._accepted.get(key, self._clock())
         if accepted is not None:
@@ -319,6 +325,12 @@ def www_authenticate(error: GatewayError, realm: str) -> str:
         params.append(("scope", error.scope))
     elif isinstance(error, MissingToken):
         pass  # no credentials at all: no error code (RFC 6750 3.1)
+    elif isinstance(error, InsufficientUserAuthentication):
+        params += [("error", error.code), ("error_description", error.public_message)]
+        if error.acr_values:
+            params.append(("acr_values", " ".join(error.acr_values)))
+        if error.max_age is not None:
+            params.append(("max_age", str(error.max_age)))
     elif isinstance(error, InvalidToken):
         params += [("error", "invalid_token"), ("error_description", error.public_message)]
     elif isinstance(error, BadRequest):

@@ -11,6 +11,9 @@ from gateway.errors import BadRequest, InvalidToken
 MAX_TOKEN_HEADER_BYTES = 8 * 1024
 # credentials = "Bearer" 1*SP b64token; b64token = 1*(ALPHA / DIGIT / "-._~+/") *"="
 BEARER_CREDENTIALS = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)", re.ASCII)
+# RFC 9449 7.1: the same token68 after the DPoP scheme.
+DPOP_CREDENTIALS = re.compile(r"[Dd][Pp][Oo][Pp] +([A-Za-z0-9\-._~+/]+=*)", re.ASCII)
+_CREDENTIALS = {"bearer": BEARER_CREDENTIALS, "dpop": DPOP_CREDENTIALS}
 
 
 class MissingToken(InvalidToken):
@@ -30,18 +33,25 @@ def one_authorization_header(values: Sequence[str]) -> str | None:
     return values[0] if values else None
 
 
-def parse_bearer(header: str | None) -> str:
-    """The token of an `Authorization: Bearer <token>` header value."""
+def authorization_scheme(header: str | None) -> str:
+    """The header's scheme, lower-cased ('' for none)."""
+    return re.split(r"[ \t]", header.strip(), maxsplit=1)[0].lower() if header else ""
+
+
+def parse_bearer(header: str | None, *, dpop: bool = False) -> str:
+    """The token of an `Authorization: Bearer <token>` header value (or `DPoP <token>`
+    when ``dpop``: whether its proof is good is for tokens/dpop.py to say)."""
     if header is None or not header.strip():
         raise MissingToken("no Authorization header")
     if len(header) > MAX_TOKEN_HEADER_BYTES:
         raise malformed("The access token is too large.")
-    scheme = re.split(r"[ \t]", header, maxsplit=1)[0]
-    if scheme.lower() != "bearer":
+    scheme = authorization_scheme(header)
+    if scheme != "bearer" and not (dpop and scheme == "dpop"):
         raise MissingToken("the Authorization header is not of the Bearer scheme")
-    match = BEARER_CREDENTIALS.fullmatch(header)
+    match = _CREDENTIALS[scheme].fullmatch(header)
     if match is None:
-        raise malformed("The Authorization header is not 'Bearer' followed by a token.")
+        name = "DPoP" if scheme == "dpop" else "Bearer"
+        raise malformed(f"The Authorization header is not '{name}' followed by a token.")
     return match.group(1)
 
 

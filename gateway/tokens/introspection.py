@@ -25,6 +25,7 @@ from gateway.idp.addresses import AddressGuard
 from gateway.idp.http import display_url, fetch_json
 from gateway.idp.jwks import UriSource
 from gateway.sessions.shared import SharedState
+from gateway.tokens.dpop import bound_key
 from gateway.tokens.expiring_cache import ExpiringCache
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ BEARER_TOKEN_TYPES = frozenset(
 Result = dict[str, Any]
 Verdict = tuple[Result, float]  # a result and until when it may be cached
 SHARED_CACHE = "introspection"  # the shared store's cache name (keys, metrics)
-VERDICT_RULES = 1  # bump when the verdict rules change: older cached verdicts stop counting
+VERDICT_RULES = 2  # bump when the verdict rules change: older cached verdicts stop counting
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 
 
@@ -97,7 +98,7 @@ class IntrospectionClient:
         self.call_count += 1
         status, body = await fetch_json(
             self._session, endpoint, guard=self._guard, timeout=self._timeout,
-            method="POST", data=form, auth=auth,
+            method="POST", data=form, auth=auth, endpoint="introspection",
         )  # fmt: skip
         if status == 400 and body.get("error") == "unsupported_token_type":
             raise UnsupportedTokenType(f"{display_url(endpoint)} does not introspect this token")
@@ -160,7 +161,12 @@ def _refusal(response: Result, trusted: TrustedIssuer, now: float) -> str | None
     if "iss" in response and response["iss"] != trusted.issuer:
         return "The token's issuer is not trusted."
     token_type = response.get("token_type")
-    if token_type is not None and str(token_type).lower() not in BEARER_TOKEN_TYPES:
+    if token_type is not None and str(token_type).lower() == "dpop":
+        # RFC 9449 6.2: a DPoP token is introspected with its binding; without one, the
+        # binding cannot be checked, so the token cannot be used at all.
+        if not bound_key(response):
+            return "The DPoP token's introspection answer names no key (cnf.jkt)."
+    elif token_type is not None and str(token_type).lower() not in BEARER_TOKEN_TYPES:
         return "The token is not a bearer access token."
     if "aud" in response:
         if not set(_claim_list(response["aud"])) & set(trusted.audiences):

@@ -14,6 +14,7 @@ from gateway.config.model import Config
 from gateway.crypto import KeyRing
 from gateway.idp.resolver import idp_connector
 from gateway.login.provider import ProviderClient
+from gateway.proxy.upstream_pool import UpstreamPool
 from gateway.sessions.layout import LOGIN_PREFIX
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.memory import MemoryStore
@@ -43,8 +44,10 @@ from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import NOTIFIER, LogoutNotifier, drain_notices
 from gateway.web.middlewares import context_middleware
+from gateway.web.resource_metadata import WELL_KNOWN, protected_resource_metadata
 from gateway.web.server_header import drop_server_banner
 from gateway.web.services import Services
+from gateway.web.tracing_middleware import tracing_lifecycle, tracing_middleware
 from gateway.web.websocket_sessions import WEBSOCKET_SESSIONS, SessionSockets, websocket_watchdog
 
 log = logging.getLogger("gateway.app")
@@ -53,8 +56,11 @@ log = logging.getLogger("gateway.app")
 def build_app(config: Config) -> web.Application:
     """An application serving ``config``; its clients open and close with the app."""
     services = Services.compile(config)
+    # Tracing, when on, wraps everything: the access log line is written inside the span.
+    traced = [tracing_middleware] if config.tracing.enabled else []
     app = web.Application(
         middlewares=[
+            *traced,
             context_middleware,
             gateway_body_limit(),
         ],
@@ -68,6 +74,7 @@ def build_app(config: Config) -> web.Application:
     if config.admin.token is not None:
         app[admin.ADMIN_FAILURES] = admin.failure_budget(config.admin.max_failures)
     app.on_response_prepare.append(drop_server_banner)
+    app.cleanup_ctx.append(tracing_lifecycle)  # first up, last down: spans of teardown flush
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(drain_notices)  # torn down first: notices finish, then clients close
     app.cleanup_ctx.append(internal_listener)
@@ -83,6 +90,7 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/readyz", health.readyz, allow_head=True)
     router.add_get(f"{prefix}/login", login.login)
     router.add_get(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
+    router.add_post(f"{prefix}/callback", metrics_handlers.count_login_failures(login.callback))
     router.add_get(f"{prefix}/logout", logout.logout_page)
     router.add_post(f"{prefix}/logout", logout.logout)
     router.add_get(f"{prefix}/logged-out", logout.logged_out)
@@ -99,6 +107,8 @@ def _add_routes(app: web.Application, prefix: str) -> None:
     router.add_get(f"{prefix}/.well-known/jwks.json", jwks.jwks, allow_head=True)
     router.add_route("*", f"{prefix}/auth", forward_auth.forward_auth)
     metrics_handlers.add_metrics_route(app, prefix)
+    router.add_get(WELL_KNOWN, protected_resource_metadata)
+    router.add_get(WELL_KNOWN + "/{resource:.*}", protected_resource_metadata)
     router.add_route("*", "/{tail:.*}", proxy_handler)
 
 
@@ -140,6 +150,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     """Open the upstream pool, the provider client, the session store; close them at exit."""
     services = app[SERVICES]
     config = services.config
+    services.upstream_pool = UpstreamPool()
     services.upstream_http = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=60),
         auto_decompress=False,
@@ -170,8 +181,16 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
         )
     if config.bearer.issuers:
         verdicts = _shared_verdicts(config, shared, keyring)
-        services.bearer = BearerAuthenticator(config.bearer, idp_http, shared_cache=verdicts)
+        services.bearer = BearerAuthenticator(
+            config.bearer, idp_http, shared_cache=verdicts, dpop_replay=shared
+        )
+        if config.sessions.store == "redis" and keyring.is_ephemeral and config.bearer.dpop.enabled:
+            log.warning(
+                "without sessions.secrets no other instance can open this one's DPoP "
+                "replay marks: a DPoP proof may be replayed once at each instance"
+            )
     yield
     await manager.close()
     await idp_http.close()
     await services.upstream_http.close()
+    services.upstream_pool.close()

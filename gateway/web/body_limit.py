@@ -1,17 +1,23 @@
-"""A small body limit for the gateway's own endpoints; proxied bodies stream unbounded by it."""
+"""Bodies of the gateway's own endpoints: small and quick; proxied bodies stream unbounded by it."""
 
 from __future__ import annotations
+
+import asyncio
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.errors import BodyTimeout
+from gateway.proxy.lingering import skip_lingering
+from gateway.web.connections import close_unread
 from gateway.web.keys import SERVICES
 from gateway.web.responses import error_response
 
 
 def gateway_body_limit(*, every_path: bool = False) -> Middleware:
-    """Refuse (413) bodies over limits.max_gateway_body_size on every path under the prefix
-    (or on every path); read per request, so that a reload applies."""
+    """Refuse (413) bodies over limits.max_gateway_body_size, and (408) bodies not complete
+    within listen.body_timeout, on every path under the prefix (or on every path); read per
+    request, so that a reload applies."""
 
     @web.middleware
     async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -25,7 +31,24 @@ def gateway_body_limit(*, every_path: bool = False) -> Middleware:
         # is unbounded so that proxied bodies can stream. There is no public setter, and
         # clone() would copy the request's state away from the middlewares around us.
         request._client_max_size = limit
-        return await handler(request)
+        deadline = None
+        if request.body_exists and not request.content.is_eof():
+            # A client trickling the body byte by byte would otherwise hold the connection
+            # (and the handler) for as long as it likes.
+            deadline = asyncio.get_running_loop().call_later(
+                config.listen.body_timeout, _body_overdue, request, config.listen.body_timeout
+            )
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            return too_large(request, limit)
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            if not request.content.is_eof():
+                # Answered (or failed) without reading the whole body: it was refused as
+                # too large, or not needed. Close rather than read the rest for nothing.
+                skip_lingering(request)
 
     return body_limit
 
@@ -34,10 +57,19 @@ def _under(path: str, base: str) -> bool:
     return path == base or path.startswith(base + "/")
 
 
+def _body_overdue(request: web.Request, seconds: float) -> None:
+    """The body is not complete in time: the handler's read fails with 408 (BodyTimeout)."""
+    if not request.content.is_eof():
+        request.content.set_exception(
+            BodyTimeout(f"request body to {request.path} not complete within {seconds:g} s")
+        )
+        skip_lingering(request)
+
+
 def too_large(request: web.Request, limit: int) -> web.StreamResponse:
-    """413, closing the connection rather than reading the rest of the body."""
+    """413, closing the connection rather than reading (draining) the rest of the body."""
     response = error_response(
         request, 413, "body_too_large", f"Request bodies here are limited to {limit} bytes."
     )
-    response.force_close()
+    close_unread(request, response)
     return response

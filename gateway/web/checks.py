@@ -1,118 +1,119 @@
-"""`gateway check`: the config's own consistency, then each provider checked live."""
+"""`gateway check`: what to register, every rule in one pass, then live probes of each service."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from gateway import __version__
+from gateway.config.load import read_raw
 from gateway.config.model import Config
-from gateway.errors import ConfigError
+from gateway.config.partial import IndexMap, validate_partially
 from gateway.idp.check import check_provider
 from gateway.idp.resolver import idp_connector
-from gateway.policy.route_checks import route_policy_problems
 from gateway.providers import profile_for
-from gateway.providers.detect import profile_findings
-from gateway.sessions.shared import shared_namespace
-from gateway.tokens.authenticator import trusted_issuer_problems
-from gateway.web.pages.contrast import ui_contrast_problems
-from gateway.web.pages.site import Site
-
-Level = Literal["ok", "warn", "error"]
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    level: Level
-    subject: str
-    message: str
+from gateway.types import Finding
+from gateway.web.probes import (
+    probe_bearer_issuer,
+    probe_client_credentials,
+    probe_redis,
+    probe_upstreams,
+)
+from gateway.web.rules import config_findings
 
 
-def static_findings(config: Config) -> list[Finding]:
-    """Problems visible in the config alone (no network)."""
-    findings: list[Finding] = []
-    for i, route in enumerate(config.routes):
-        where = f"routes[{i}]"
-        if route.auth in ("login", "login_or_bearer") and not config.providers:
-            findings.append(
-                Finding("error", where, f"auth '{route.auth}' needs a provider, none configured")
-            )
-        if route.auth in ("bearer", "login_or_bearer") and not config.bearer.issuers:
-            findings.append(
-                Finding("error", where, f"auth '{route.auth}' needs bearer.issuers, none set")
-            )
-        if not route.tls.verify:
-            findings.append(Finding("warn", where, "upstream TLS verification is turned off"))
-    findings += [Finding(*problem) for problem in route_policy_problems(config)]
-    for i, provider in enumerate(config.providers):
-        findings += _profile_findings(f"providers[{i}]", provider.issuer, provider.profile)
-        findings += [Finding("warn", f"providers[{i}]", w)
-                     for w in profile_for(provider).warnings()]  # fmt: skip
-    for i, issuer in enumerate(config.bearer.issuers):
-        where = f"bearer.issuers[{i}]"
-        findings += [Finding("error", where, p) for p in trusted_issuer_problems(issuer)]
-        findings += _profile_findings(where, issuer.issuer, issuer.profile)
-    if not config.sessions.cookie_secure:
-        findings.append(Finding("warn", "sessions.cookie_secure", "cookies are not marked Secure"))
-    if config.sessions.store == "redis" and not config.sessions.secrets:
-        findings.append(
-            Finding(
-                "error",
-                "sessions.secrets",
-                "the redis store is shared across instances, so every instance needs the "
-                "same secrets",
-            )
-        )
-    if config.sessions.store == "redis":
-        findings.append(namespace_finding(config))
-    findings += page_findings(config)
-    return findings
+def registration_uris(config: Config) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Per provider, the URIs to register there: (provider name, [(metadata name, URI)])."""
+    base = _origin(config) + config.prefix.rstrip("/")
+    out: list[tuple[str, list[tuple[str, str]]]] = []
+    for provider in config.providers:
+        uris = [("redirect_uri", f"{base}/callback")]
+        if not profile_for(provider).uses_id_token:  # OAuth 2.0 only: no logout to register
+            out.append((provider.name, uris))
+            continue
+        post_logout = provider.post_logout_redirect_uri or f"{base}/logged-out"
+        uris.append(("post_logout_redirect_uri", post_logout))
+        if provider.backchannel_logout:
+            suffix = f"/{provider.name}" if len(config.providers) > 1 else ""
+            uris.append(("backchannel_logout_uri", f"{base}/backchannel-logout{suffix}"))
+        if provider.frontchannel_logout:
+            uris.append(("frontchannel_logout_uri", f"{base}/frontchannel-logout"))
+        out.append((provider.name, uris))
+    return out
 
 
-def _profile_findings(where: str, issuer: str, profile: str) -> list[Finding]:
-    applied, warnings = profile_findings(issuer, profile)
-    return [Finding("ok", where, applied), *(Finding("warn", where, w) for w in warnings)]
+def _origin(config: Config) -> str:
+    # The same origin the login handlers put in redirect_uri (login_services.callback_url).
+    if config.public_url is None:
+        return "https://<gateway host>"
+    parts = urlsplit(config.public_url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
-def page_findings(config: Config) -> list[Finding]:
-    """The pages' templates and logo files load, and the colours stay readable."""
-    try:
-        Site.compile(config.ui, config.prefix)
-    except ConfigError as exc:
-        return [Finding("error", "ui", problem) for problem in exc.problems]
-    return [Finding("warn", where, problem) for where, problem in ui_contrast_problems(config.ui)]
-
-
-def namespace_finding(config: Config) -> Finding:
-    """Which namespace the shared caches in Redis use (equal only for equal configs)."""
-    return Finding(
-        "ok",
-        "sessions.redis",
-        f"shared caches use namespace {shared_namespace(config)}: instances share "
-        "introspection verdicts and logout-token marks only when key_prefix, bearer issuers "
-        "(audiences, introspection client) and providers (issuer, client_id) are equal",
-    )
-
-
-async def run_checks(config: Config, *, offline: bool) -> int:
-    """Print findings; exit code 1 when any is an error."""
-    findings = static_findings(config)
-    if not offline:
-        findings += await live_findings(config)
+async def run_checks(path: Path, *, offline: bool) -> int:
+    """Print what to register, then every finding; exit 2 on schema errors, 1 on others."""
+    raw, file_problems = read_raw(path)
+    schema_problems, config, index = validate_partially(raw)
+    # An unset ${VAR} or unreadable secret file also fails validation: say it once.
+    unset = [p.partition(": ")[0] for p in file_problems]
+    schema_problems = [p for p in schema_problems if not p.startswith(tuple(unset) or ("\0",))]
+    problems = [*file_problems, *schema_problems]
+    findings = [Finding("error", *_split(problem)) for problem in problems]
+    if config is not None:
+        _print_registration(config)
+        found = config_findings(config)
+        if not offline:
+            found += await live_findings(config)
+        mapped = [Finding(f.level, index.original(f.subject), f.message) for f in found]
+        findings += [
+            f for f in mapped
+            if not index.touches_pruned(f.subject) and not _follows_from_pruning(f, index)
+        ]  # fmt: skip
+        if problems:
+            findings.append(Finding("ok", "", "the rules above were checked on the file "
+                                    "without the keys that failed validation"))  # fmt: skip
     for f in findings:
-        print(f"[{f.level.upper():5}] {f.subject}: {f.message}")
+        print(f"[{f.level.upper():5}] {f.line()}")
     errors = sum(f.level == "error" for f in findings)
-    print(
-        f"configuration checked: {errors} error(s), "
-        f"{sum(f.level == 'warn' for f in findings)} warning(s)"
-    )
+    warnings = sum(f.level == "warn" for f in findings)
+    print(f"configuration checked: {errors} error(s), {warnings} warning(s)")
+    if problems:
+        return 2
     return 1 if errors else 0
 
 
+# Rule findings that only say a section is empty, which it may be because its entries
+# failed validation (those errors are listed already).
+_EMPTY_SECTION = {"needs a provider": "providers", "needs bearer.issuers": "bearer.issuers"}
+
+
+def _follows_from_pruning(finding: Finding, index: IndexMap) -> bool:
+    return any(
+        words in finding.message and index.pruned_under(section)
+        for words, section in _EMPTY_SECTION.items()
+    )
+
+
+def _split(problem: str) -> tuple[str, str]:
+    subject, sep, message = problem.partition(": ")
+    return (subject, message) if sep and " " not in subject else ("", problem)
+
+
+def _print_registration(config: Config) -> None:
+    for name, uris in registration_uris(config):
+        print(f"Register at provider {name!r}:")
+        for what, uri in uris:
+            print(f"  {what + ':':<26} {uri}")
+    if config.providers and config.public_url is None:
+        print("  (public_url is not set: replace <gateway host> by the external host name)")
+    if config.providers:
+        print()
+
+
 async def live_findings(config: Config) -> list[Finding]:
-    """Each provider checked live (discovery, keys, logout support) and its logout URLs."""
+    """Each provider, bearer issuer, the session store and each upstream, checked live."""
     findings: list[Finding] = []
     async with aiohttp.ClientSession(
         connector=idp_connector(config),
@@ -129,24 +130,11 @@ async def live_findings(config: Config) -> list[Finding]:
                 needs_id_token=profile.uses_id_token,
             )
             findings += [Finding(r.level, where, r.message) for r in results]
-            findings += logout_uri_findings(config, i)
-    if config.providers and config.public_url is None:
-        message = "not set: replace <gateway host> in the logout URIs by the external URL"
-        findings.append(Finding("warn", "public_url", message))
-    return findings
-
-
-def logout_uri_findings(config: Config, index: int) -> list[Finding]:
-    """The URLs to register at the provider as backchannel/frontchannel_logout_uri."""
-    provider = config.providers[index]
-    where = f"providers[{index}]"
-    base = (config.public_url or "https://<gateway host>").rstrip("/") + config.prefix.rstrip("/")
-    suffix = f"/{provider.name}" if len(config.providers) > 1 else ""
-    findings: list[Finding] = []
-    if provider.backchannel_logout:
-        url = f"{base}/backchannel-logout{suffix}"
-        findings.append(Finding("ok", where, f"register backchannel_logout_uri: {url}"))
-    if provider.frontchannel_logout:
-        url = f"{base}/frontchannel-logout"
-        findings.append(Finding("ok", where, f"register frontchannel_logout_uri: {url}"))
+            redirect_uri = _origin(config) + config.prefix.rstrip("/") + "/callback"
+            findings.append(await probe_client_credentials(provider, session, redirect_uri, where))
+        for i, issuer in enumerate(config.bearer.issuers):
+            findings += await probe_bearer_issuer(issuer, session, f"bearer.issuers[{i}]")
+    if config.sessions.store == "redis":
+        findings += await probe_redis(config)
+    findings += await probe_upstreams(config)
     return findings

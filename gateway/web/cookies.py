@@ -45,6 +45,7 @@ class CookiePolicy:
         max_age: int,
         *,
         domain: str | None,
+        samesite: str = "Lax",
     ) -> None:
         # Written as a header, not response.set_cookie: aiohttp keeps one cookie per name,
         # so the host-only copy expired next to a Domain cookie of the same name was lost.
@@ -57,7 +58,7 @@ class CookiePolicy:
             morsel["domain"] = domain
         morsel["secure"] = self.secure
         morsel["httponly"] = True
-        morsel["samesite"] = "Lax"
+        morsel["samesite"] = samesite
         response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
     def set_session(self, response: web.StreamResponse, ticket: str, max_age: float) -> None:
@@ -71,8 +72,19 @@ class CookiePolicy:
             self._set(response, self.session_name, "", 0, domain=None)
         self._set(response, self.session_name, "", 0, domain=self.domain)
 
-    def set_login_binding(self, response: web.StreamResponse, value: str, max_age: float) -> None:
-        self._set(response, self.login_name, value, int(max_age), domain=None)
+    def set_login_binding(
+        self,
+        response: web.StreamResponse,
+        value: str,
+        max_age: float,
+        *,
+        cross_site_post: bool = False,
+    ) -> None:
+        """``cross_site_post``: the provider answers with a form POST (form_post) from its
+        own site, which a Lax cookie would not join; only this short-lived, host-only
+        cookie is then SameSite=None (browsers drop SameSite=None unless Secure)."""
+        samesite = "None" if cross_site_post and self.secure else "Lax"
+        self._set(response, self.login_name, value, int(max_age), domain=None, samesite=samesite)
 
     def clear_login_binding(self, response: web.StreamResponse) -> None:
         self._set(response, self.login_name, "", 0, domain=None)

@@ -17,10 +17,14 @@ from gateway.errors import (
     RateLimited,
     Unauthorized,
 )
-from gateway.policy.authz import decide, method_allowed, override_methods
+from gateway.policy.authz import RequestFacts, decide, method_allowed, override_methods
+from gateway.policy.canonical import CanonicalPath
 from gateway.policy.routes import CompiledRoute
+from gateway.tokens.bearer import MissingToken
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
+from gateway.web.proof_of_possession import RequestTarget, check_proof_of_possession
+from gateway.web.resource_metadata import note_resource
 from gateway.web.responses import wants_html
 from gateway.web.services import Compiled, Services
 
@@ -42,20 +46,32 @@ async def establish_identity(
     *,
     allow_redirect: bool = True,
     query_string: str | None = None,
+    dpop_target: RequestTarget | None = None,
 ) -> Principal | web.StreamResponse:
     """The caller's principal, or a response (redirect to sign in) to send instead.
 
-    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login) and the
-    original request's ``query_string``.
+    Forward-auth passes ``allow_redirect=False`` (no session: 401, never a login), the
+    original request's ``query_string``, and its method and URL (``dpop_target``).
     """
     mode = route.config.auth
+    origin = dpop_target[1] if dpop_target else request[VIEW].origin
+    note_resource(request, _origin_of(origin), route)
     has_authorization = "Authorization" in request.headers
     if mode == "bearer" or (mode == "login_or_bearer" and has_authorization):
         if services.bearer is None:
             raise NoAuthenticator(f"route {route.name} needs bearer tokens; none configured")
-        return await _bearer_principal(
-            request, services, request.query_string if query_string is None else query_string
-        )
+        try:
+            caller = await _bearer_principal(
+                request, services, request.query_string if query_string is None else query_string
+            )
+        except MissingToken:
+            if route.config.require_dpop:
+                raise services.bearer.dpop.refused(
+                    "A DPoP-bound access token is required.", None
+                ) from None
+            raise
+        await check_proof_of_possession(request, services, route, caller, dpop_target)
+        return caller
     login = services.login
     if login is None:
         raise NoAuthenticator(f"route {route.name} needs login; no provider configured")
@@ -76,7 +92,7 @@ async def establish_identity(
                 "Sign in again, then submit the form again.",
             )
         raise Unauthorized("no valid session", public="Sign-in required: no valid session.")
-    return_to = login.origin(request) + _canonical_path_qs(request)
+    return_to = login.origin(request) + canonical_path_qs(request)
     if route.config.provider or len(login.providers) == 1:
         name = route.config.provider or next(iter(login.providers))
         return await login.start_login(request, login.providers[name], return_to)
@@ -84,7 +100,12 @@ async def establish_identity(
     raise web.HTTPFound(f"{prefix}/login?" + urlencode({"rd": return_to}))
 
 
-def _canonical_path_qs(request: web.Request) -> str:
+def _origin_of(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.partition('/')[0]}"
+
+
+def canonical_path_qs(request: web.Request) -> str:
     query = request.rel_url.raw_query_string
     return request[TARGET].encoded + (f"?{query}" if query else "")
 
@@ -132,10 +153,25 @@ def authorize_public(route: CompiledRoute, method: str, query_string: str) -> No
     _check_methods(route, method, query_string)
 
 
-def authorize(route: CompiledRoute, principal: Principal, method: str, query_string: str) -> None:
-    """Apply the route's policy; raise the matching 403/405."""
+def authorize(
+    route: CompiledRoute,
+    principal: Principal,
+    method: str,
+    query_string: str,
+    *,
+    target: CanonicalPath | None = None,
+    client_ip: str | None = None,
+) -> None:
+    """Apply the route's policy; raise the matching 403/405.
+
+    Without ``target`` / ``client_ip`` conditions on path / network refuse (fail closed)."""
     _check_methods(route, method, query_string)
-    decision = decide(route.config.policy, principal, method)
+    facts = RequestFacts(
+        (method, *override_methods(query_string)),
+        route.paths_below(target) if target is not None else None,
+        client_ip,
+    )
+    decision = decide(route.config.policy, principal, facts)
     if decision.allowed:
         return
     if decision.status == 405:
@@ -184,3 +220,10 @@ def strip_gateway_cookies(names: frozenset[str], headers: CIMultiDict[str]) -> N
     headers.popall("Cookie")
     if kept:
         headers["Cookie"] = "; ".join(kept)
+
+
+def client_of(request: web.Request) -> str | None:
+    """The caller's address as the gateway believes it (trusted proxies applied), for the
+    audit log: who acted, never with what credential."""
+    view = request.get(VIEW)
+    return view.client_ip if view is not None else request.remote

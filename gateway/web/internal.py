@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.errors import ConfigError
+from gateway.errors import StartupError
 from gateway.web.body_limit import gateway_body_limit
 from gateway.web.connections import bounded_site
 from gateway.web.handlers import admin
@@ -61,7 +62,8 @@ async def internal_listener(app: web.Application) -> AsyncIterator[None]:
         await bounded_site(runner, config, host, port, reuse_port=True).start()
     except OSError as exc:
         await runner.cleanup()
-        raise ConfigError([f"metrics.listen: cannot listen on {listen}: {exc.strerror}"]) from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise StartupError([f"metrics.listen: cannot listen on {listen}: {reason}"]) from None
     log.info("internal listener (metrics, admin)", extra={"host": host, "port": port})
     try:
         yield

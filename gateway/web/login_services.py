@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -10,16 +11,17 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gateway import metrics
-from gateway.config.model import Config
+from gateway import metrics, tracing
+from gateway.config.model import Config, StepUp
 from gateway.crypto import KeyRing, random_token
 from gateway.errors import LoginError, ProviderUnavailable
 from gateway.login.provider import ProviderClient
 from gateway.login.token_endpoint import RefreshRefused
 from gateway.policy.redirects import safe_return_url
+from gateway.policy.step_up import authorize_params
 from gateway.sessions.manager import LoadedSession, SessionManager
 from gateway.sessions.shared import SharedState
-from gateway.types import Principal, SessionRecord
+from gateway.types import Principal, SessionRecord, TokenSet
 from gateway.web.cookies import CookiePolicy
 from gateway.web.keys import SERVICES, VIEW
 from gateway.web.pages.respond import render_page
@@ -70,12 +72,17 @@ class LoginServices:
         return_to: str,
         *,
         prompt: str | None = None,
+        step_up: StepUp | None = None,
+        claims: dict[str, Any] | None = None,
     ) -> web.Response:
         """Send the browser to the provider, reusing its pending login if it has one.
 
         Every start (the login endpoint or a navigation to a protected route) spends one
         of the client address's ``rate_limit.per_minute`` login starts: over it, 429 and
         nothing is written. A ``prompt`` ("Use another account") always starts a fresh login.
+        ``step_up`` (a route's, else the provider's configured acr_values / max_age) is asked
+        for and recorded, so the callback verifies it; ``claims`` are the current session's
+        (their acr decides on prompt=login).
         """
         limiter = request.app[SERVICES].rate_limiter
         if limiter is not None:
@@ -91,7 +98,11 @@ class LoginServices:
             # (and still holds a pending login for) may be reused.
             binding = random_token()
         now = time.time()
+        step_up = step_up or provider.configured_step_up()
+        wanted = step_up.model_dump() if step_up is not None else None
         ttl = self._reusable_for(pending, provider, redirect_uri, now) if prompt is None else 0.0
+        if pending is not None and pending.get("step_up") != wanted:
+            ttl = 0.0  # a pending login for another level cannot serve this one
         reused = pending is not None and ttl > 0
         if pending is not None and reused:
             state = pending
@@ -107,6 +118,7 @@ class LoginServices:
                 "return_to": target,
                 "redirect_uri": redirect_uri,
                 "started": now,
+                "step_up": wanted,
             }
             # Under the same key as a pending login it replaces: one login per browser.
             ttl = self.config.sessions.login_state_ttl
@@ -117,9 +129,14 @@ class LoginServices:
             nonce=state["nonce"],
             verifier=state["verifier"],
             prompt=prompt,
+            extra=authorize_params(step_up, claims, provider.config.acr_levels)
+            if step_up is not None
+            else None,
         )
         response = web.HTTPFound(url, headers={"Cache-Control": "no-store"})
-        self.cookies.set_login_binding(response, binding, ttl)
+        self.cookies.set_login_binding(
+            response, binding, ttl, cross_site_post=provider.config.response_mode == "form_post"
+        )
         log.info("login started", extra={"provider": provider.name, "reused": reused})
         metrics.LOGINS_STARTED.labels(provider.name).inc()
         return response
@@ -156,15 +173,47 @@ class LoginServices:
         ticket = self.cookies.session_ticket(request)
         if not ticket:
             return None
-        loaded = await self.manager.load(ticket)
+        with tracing.span("session load"):
+            loaded = await self.manager.load(ticket)
         if loaded is None:
             metrics.authentication("session", "expired")
             return None
+        if not self._made_here(loaded.record):
+            metrics.authentication("session", "foreign")
+            return None
         loaded = await self._maybe_refresh(loaded)
+        if loaded is not None:
+            loaded = await self._maybe_reread_claims(loaded)
         if loaded is None:
             return None
+        now = time.time()
+        if self._expired_for_good(loaded, now):
+            log.info("session ended: its access token expired and it cannot be refreshed")
+            metrics.authentication("session", "ended")
+            await self.manager.destroy(loaded.session_id)
+            return None
         metrics.authentication("session", "ok")
-        return principal_of(loaded)
+        return principal_of(loaded, now)
+
+    def _expired_for_good(self, loaded: LoadedSession, now: float) -> bool:
+        """An expired access token with no refresh token (or provider) to renew it."""
+        tokens = loaded.record.tokens
+        renewable = tokens.refresh_token and loaded.record.provider in self.providers
+        return bool(
+            self.config.sessions.end_with_access_token
+            and access_token_expired(tokens, now)
+            and not renewable
+        )
+
+    def _made_here(self, record: SessionRecord) -> bool:
+        """Whether one of this gateway's providers (same client) made it."""
+        provider = self.providers.get(record.provider)
+        if provider is None:
+            return False
+        if provider.config.client_id != record.client_id:
+            log.info("session of client %r refused: not this gateway's", record.client_id[:64])
+            return False
+        return True
 
     def _needs_refresh(self, loaded: LoadedSession, now: float) -> bool:
         tokens = loaded.record.tokens
@@ -187,21 +236,56 @@ class LoginServices:
             current = await self.manager.reload(loaded)
             if current is None or not holder or not self._needs_refresh(current, time.time()):
                 return current
-            return await self._refresh(current, self.providers[current.record.provider])
+            with tracing.span("session refresh", {"gateway.provider": current.record.provider}):
+                return await self._refresh(current, self.providers[current.record.provider])
 
-    async def _refreshed_id_token_ok(
-        self, loaded: LoadedSession, provider: ProviderClient, id_token: str
-    ) -> bool:
-        """OIDC Core 12.2: a refreshed id_token is validated and must name the same user."""
+    def _claims_due(self, loaded: LoadedSession, now: float) -> bool:
+        provider = self.providers.get(loaded.record.provider)
+        interval = provider.config.claims_refresh_interval if provider else None
+        read_at = loaded.record.claims_read_at or loaded.record.created_at
+        return interval is not None and now - read_at >= interval
+
+    async def _maybe_reread_claims(self, loaded: LoadedSession) -> LoadedSession | None:
+        """Re-read userinfo on claims_refresh_interval (providers whose sessions are not
+        refreshed often); one reader per session, like a refresh."""
+        if not self._claims_due(loaded, time.time()):
+            return loaded
+        async with self.manager.refresh_lock(
+            loaded.session_id, wait=self.config.sessions.refresh_lock_wait
+        ) as holder:
+            current = await self.manager.reload(loaded)
+            if current is None or not holder or not self._claims_due(current, time.time()):
+                return current
+            provider = self.providers[current.record.provider]
+            tokens = dataclasses.replace(current.record.tokens, id_token=None)
+            claims = await self._fresh_claims(current, provider, tokens)
+            if claims is None:
+                metrics.authentication("session", "ended")
+                await self.manager.destroy(current.session_id)
+                return None
+            current.record.claims = claims
+            current.record.claims_read_at = time.time()
+            if not await self.manager.save(current):
+                return None
+            log.info("session claims re-read", extra={"provider": provider.name})
+            return current
+
+    async def _fresh_claims(
+        self, loaded: LoadedSession, provider: ProviderClient, fresh: TokenSet
+    ) -> dict[str, Any] | None:
+        """The claims read again with the new tokens; None when the session must end."""
+        record = loaded.record
         try:
-            claims = await provider.validate_id_token(id_token, nonce=None)
+            return await provider.claims_after_refresh(
+                fresh, record.claims, record.subject, record.tokens.id_token
+            )
         except LoginError as exc:
-            log.warning("session ended: the refreshed id_token was refused: %s", exc)
-            return False
-        if claims.get("sub") != loaded.record.subject:
-            log.warning("session ended: the refreshed id_token names another subject")
-            return False
-        return True
+            log.warning("session ended: claims after the refresh were refused: %s", exc)
+            return None
+        except ProviderUnavailable as exc:
+            # The tokens are fresh; the claims are re-read at the next refresh.
+            log.warning("claims not re-read after the refresh, kept as they were: %s", exc)
+            return record.claims
 
     async def _refresh(
         self, loaded: LoadedSession, provider: ProviderClient
@@ -215,32 +299,45 @@ class LoginServices:
         except RefreshRefused as exc:
             log.info("session ended: %s", exc, extra={"provider": provider.name})
             metrics.authentication("session", "ended")
+            metrics.refresh("refused")
             await self.manager.destroy(loaded.session_id)
             return None
         except ProviderUnavailable as exc:
             expired_for = now - (tokens.expires_at or now)
             if expired_for > self.config.sessions.refresh_grace:
+                metrics.refresh("unavailable_failed")
                 raise
             log.warning("refresh failed, keeping the session for now: %s", exc)
             metrics.PROVIDER_ERRORS.inc()
+            metrics.refresh("unavailable_kept")
             return loaded
-        if fresh.id_token and not await self._refreshed_id_token_ok(
-            loaded, provider, fresh.id_token
-        ):
+        fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
+        claims = await self._fresh_claims(loaded, provider, fresh)
+        if claims is None:
+            metrics.authentication("session", "ended")
+            metrics.refresh("id_token_rejected")
             await self.manager.destroy(loaded.session_id)
             return None
-        fresh.refresh_token = fresh.refresh_token or tokens.refresh_token
         fresh.id_token = fresh.id_token or tokens.id_token
         loaded.record.tokens = fresh
+        loaded.record.claims = claims
+        loaded.record.claims_read_at = now
         if not await self.manager.save(loaded):
             return None  # the session ended (a logout) while it was being refreshed
         log.info("session refreshed", extra={"provider": provider.name})
         metrics.authentication("session", "refreshed")
+        metrics.refresh("refreshed")
         return loaded
 
 
-def principal_of(loaded: LoadedSession) -> Principal:
+def access_token_expired(tokens: TokenSet, now: float) -> bool:
+    return tokens.expires_at is not None and tokens.expires_at <= now
+
+
+def principal_of(loaded: LoadedSession, now: float) -> Principal:
+    """The session's caller; an expired access token is left out, so it is never forwarded."""
     record: SessionRecord = loaded.record
+    expired = access_token_expired(record.tokens, now)
     scope = record.tokens.scope or ""
     return Principal(
         kind="session",
@@ -250,6 +347,6 @@ def principal_of(loaded: LoadedSession) -> Principal:
         scopes=frozenset(scope.split()),
         client_id=None,
         session_id=loaded.session_id,
-        access_token=record.tokens.access_token,
+        access_token=None if expired else record.tokens.access_token,
         id_token=record.tokens.id_token,
     )

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from gateway.config.model import Config
 from gateway.idp.http import display_url
+from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import LoadedSession, SessionManager, SessionSummary
+from gateway.types import TokenSet
 from gateway.web.keys import SERVICES
 
 log = logging.getLogger("gateway.logout")
@@ -93,17 +96,22 @@ async def _send(http: aiohttp.ClientSession, url: str, notice: LogoutNotice) -> 
 
 
 class LogoutNotifier:
-    """Sends notices in the background, so logout answers do not wait for upstreams."""
+    """Sends notices (and token revocations) in the background, so logout answers do not
+    wait for upstreams or the provider."""
 
     def __init__(self) -> None:
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
 
     def send(
         self, http: aiohttp.ClientSession, config: Config, notices: list[LogoutNotice]
     ) -> None:
         if not notices:
             return
-        task = asyncio.create_task(send_notices(http, config, notices))
+        self.spawn(send_notices(http, config, notices))
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run best-effort work (it logs its own failures) without anyone waiting for it."""
+        task = asyncio.create_task(work)
         self._pending.add(task)  # a strong reference until it is done
         task.add_done_callback(self._pending.discard)
 
@@ -127,15 +135,35 @@ async def end_sessions(
 ) -> int:
     """End the sessions a logout names, notify upstreams in the background; return how many."""
     services = app[SERVICES]
-    if services.login is None:
+    login = services.login
+    if login is None:
         return 0
     notify = wants_notices(services.config)
+    revoke = services.config.sessions.revoke_tokens_on_admin_end
     ended, doomed = await end_matching(
-        services.login.manager, issuer, sid=sid, sub=sub, collect=notify
+        login.manager, issuer, sid=sid, sub=sub, collect=notify or revoke
     )
     if notify:
         app[NOTIFIER].send(services.http, services.config, notices_of(doomed, reason))
+    if revoke:
+        app[NOTIFIER].spawn(revoke_ended(login.providers, doomed))
     return ended
+
+
+async def revoke_ended(
+    providers: Mapping[str, ProviderClient], ended: Iterable[SessionSummary]
+) -> int:
+    """Revoke the tokens of ended sessions at their providers (when the summaries carry
+    them: sessions.revoke_tokens_on_admin_end); failures are logged. Returns how many."""
+    revoked = 0
+    for summary in ended:
+        provider = providers.get(summary.provider)
+        held = summary.tokens or {}
+        if provider is None or not held.get("access_token"):
+            continue
+        tokens = TokenSet(held["access_token"], refresh_token=held.get("refresh_token"))
+        revoked += await provider.revoke_tokens(tokens)
+    return revoked
 
 
 async def end_matching(

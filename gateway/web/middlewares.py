@@ -11,8 +11,9 @@ import time
 from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
-from gateway import metrics
+from gateway import metrics, tracing
 from gateway.errors import (
+    DpopRefused,
     Forbidden,
     GatewayError,
     InsufficientScope,
@@ -21,11 +22,12 @@ from gateway.errors import (
 )
 from gateway.log import request_id_var, subject_var
 from gateway.policy.canonical import canonical_path
+from gateway.web.access_log import ACCESS, AccessEntry
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, TARGET, VIEW
+from gateway.web.resource_metadata import with_resource_metadata
 from gateway.web.responses import error_response
 
 log = logging.getLogger("gateway.request")
-access_log = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -151,30 +153,29 @@ def _error_to_response(request: web.Request, exc: GatewayError, realm: str) -> w
     metrics.count_error(exc)
     log.log(level, "%s: %s", exc.code, exc, extra={"status": exc.status, "path": request.path})
     headers: dict[str, str] = {}
-    if isinstance(exc, InvalidToken | InsufficientScope):
+    if isinstance(exc, DpopRefused):
+        from gateway.tokens.dpop import dpop_challenge
+
+        headers["WWW-Authenticate"] = dpop_challenge(exc, realm)
+    elif isinstance(exc, InvalidToken | InsufficientScope):
         from gateway.tokens.authenticator import www_authenticate
 
         headers["WWW-Authenticate"] = www_authenticate(exc, realm)
     elif isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+    if "WWW-Authenticate" in headers:
+        headers["WWW-Authenticate"] = with_resource_metadata(request, headers["WWW-Authenticate"])
     return error_response(request, exc.status, exc.code, exc.public_message, headers=headers)
 
 
 def _log_access(request: web.Request, response: web.StreamResponse | None, started: float) -> None:
-    route = request.get(ROUTE_NAME, "-")
-    access_log.info(
-        "%s %s %s",
-        request.method,
-        request.path,
-        response.status if response is not None else 500,
-        extra={
-            "method": request.method,
-            "path": request.path,
-            "status": response.status if response is not None else 500,
-            "route": route,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "client": request[VIEW].client_ip if VIEW in request else request.remote,
-            "sub": subject_var.get(),
-            "bytes_sent": getattr(response, "body_length", 0) if response is not None else 0,
-        },
+    # The line itself is written by GatewayAccessLogger once aiohttp has sent the response
+    # (only then are the bytes known); here is what only the middleware knows.
+    request[ACCESS] = AccessEntry(
+        request_id=request_id_var.get(),
+        route=request.get(ROUTE_NAME, "-"),
+        client=request[VIEW].client_ip if VIEW in request else request.remote,
+        sub=subject_var.get(),
+        # The line is written after the request's span has ended: keep its ids for it.
+        trace=tracing.current_ids(),
     )

@@ -6,6 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from gateway import metrics
 from gateway.errors import RateLimited
 
 MAX_CLIENTS = 100_000
@@ -33,6 +34,7 @@ class RateLimiter:
         ``public`` is what the client is told (default: RateLimited's message).
         """
         if not self._take(client, bucket):
+            metrics.RATE_LIMITED.labels(bucket).inc()
             raise RateLimited(f"rate limit for {bucket} exceeded by {client}", public=public)
 
     def spend(self, client: str, bucket: str) -> None:

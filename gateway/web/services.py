@@ -11,10 +11,13 @@ import aiohttp
 
 from gateway.config.model import Config, Route
 from gateway.policy.identity_headers import IdentityHeaderInjector, OwnedHeaders
+from gateway.policy.rego import RegoPolicy
 from gateway.policy.routes import RouteTable
 from gateway.proxy.forward import Upstream
 from gateway.proxy.headers import TrustedProxies
+from gateway.proxy.upstream_pool import UpstreamPool
 from gateway.tokens.minting import IdentityTokens
+from gateway.web.ext_authz import AuthorizerClient
 from gateway.web.pages.site import Site
 from gateway.web.rate_limit import RateLimiter
 
@@ -27,10 +30,13 @@ if TYPE_CHECKING:
 
 
 def owned_headers(route: Route) -> list[str]:
-    """Headers only the gateway may set on this route: its identity token, the id_token."""
+    """Headers only the gateway may set on this route: its identity token, the id_token,
+    and what its authorizer may add."""
     owned = [route.pass_id_token_header]
     if route.identity_token is not None:
         owned.append(route.identity_token.header)
+    if route.authorizer is not None:
+        owned += route.authorizer.upstream_headers  # only the authorizer may set them
     return [name for name in owned if name]
 
 
@@ -39,6 +45,8 @@ def owned_header_set(config: Config) -> OwnedHeaders:
     names: list[str] = list(config.identity.headers)
     for route in config.routes:
         names += [*(route.identity_headers or {}), *owned_headers(route)]
+    if config.bearer.client_certificate_header:
+        names.append(config.bearer.client_certificate_header)  # vouched for by proxies only
     return OwnedHeaders(names, config.identity.strip_prefixes)
 
 
@@ -58,6 +66,8 @@ class Compiled:
     identity_tokens: IdentityTokens
     owned: OwnedHeaders
     site: Site  # the gateway's own pages: templates, branding, languages
+    authorizers: dict[int, AuthorizerClient] = field(default_factory=dict)
+    rego: dict[int, RegoPolicy] = field(default_factory=dict)
 
     @classmethod
     def build(cls, config: Config) -> Compiled:
@@ -80,11 +90,28 @@ class Compiled:
             identity_tokens=IdentityTokens.compile(config, routes),
             owned=owned_header_set(config),
             site=Site.compile(config.ui, config.prefix),
+            authorizers={
+                r.index: AuthorizerClient(r.config.authorizer)
+                for r in routes
+                if r.config.authorizer is not None
+            },
+            rego=rego_policies(routes),
         )
 
 
+def rego_policies(routes: RouteTable) -> dict[int, RegoPolicy]:
+    """Each route's Rego policy, compiled (ConfigError names the route on any problem)."""
+    return {
+        r.index: RegoPolicy(r.config.rego.file, r.config.rego.query, f"routes[{r.index}].rego")
+        for r in routes
+        if r.config.rego is not None
+    }
+
+
 # Opened by the app's cleanup context or changed while serving: a reload keeps them.
-RUNTIME_FIELDS = frozenset({"upstream_http", "login", "bearer", "draining", "readiness_checks"})
+RUNTIME_FIELDS = frozenset(
+    {"upstream_http", "upstream_pool", "login", "bearer", "draining", "readiness_checks"}
+)
 
 
 @dataclass
@@ -92,7 +119,8 @@ class Services:
     """The compiled config plus the long-lived clients opened in the app's cleanup context."""
 
     compiled: Compiled
-    upstream_http: aiohttp.ClientSession | None = None
+    upstream_http: aiohttp.ClientSession | None = None  # WebSockets to upstreams
+    upstream_pool: UpstreamPool | None = None  # every other request to upstreams
     login: LoginServices | None = None
     bearer: BearerAuthenticator | None = None
     rate_limiter: RateLimiter | None = None
@@ -139,6 +167,12 @@ class Services:
         if self.upstream_http is None:
             raise RuntimeError("the upstream client is opened by the app's cleanup context")
         return self.upstream_http
+
+    @property
+    def pool(self) -> UpstreamPool:
+        if self.upstream_pool is None:
+            raise RuntimeError("the upstream pool is opened by the app's cleanup context")
+        return self.upstream_pool
 
     def reload(self, config: Config) -> None:
         """Swap in a new config's routes, upstreams and headers; clients and sessions stay."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from multidict import CIMultiDict
 
+from gateway import metrics
 from gateway.errors import Forbidden
 from gateway.policy.origins import websocket_origin_allowed
 from gateway.policy.routes import CompiledRoute
@@ -47,9 +48,10 @@ async def proxy_websocket(
     async with upstream_ws:
         client_ws = await accept_client(request, upstream_ws)
         relay = Relay(client_ws, upstream_ws)
-        if ticket is None:
-            await relay.run()
-        else:
-            with request.app[WEBSOCKET_SESSIONS].watching(ticket, relay):
+        with metrics.WEBSOCKETS_OPEN.track_inprogress():
+            if ticket is None:
                 await relay.run()
+            else:
+                with request.app[WEBSOCKET_SESSIONS].watching(ticket, relay):
+                    await relay.run()
     return client_ws

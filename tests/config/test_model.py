@@ -6,6 +6,7 @@ import pytest
 
 from gateway.config import parse_config
 from gateway.errors import ConfigError
+from gateway.web.rules import refuse_on_errors
 
 PROVIDER = (
     "providers: [{name: op, issuer: 'https://idp.example.com', client_id: c, client_secret: s}]\n"
@@ -16,7 +17,7 @@ def test_memory_store_with_several_workers_is_refused() -> None:
     """Sessions in one worker's memory would be unknown to the others: a config error."""
     text = "listen: {workers: 2}\nroutes: [{path: /, upstream: 'http://u'}]\n" + PROVIDER
     with pytest.raises(ConfigError, match=r"listen\.workers: each worker process"):
-        parse_config(text)
+        refuse_on_errors(parse_config(text))
 
 
 def test_redis_store_with_several_workers_is_fine() -> None:
@@ -46,3 +47,30 @@ def test_route_rules_are_config_errors(route: str, message: str) -> None:
     refused at start-up with their key path."""
     with pytest.raises(ConfigError, match=message):
         parse_config(f"routes: [{route}]\n")
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("90s", 90.0), ("15m", 900.0), ("8h", 28800.0), ("7d", 604800.0), ("500ms", 0.5),
+     (1.5, 1.5), ("3600", 3600.0)],
+)  # fmt: skip
+def test_durations_take_units(written: object, seconds: float) -> None:
+    """`idle_timeout: 1h` used to fail with "unable to parse string as a number"."""
+    text = f"routes: [{{path: /, upstream: 'http://u'}}]\nsessions: {{idle_timeout: '{written}'}}"
+    assert parse_config(text).sessions.idle_timeout == seconds
+
+
+@pytest.mark.parametrize(
+    ("written", "size"), [("10MiB", 10 * 2**20), ("64KiB", 65536), ("1MB", 10**6), (2048, 2048)]
+)
+def test_sizes_take_units(written: object, size: int) -> None:
+    """Body and header limits accept KiB/MiB/GiB and kB/MB/GB as well as bytes."""
+    text = f"routes: [{{path: /, upstream: 'http://u'}}]\nlimits: {{max_body_size: '{written}'}}"
+    assert parse_config(text).limits.max_body_size == size
+
+
+def test_a_duration_without_a_known_unit_names_the_units() -> None:
+    """`1 hour` is refused with the key path and the units that work."""
+    text = "routes: [{path: /, upstream: 'http://u'}]\nsessions: {idle_timeout: 1 hour}"
+    with pytest.raises(ConfigError, match=r"sessions\.idle_timeout: expected seconds or a dur"):
+        parse_config(text)

@@ -33,6 +33,7 @@ K8S_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 EVERYTHING_ON = {
     "autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80},
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
     "podDisruptionBudget": {"maxUnavailable": 1},
     "podAntiAffinity": "hard",
     "metrics": {"port": 9090},
@@ -111,8 +112,8 @@ def render(renderer: Path, overrides: dict[str, Any] | None = None) -> dict[str,
 
 def validate_builtin(manifests: dict[str, dict[str, Any]]) -> None:
     for kind, doc in manifests.items():
-        if kind == "ServiceMonitor":
-            continue  # a CRD: kubernetes-validate ships no schema for it
+        if kind in ("ServiceMonitor", "PrometheusRule"):
+            continue  # CRDs: kubernetes-validate ships no schema for them
         for version in K8S_VERSIONS:
             kubernetes_validate.validate(doc, version, strict=True)
 
@@ -257,3 +258,17 @@ def test_image_repository_is_required(renderer: Path) -> None:
     result = run_renderer(renderer, {"image": {"repository": ""}})
     assert result.returncode != 0
     assert "image.repository is required" in result.stderr
+
+
+def test_prometheus_rule_ships_the_rules_in_deploy(renderer: Path) -> None:
+    """prometheusRule.enabled renders a PrometheusRule whose groups are exactly
+    deploy/prometheus/gateway-rules.yaml (the file promtool and Prometheus test), with the
+    chart's labels and the selector labels a Prometheus Operator needs."""
+    assert "PrometheusRule" not in render(renderer)
+    rule = render(renderer, {"prometheusRule": {"enabled": True, "labels": {"release": "kp"}}})[
+        "PrometheusRule"
+    ]
+    shipped = yaml.safe_load((ROOT / "deploy" / "prometheus" / "gateway-rules.yaml").read_text())
+    assert shipped == rule["spec"]
+    assert "monitoring.coreos.com/v1" == rule["apiVersion"]
+    assert ("auth", "kp") == (rule["metadata"]["namespace"], rule["metadata"]["labels"]["release"])

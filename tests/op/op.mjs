@@ -19,6 +19,18 @@
 //   OP_HD            google: the Workspace domain put in `hd` (users named outsider* get
 //                    hd other.example, users named personal* none)
 //   OP_GRAPH_URL     entra: the Graph base URL named in overage `_claim_sources`
+//   OP_URL_RESOURCES 1: any http://127.0.0.1 URL is also a resource indicator, giving JWT
+//                    access tokens with that URL as audience (RFC 9728 clients ask for
+//                    the resource the protected-resource metadata names). Unset: unknown.
+//   OP_TOKEN_TYPE    optional: the token endpoint answers this token_type instead of its own
+//                    (`absent`: none at all), to test how clients treat unknown types.
+//   OP_MTLS          1: certificate-bound access tokens (RFC 8705) for clients registered
+//                    with tls_client_certificate_bound_access_tokens; the "TLS client
+//                    certificate" is the URL-encoded PEM in the x-test-client-cert header
+//                    (as a TLS-terminating proxy in front of the OP would pass it).
+//   OP_REQUIRE_PAR   1: every authorization request must be pushed first (RFC 9126;
+//                    discovery says require_pushed_authorization_requests). Unset: PAR
+//                    offered, not required (oidc-provider's default).
 //
 // An issuer with a path (OP_ISSUER=http://127.0.0.1:P/realms/test) also serves its
 // discovery document at <issuer path>/.well-known/openid-configuration.
@@ -70,6 +82,7 @@ function loadClients() {
 
 // ---------------------------------------------------------------------------
 // Accounts: any login is accepted; the login name is the account id (= sub).
+// A test changes a user's groups with PUT /test/accounts/<id>/groups (JSON list).
 const GROUPS = { alice: ['users', 'admins'] };
 async function findAccount(ctx, id) {
   return {
@@ -189,6 +202,17 @@ const RESOURCE_SERVERS = {
   },
 };
 
+function urlResource(indicator) {
+  if (process.env.OP_URL_RESOURCES !== '1' || !indicator.startsWith(`http://${HOST}:`)) return undefined;
+  return {
+    scope: 'api:read api:write',
+    audience: indicator,
+    accessTokenTTL: 3600,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Plain HTML pages. The forms keep oidc-provider's markup (ids op.logoutForm,
 // op.deviceInputForm, op.deviceConfirmForm); the submit buttons are placed inside
@@ -241,6 +265,8 @@ async function renderError(ctx, out) {
 // ---------------------------------------------------------------------------
 const configuration = {
   clients: loadClients(),
+  // a test client may ask for short-lived access tokens (seconds), e.g. to see one expire
+  extraClientMetadata: { properties: ['test_access_token_ttl'] },
   jwks: loadOrCreateKeys(),
   findAccount,
 
@@ -253,6 +279,11 @@ const configuration = {
   scopes: ['openid', 'offline_access', 'api:read', 'api:write',
     // GitHub's OAuth scopes, granted like any other when the OP plays GitHub
     ...(PROFILE === 'github' ? ['read:user', 'user:email', 'read:org'] : [])],
+  // two authentication levels: a plain login is urn:test:pwd; a login asked for
+  // urn:test:mfa (acr_values) "performs MFA" and gets it, unless the user name starts
+  // with "nomfa" (a user who cannot do MFA). See the interactionFinished wrapper below.
+  // (oidc-provider puts acr in the id_token only when acr_values were requested.)
+  acrValues: ['urn:test:pwd', 'urn:test:mfa'],
   // id_tokens carry the claims of the granted scopes (like most real providers),
   // not only sub: the gateway must work without a userinfo call too
   conformIdTokenClaims: false,
@@ -291,6 +322,10 @@ const configuration = {
     backchannelLogout: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
     clientCredentials: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: true,
+      requirePushedAuthorizationRequests: process.env.OP_REQUIRE_PAR === '1',
+    },
     deviceFlow: {
       enabled: true, userCodeInputSource, userCodeConfirmSource, successSource,
     },
@@ -300,7 +335,7 @@ const configuration = {
       defaultResource: async (ctx, client, oneOf) => oneOf,
       useGrantedResource: async () => false,
       getResourceServerInfo: async (ctx, resourceIndicator) => {
-        const rs = RESOURCE_SERVERS[resourceIndicator];
+        const rs = RESOURCE_SERVERS[resourceIndicator] || urlResource(resourceIndicator);
         if (!rs) throw new Provider.errors.InvalidTarget();
         return rs;
       },
@@ -308,7 +343,8 @@ const configuration = {
   },
 
   ttl: {
-    AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
+    AccessToken: (ctx, token, client) => token.resourceServer?.accessTokenTTL
+      || client?.test_access_token_ttl || client?.testAccessTokenTtl || 3600,
     AuthorizationCode: 60,
     ClientCredentials: (ctx, token) => token.resourceServer?.accessTokenTTL || 3600,
     DeviceCode: 600,
@@ -321,6 +357,18 @@ const configuration = {
 
   renderError,
 };
+if (process.env.OP_MTLS === '1') {
+  configuration.features.mTLS = {
+    enabled: true,
+    certificateBoundAccessTokens: true,
+    getCertificate: (ctx) => {
+      const value = ctx.get('x-test-client-cert');
+      return value ? decodeURIComponent(value) : undefined;
+    },
+    certificateAuthorized: () => true,
+    certificateSubjectMatches: () => false,
+  };
+}
 // Keycloak puts realm roles in its access tokens too (service accounts: role `service`).
 if (PROFILE === 'keycloak') {
   configuration.extraTokenClaims = async (ctx, token) => ({
@@ -335,9 +383,43 @@ if (PROFILE === 'auth0') configuration.routes = { end_session: '/oidc/logout' };
 const provider = new Provider(ISSUER, configuration);
 provider.proxy = false;
 
+// devInteractions finishes every login without an acr: set the level here.
+const finishInteraction = provider.interactionFinished.bind(provider);
+provider.interactionFinished = async (req, res, result, options) => {
+  if (result?.login) {
+    const details = await provider.interactionDetails(req, res);
+    const asked = String(details.params.acr_values || '').split(' ');
+    const mfa = asked.includes('urn:test:mfa') && !String(result.login.accountId).startsWith('nomfa');
+    result.login.acr = mfa ? 'urn:test:mfa' : 'urn:test:pwd';
+    result.login.amr = mfa ? ['pwd', 'otp'] : ['pwd'];
+  }
+  return finishInteraction(req, res, result, options);
+};
+
 // Request counters by "METHOD /path", so a test can prove how often the gateway called
 // (e.g. one introspection for 100 concurrent requests): GET /test/counters -> JSON.
 const counters = {};
+// Refresh tokens issued per account, newest last, so a test can try one at the OP itself
+// (e.g. after a logout that should have revoked it): GET /test/accounts/<id>/refresh-tokens.
+const refreshTokens = {};
+provider.on('refresh_token.saved', (token) => {
+  (refreshTokens[token.accountId] ||= []).push(token.jti);
+});
+provider.use(async (ctx, next) => {
+  const tokens = ctx.method === 'GET' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/refresh-tokens$/);
+  if (!tokens) return next();
+  ctx.body = refreshTokens[decodeURIComponent(tokens[1])] || [];
+});
+provider.use(async (ctx, next) => {
+  const match = ctx.method === 'PUT' && ctx.path.match(/^\/test\/accounts\/([^/]+)\/groups$/);
+  if (!match) return next();
+  let raw = '';
+  for await (const chunk of ctx.req) raw += chunk;
+  const groups = JSON.parse(raw || '[]');
+  if (!Array.isArray(groups)) ctx.throw(400, 'expected a JSON list of groups');
+  GROUPS[decodeURIComponent(match[1])] = groups.map(String);
+  ctx.status = 204;
+});
 provider.use(async (ctx, next) => {
   if (ctx.method === 'GET' && ctx.path === '/test/counters') {
     ctx.body = counters;
@@ -347,6 +429,28 @@ provider.use(async (ctx, next) => {
   counters[key] = (counters[key] || 0) + 1;
   await next();
 });
+
+// W3C trace context received, by "METHOD /path", so a test can see what the gateway
+// propagated to the provider: GET /test/traceparents -> {key: [traceparent, ...]}.
+const traceparents = {};
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'GET' && ctx.path === '/test/traceparents') {
+    ctx.body = traceparents;
+    return;
+  }
+  const seen = ctx.get('traceparent');
+  if (seen) (traceparents[`${ctx.method} ${ctx.path}`] ||= []).push(seen);
+  await next();
+});
+// OP_TOKEN_TYPE: rewrite the token response's token_type (tests of RFC 6749 7.1).
+if (process.env.OP_TOKEN_TYPE) {
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path !== '/token' || !ctx.body || typeof ctx.body !== 'object' || !ctx.body.access_token) return;
+    const { token_type: _, ...rest } = ctx.body;
+    ctx.body = process.env.OP_TOKEN_TYPE === 'absent' ? rest : { ...rest, token_type: process.env.OP_TOKEN_TYPE };
+  });
+}
 
 // Discovery under the issuer's path, and the per-profile shape of the document.
 const WELL_KNOWN = '/.well-known/openid-configuration';

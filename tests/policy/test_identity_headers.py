@@ -214,3 +214,16 @@ def test_owned_headers_cover_every_route_and_every_spelling() -> None:
         assert owned.owns(name), name
     for name in ("Accept", "Authorization", "X-Api", "Cookie", "X-Request-ID"):
         assert not owned.owns(name), name
+
+
+def test_identity_headers_follow_changed_claims_of_the_same_caller() -> None:
+    """Headers built once per caller are rebuilt when that caller's claims change (a
+    refreshed session with a new email never sends the old one upstream)."""
+    injector = IdentityHeaderInjector(DEFAULTS)
+    first = dict(injector.build(principal(email="old@example.com")))
+    again = dict(injector.build(principal(email="old@example.com")))
+    changed = dict(injector.build(principal(email="new@example.com")))
+    assert first == again
+    assert "old@example.com" in first.values()
+    assert "new@example.com" in changed.values()
+    assert "old@example.com" not in changed.values()

@@ -14,7 +14,7 @@ from gateway.errors import LoginError
 from gateway.policy.claim_paths import read_claim, with_canonical_claims
 from gateway.providers import profile_for
 from gateway.providers.detect import looks_like, profile_findings
-from gateway.web.checks import static_findings
+from gateway.web.rules import config_findings
 from tests.login.test_provider_client import FakeIdP, complete, idp  # noqa: F401 - fixtures
 
 TENANT = "aaaaaaaa-1111-4111-8111-aaaaaaaaaaaa"
@@ -174,7 +174,7 @@ def test_check_names_the_profile_and_warns_on_a_missing_one() -> None:
         {"name": "kc", "issuer": "https://sso.example.com/realms/staff", "client_id": "c",
          "client_secret": "s" * 32, "profile": "keycloak"},
     ])  # fmt: skip
-    messages = [(f.level, f.subject, f.message) for f in static_findings(config)]
+    messages = [(f.level, f.subject, f.message) for f in config_findings(config)]
     assert ("ok", "providers[0]", "profile generic applied") in messages
     assert ("ok", "providers[1]", "profile keycloak applied") in messages
     assert any(lvl == "warn" and s == "providers[0]" and "profile: entra" in m

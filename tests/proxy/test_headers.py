@@ -264,7 +264,7 @@ def test_response_headers_drop_hop_by_hop_and_keep_the_rest() -> None:
         ("Content-Length", "10"),
         ("Cache-Control", "no-store"),
     )
-    out = response_headers(upstream_headers)
+    out = response_headers(CIMultiDict(upstream_headers))
     assert [
         ("Content-Type", "text/plain"),
         ("Set-Cookie", "a=1"),

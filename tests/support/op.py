@@ -344,6 +344,25 @@ class OidcProvider(ProcessBacked):
         if status != 200:
             raise OPError("revocation", status, body)
 
+    def set_groups(self, user: str, groups: list[str]) -> None:
+        """Change a user's groups at the OP (seen by tokens and userinfo issued after)."""
+        url = self.url(f"/test/accounts/{urllib.parse.quote(user, safe='')}/groups")
+        status, _, body = _http("PUT", url, json_body=groups)
+        if status != 204:
+            raise OPError("set groups", status, body)
+
+    def refresh_tokens_of(self, user: str) -> list[str]:
+        """The refresh tokens the OP issued to a user (any client), oldest first."""
+        url = self.url(f"/test/accounts/{urllib.parse.quote(user, safe='')}/refresh-tokens")
+        status, _, body = _http("GET", url)
+        if status != 200:
+            raise OPError("refresh tokens", status, body)
+        return [str(token) for token in json.loads(body)]
+
+    def is_token_active(self, client: dict[str, Any], token: str) -> bool:
+        """Whether the OP still honours a token (introspection as its client)."""
+        return bool(self.introspect(client, token).get("active"))
+
     # -- device flow (RFC 8628) --------------------------------------------------
     def device_flow_token(
         self,

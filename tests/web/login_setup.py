@@ -47,6 +47,7 @@ def start_login_gateway(
     port: int | None = None,
     client: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    client_metadata: dict[str, Any] | None = None,
 ) -> tuple[GatewayProcess, dict[str, Any]]:
     """Register a client for a not-yet-started gateway, configure it (plus `extra` top-level
     keys), start it."""
@@ -60,6 +61,7 @@ def start_login_gateway(
             "token_endpoint_auth_method": auth_method,
             "backchannel_logout_uri": f"{prefix}/backchannel-logout",
             "backchannel_logout_session_required": True,
+            **(client_metadata or {}),
         }
         key_file = None
         if auth_method == "private_key_jwt":

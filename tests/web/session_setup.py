@@ -28,7 +28,13 @@ def direct_manager(redis_url: str, key_prefix: str) -> SessionManager:
 
 
 async def new_session(
-    manager: SessionManager, issuer: str, sub: str, sid: str | None, provider: str = "op"
+    manager: SessionManager,
+    issuer: str,
+    sub: str,
+    sid: str | None,
+    provider: str = "op",
+    *,
+    client_id: str,
 ) -> str:
     """Store a session as a login would; return its ticket (the cookie value)."""
     record = SessionRecord(
@@ -41,6 +47,7 @@ async def new_session(
         created_at=0,
         last_seen=0,
         expires_at=time.time() + 3600,
+        client_id=client_id,
     )
     return await manager.create(record)
 

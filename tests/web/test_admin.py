@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
 import yaml
 
@@ -32,6 +34,7 @@ class Admin:
     redis: RedisServer
     key_prefix: str
     internal_port: int
+    client_id: str
 
     @property
     def sessions_url(self) -> str:
@@ -55,10 +58,12 @@ def admin(
     key_prefix = f"adm-{secrets.token_hex(4)}:"
     sessions = {"store": "redis", "redis": {"url": redis_server.url, "key_prefix": key_prefix}}
     try:
-        gw, _ = start_login_gateway(
+        gw, client = start_login_gateway(
             factory, oidc_provider, upstream, sessions=sessions, name="admin"
         )
-        yield Admin(gw, oidc_provider.issuer, redis_server, key_prefix, internal_port)
+        yield Admin(
+            gw, oidc_provider.issuer, redis_server, key_prefix, internal_port, client["client_id"]
+        )
     finally:
         factory.stop_all()
 
@@ -89,7 +94,7 @@ async def test_admin_needs_the_configured_credential(
 ) -> None:
     """Without the exact admin token: 401, nothing listed, nothing revoked."""
     sub = "nina-" + secrets.token_hex(3)
-    await new_session(manager, admin.issuer, sub, None)
+    await new_session(manager, admin.issuer, sub, None, client_id=admin.client_id)
     async with aiohttp.ClientSession() as http:
         listed = await http.get(admin.sessions_url, params={"sub": sub}, headers=headers)
         revoked = await http.post(
@@ -105,9 +110,9 @@ async def test_admin_lists_and_revokes_by_sub_and_sid(
 ) -> None:
     """List by sub and by sid; revoke by sub ends only that user's sessions, by sid one."""
     leo, mia = "leo-" + secrets.token_hex(3), "mia-" + secrets.token_hex(3)
-    await new_session(manager, admin.issuer, leo, "sid-leo-1")
-    await new_session(manager, admin.issuer, leo, "sid-leo-2")
-    await new_session(manager, admin.issuer, mia, "sid-mia-" + leo)
+    await new_session(manager, admin.issuer, leo, "sid-leo-1", client_id=admin.client_id)
+    await new_session(manager, admin.issuer, leo, "sid-leo-2", client_id=admin.client_id)
+    await new_session(manager, admin.issuer, mia, "sid-mia-" + leo, client_id=admin.client_id)
     async with aiohttp.ClientSession(headers=bearer()) as http:
         by_sub = await (await http.get(admin.sessions_url, params={"sub": leo})).json()
         assert sorted(s["sid"] for s in by_sub["sessions"]) == ["sid-leo-1", "sid-leo-2"]
@@ -173,8 +178,10 @@ async def test_sessions_cli_lists_and_revokes_against_the_store(
     """`gateway sessions list/revoke` work on the shared store, and a running instance
     stops accepting the revoked session at once."""
     sub = "olga-" + secrets.token_hex(3)
-    ticket = await new_session(manager, admin.issuer, sub, "sid-olga-" + sub)
-    await new_session(manager, admin.issuer, sub, None)
+    ticket = await new_session(
+        manager, admin.issuer, sub, "sid-olga-" + sub, client_id=admin.client_id
+    )
+    await new_session(manager, admin.issuer, sub, None, client_id=admin.client_id)
     config = tmp_path / "gw.yaml"
     config.write_text(yaml.safe_dump(admin.gw.config))
     cookie = {"Cookie": f"gateway_session={ticket}", "Accept": "application/json"}
@@ -191,11 +198,87 @@ async def test_sessions_cli_lists_and_revokes_against_the_store(
     assert left.sid is None
 
 
-def test_sessions_cli_refuses_the_memory_store(tmp_path: Path, upstream: str) -> None:
-    """With the memory store the CLI explains that the admin endpoint is the way."""
+def test_sessions_cli_names_the_admin_endpoint_for_the_memory_store(
+    tmp_path: Path, upstream: str
+) -> None:
+    """With the memory store the CLI names the running process's admin URL to ask instead
+    (it used to say "use the admin endpoint" without naming it)."""
     config = tmp_path / "gw.yaml"
-    config.write_text(yaml.safe_dump({"routes": [{"path": "/", "upstream": upstream}]}))
-    result = gateway_cli("sessions", "list", "--sub", "x", "-c", str(config))
+    config.write_text(yaml.safe_dump({
+        "routes": [{"path": "/", "upstream": upstream}],
+        "admin": {"token": ADMIN_TOKEN}, "metrics": {"listen": "127.0.0.1:9464"},
+    }))  # fmt: skip
+    result = gateway_cli("sessions", "list", "--all", "-c", str(config))
     assert result.returncode == 1
-    assert "admin endpoint" in result.stdout
+    assert "GET http://127.0.0.1:9464/_gateway/admin/sessions?all=true" in result.stderr
+    assert ADMIN_TOKEN not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> jsonschema.Validator:
+    """A validator for one schema of the OpenAPI document (its $refs resolve in it)."""
+    return jsonschema.Draft202012Validator({**schema, "components": document["components"]})
+
+
+def _response_schema(document: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    ok = document["paths"][path][method]["responses"]["200"]
+    schema: dict[str, Any] = ok["content"]["application/json"]["schema"]
+    return schema
+
+
+async def test_admin_api_answers_as_its_openapi_description_says(
+    admin: Admin, manager: SessionManager
+) -> None:
+    """The gateway serves an OpenAPI 3.1 description of its admin API; the listing by sub,
+    the paged listing of all sessions and the revocation answer as it describes."""
+    sub = "pat-" + secrets.token_hex(3)
+    for i in range(5):
+        await new_session(manager, admin.issuer, sub, f"sid-{sub}-{i}", client_id=admin.client_id)
+    base = f"http://127.0.0.1:{admin.internal_port}"
+    async with aiohttp.ClientSession(headers=bearer()) as http:
+        document = await (await http.get(f"{base}/_gateway/admin/openapi.json")).json()
+        jsonschema.Draft202012Validator.check_schema(document["components"]["schemas"]["Session"])
+        assert document["openapi"].startswith("3.1")
+        listing = _validator(
+            document, _response_schema(document, "/_gateway/admin/sessions", "get")
+        )
+        by_sub = await (await http.get(admin.sessions_url, params={"sub": sub})).json()
+        listing.validate(by_sub)
+        assert len(by_sub["sessions"]) == 5
+        seen: list[str] = []
+        params = {"all": "true", "limit": "2"}
+        for _ in range(100):
+            page = await (await http.get(admin.sessions_url, params=params)).json()
+            listing.validate(page)
+            seen += [s["sid"] for s in page["sessions"] if s["sub"] == sub]
+            if page["next_cursor"] is None:
+                break
+            params["cursor"] = page["next_cursor"]
+        assert sorted(seen) == [f"sid-{sub}-{i}" for i in range(5)]
+        revoke = await http.post(f"{admin.sessions_url}/revoke", json={"sub": sub})
+        path = "/_gateway/admin/sessions/revoke"
+        _validator(document, _response_schema(document, path, "post")).validate(await revoke.json())
+        bad = await http.get(admin.sessions_url, params={"all": "true", "limit": "0"})
+        assert bad.status == 400
+        assert "400" in document["paths"]["/_gateway/admin/sessions"]["get"]["responses"]
+
+
+async def test_sessions_cli_lists_all_with_headers_and_json(
+    admin: Admin, manager: SessionManager, tmp_path: Path
+) -> None:
+    """`sessions list --all` pages through the whole store (page size 2 here), prints a
+    header row, and `--json` gives the admin API's fields for every session."""
+    sub = "quin-" + secrets.token_hex(3)
+    for i in range(3):
+        await new_session(manager, admin.issuer, sub, f"sid-{sub}-{i}", client_id=admin.client_id)
+    config = tmp_path / "gw.yaml"
+    config.write_text(yaml.safe_dump(admin.gw.config))
+    table = gateway_cli("sessions", "list", "--all", "--page-size", "2", "-c", str(config))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "PROVIDER", "SUB", "SID", "CREATED", "EXPIRES"]
+    assert sum(sub in line for line in lines) == 3
+    listed = gateway_cli("sessions", "list", "--all", "--json", "-c", str(config))
+    rows = [row for row in json.loads(listed.stdout) if row["sub"] == sub]
+    assert sorted(row["sid"] for row in rows) == [f"sid-{sub}-{i}" for i in range(3)]
+    assert set(rows[0]) == {"id", "provider", "issuer", "sub", "sid", "created_at", "expires_at"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import re
 import secrets
 import subprocess
 import sys
@@ -19,7 +22,7 @@ import yaml
 from gateway.config.model import Config, Sessions
 from gateway.crypto import KeyRing, digest
 from gateway.secret import Secret
-from gateway.sessions.layout import sess_key, sid_index, sub_index
+from gateway.sessions.layout import sess_key
 from gateway.sessions.manager import SessionManager
 from gateway.sessions.shared import shared_namespace
 from tests.support.gateway import GatewayProcess
@@ -54,7 +57,9 @@ class Pair:
         return direct_manager(self.redis.url, self.key_prefix)
 
     async def session(self, manager: SessionManager, sub: str, sid: str | None) -> str:
-        return await new_session(manager, self.op.issuer, sub, sid)
+        return await new_session(
+            manager, self.op.issuer, sub, sid, client_id=self.client["client_id"]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -314,7 +319,7 @@ async def test_logout_touches_only_that_users_keys(pair: Pair, manager: SessionM
     assert response.status == 200
     mine = {
         pair.key_prefix + k
-        for k in (sub_index(pair.op.issuer, sub), sid_index(pair.op.issuer, sid))
+        for k in (manager.sub_index(pair.op.issuer, sub), manager.sid_index(pair.op.issuer, sid))
     }
     mine |= {pair.key_prefix + sess_key(h) for h in handles}
     mine |= {replay_keys(pair, claims["jti"])[1]}
@@ -352,6 +357,13 @@ async def test_frontchannel_logout_ends_the_sid_and_may_be_framed(
     assert [s.sid for s in await manager.list_by_sub(pair.op.issuer, sub)] == ["sid-other"]
     notice = await pair.sink.wait_for(lambda n: n["sub"] == sub)
     assert notice["reason"] == "frontchannel"
+    # One audit line for it, naming the provider session and how many sessions ended.
+    audit = [
+        json.loads(line)
+        for line in pair.a.log_text().splitlines()
+        if '"event":"frontchannel_logout"' in line and sid in line
+    ]
+    assert [(a["iss"], a["sid"], a["sessions"]) for a in audit] == [(pair.op.issuer, sid, 1)]
 
 
 def test_check_prints_the_backchannel_uri(pair: Pair, tmp_path: Path) -> None:
@@ -363,8 +375,35 @@ def test_check_prints_the_backchannel_uri(pair: Pair, tmp_path: Path) -> None:
         [sys.executable, "-m", "gateway", "check", "-c", str(path)],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert (
-        "register backchannel_logout_uri: https://gw.example.com/_gateway/backchannel-logout"
-        in result.stdout
+    assert re.search(
+        r"backchannel_logout_uri: +https://gw.example.com/_gateway/backchannel-logout",
+        result.stdout,
     ), result.stdout + result.stderr
     assert "back-channel logout with session ids is advertised" in result.stdout
+
+
+async def test_emptied_indexes_never_keep_a_session_alive_through_logout(
+    pair: Pair, manager: SessionManager
+) -> None:
+    """A neighbour on Redis cannot find one user's index (its name is a keyed MAC, not a
+    hash anyone can compute), and deleting every index does not keep sessions alive through
+    a back-channel logout: a session missing from its index counts as ended."""
+    sub, sid = "lena-" + secrets.token_hex(3), "sid-" + secrets.token_hex(6)
+    ticket = await pair.session(manager, sub, sid)
+    raw = pair.redis.client()
+    plain = hashlib.sha256(f"{pair.op.issuer}\x00{sub}".encode()).hexdigest()
+    assert 0 == raw.exists(pair.key_prefix + "idx:sub:" + plain)
+    cookie = {"Cookie": f"gateway_session={ticket}", "Accept": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        assert 200 == (await http.get(f"{pair.a.url}/x", headers=cookie)).status
+        for key in raw.scan_iter(match=pair.key_prefix + "idx:*", count=1000):
+            raw.delete(key)
+        token = sign(pair.op, logout_claims(pair.op, pair.client["client_id"], sub=sub, sid=sid))
+        assert 200 == (await post_token(pair.backchannel(pair.b), token)).status
+        # Each instance's cache may hold the opened session for sessions.cache_ttl (2 s).
+        for gw in (pair.b, pair.a):
+            deadline, status = time.monotonic() + 10, 200
+            while status == 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                status = (await http.get(f"{gw.url}/x", headers=cookie)).status
+            assert 401 == status, gw.name

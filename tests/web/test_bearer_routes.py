@@ -239,7 +239,11 @@ async def test_bad_tokens_get_401_with_the_reason(
         assert challenge.startswith('Bearer realm="gateway", error="invalid_token", '), reason
         assert reason in challenge, challenge
         assert body["error"] == "invalid_token"
-    assert (await call(f"{gw.url}/api/x"))[::2] == (401, 'Bearer realm="gateway"')
+    metadata = f"{gw.url}/.well-known/oauth-protected-resource/api/"  # RFC 9728
+    assert (await call(f"{gw.url}/api/x"))[::2] == (
+        401,
+        f'Bearer realm="gateway", resource_metadata="{metadata}"',
+    )
     log = gw.log_text()
     assert [reason for reason, token in cases.items() if token in log] == []  # never logged
     for query in ("access_token=abc", "x=1&Access_Token=abc", "access%5Ftoken=abc"):
@@ -256,7 +260,7 @@ async def test_missing_scope_gets_403_insufficient_scope(
     status, body, challenge = await call(f"{gw.url}/write/x", token)
     assert (status, body["error"]) == (403, "insufficient_scope")
     assert challenge.startswith('Bearer realm="gateway", error="insufficient_scope"')
-    assert challenge.endswith('scope="api:write"')
+    assert 'scope="api:write"' in challenge
     writer = oidc_provider.client_credentials_token(rs, resource=API, scope="api:read api:write")
     assert (await call(f"{gw.url}/write/x", writer))[0] == 200
 

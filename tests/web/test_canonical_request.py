@@ -108,7 +108,11 @@ async def test_absolute_form_target_must_name_the_host_header(
         {"host": "admin.example.test", "path": "/", "upstream": upstream, "auth": "bearer",
          "preserve_host": True},
     ]  # fmt: skip
-    gw = gateway_factory({"routes": routes, "bearer": {"issuers": []}})
+    # An issuer that is never reached: the admin site stays protected (`run` refuses a
+    # bearer route with no issuer at all).
+    issuer = {"issuer": "https://idp.example.test", "discovery": False,
+              "jwks_uri": "https://idp.example.test/jwks", "audiences": ["admin"]}  # fmt: skip
+    gw = gateway_factory({"routes": routes, "bearer": {"issuers": [issuer]}})
     mixed = request("http://www.example.test/dashboard", host="admin.example.test")
     assert 400 == status_of(await raw(gw.port, mixed))
     agreeing = request("http://WWW.example.test:80/dashboard", host="www.example.test")
@@ -261,11 +265,13 @@ async def test_reload_keeps_each_request_on_its_own_route(
         ]  # fmt: skip
         sessions = {"store": "redis", "cache_ttl": 0,
                     "redis": {"url": redis_server.url, "key_prefix": "reload:"}}  # fmt: skip
-        gw, _ = start_login_gateway(
+        gw, client = start_login_gateway(
             gateway_factory, oidc_provider, upstream, routes=routes, sessions=sessions
         )
         manager = direct_manager(redis_server.url, "reload:")
-        ticket = await new_session(manager, oidc_provider.issuer, "rita", None)
+        ticket = await new_session(
+            manager, oidc_provider.issuer, "rita", None, client_id=client["client_id"]
+        )
         await manager.close()
         ports = {"a": upstream.rsplit(":", 1)[1], "b": second.url.rsplit(":", 1)[1]}
         stop = asyncio.Event()

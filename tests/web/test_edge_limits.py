@@ -6,8 +6,10 @@ Every test runs a real gateway subprocess and judges by what a client on the wir
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import select
 import socket
 import subprocess
 import sys
@@ -302,3 +304,190 @@ async def test_admin_failure_budget_gives_429(
                 seen.append(response.status)
     assert seen == [401, 401, 401, 429, 429]
     assert gw.alive
+
+
+def connect_from(source: str, port: int, timeout: float = 10.0) -> socket.socket:
+    """A TCP connection to the gateway from ``source`` (any 127.x is a loopback address)."""
+    return socket.create_connection(
+        ("127.0.0.1", port), timeout=timeout, source_address=(source, 0)
+    )
+
+
+def healthz_from(source: str, port: int) -> int:
+    """The status of GET healthz sent from ``source``."""
+    with connect_from(source, port) as sock:
+        sock.sendall(b"GET /_gateway/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = sock.recv(4096)
+    return int(answer.split(b" ", 2)[1])
+
+
+def test_slow_bodies_from_one_address_do_not_take_the_gateway_down(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str
+) -> None:
+    """F3: with max_connections 20, one address opens 20 connections, each POSTing a 60000-
+    byte back-channel-logout body one byte at a time. Healthz from another address still
+    gets 200 throughout (the address is capped at 10), and every slow connection the gateway
+    took is answered 408 and closed within listen.body_timeout (2 s; closed before 8 s)."""
+    port = free_port()
+    limits = {"max_connections": 20, "max_connections_per_client": 10, "body_timeout": 2}
+    gw, _ = start_login_gateway(
+        gateway_factory,
+        oidc_provider,
+        upstream,
+        port=port,
+        extra={"listen": {"host": "127.0.0.1", "port": port, **limits}},
+    )
+    head = (
+        b"POST /_gateway/backchannel-logout HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 60000\r\n\r\n"
+    )
+    opened = [connect_from("127.0.0.1", gw.port) for _ in range(20)]
+    time.sleep(0.5)  # let the gateway accept (or refuse) them all
+    refused = [sock for sock in opened if select.select([sock], [], [], 0)[0]]
+    for sock in refused:
+        with sock:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 503")
+    flood = [sock for sock in opened if sock not in refused]
+    assert len(flood) == 10
+    started = time.monotonic()
+    for sock in flood:
+        sock.sendall(head + b"a")
+    statuses = []
+    while time.monotonic() - started < 3.0:
+        statuses.append(healthz_from("127.0.0.2", gw.port))
+        for sock in flood:
+            with contextlib.suppress(OSError):  # closed by the gateway once the deadline passed
+                sock.send(b"a")
+        time.sleep(0.5)
+    assert statuses
+    assert set(statuses) == {200}, statuses
+    for sock in flood:
+        with sock:
+            sock.settimeout(max(0.1, 8.0 - (time.monotonic() - started)))
+            try:
+                answer = sock.recv(4096)
+            except TimeoutError:
+                raise AssertionError("a slow body was still open after 8 s") from None
+            except ConnectionResetError:
+                answer = b""  # closed; the 408 was lost to our later sends
+            assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
+            seconds_until_closed(sock, max(0.1, 8.0 - (time.monotonic() - started)))
+
+
+def test_connections_beyond_the_per_address_cap_are_refused(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """listen.max_connections_per_client 64: the 65th open connection from one address gets
+    503 and is closed, another address is still served; once the 64 close, the same address
+    can open 64 again (nothing leaked) and is served."""
+    listen = {"header_timeout": 60, "max_connections_per_client": 64}
+    gw = gateway_factory(public(upstream, listen=listen))
+    for _ in range(2):
+        held = [connect_from("127.0.0.1", gw.port) for _ in range(64)]
+        time.sleep(0.3)  # let the gateway accept them all
+        with connect_from("127.0.0.1", gw.port, timeout=8) as extra:
+            assert extra.recv(4096).startswith(b"HTTP/1.1 503")
+            seconds_until_closed(extra, 8.0)
+        assert healthz_from("127.0.0.2", gw.port) == 200
+        for sock in held[:-1]:
+            sock.close()
+        # The last one held is still served: it was admitted, not merely accepted.
+        held[-1].sendall(b"GET /_gateway/healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert held[-1].recv(4096).startswith(b"HTTP/1.1 200")
+        held[-1].close()
+        time.sleep(0.3)  # let the gateway see the closes
+    assert healthz_from("127.0.0.1", gw.port) == 200
+
+
+def test_over_cap_chunked_body_is_closed_without_draining(login_gateway: GatewayProcess) -> None:
+    """F5b: a chunked body sent as fast as possible to a gateway endpoint (logout reads a
+    form: 413; back-channel logout reads its own way: 400; an unknown endpoint: 404) is
+    answered and the connection closed: the client cannot go on sending for 5 s (the old
+    code read and dropped ~10 s of it, GiBs), and sent less than 64 MiB in all."""
+    size = 64 * 1024
+    chunk = f"{size:x}\r\n".encode() + b"a" * size + b"\r\n"
+    for endpoint in ("logout", "backchannel-logout", "no-such-endpoint"):
+        head = (
+            f"POST /_gateway/{endpoint} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n"
+        ).encode()
+        sent = 0
+        with socket.create_connection(("127.0.0.1", login_gateway.port), timeout=5) as sock:
+            sock.sendall(head)
+            started = time.monotonic()
+            try:
+                while time.monotonic() - started < 5.0:
+                    sock.sendall(chunk)
+                    sent += size
+                raise AssertionError(f"{endpoint}: still sending after 5 s ({sent // MIB} MiB)")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # closed by the gateway
+            except TimeoutError:
+                raise AssertionError(f"{endpoint}: not read, yet not closed") from None
+        assert sent < 64 * MIB, endpoint
+
+
+def test_bind_failure_is_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
+    """F5a: `gateway run --host 999.1.1.1` (does not resolve) and a port already in use both
+    exit non-zero with one line naming the address, and no traceback."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    config = {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "routes": [{"path": "/", "upstream": "http://127.0.0.1:9", "auth": "public"}],
+        "metrics": {"listen": None},
+    }
+    path = tmp_path / "gw.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with busy:
+        for extra, address in ((["--host", "999.1.1.1"], "999.1.1.1"), ([], f"127.0.0.1:{port}")):
+            cmd = [sys.executable, "-m", "gateway", "run", "-c", str(path), *extra]
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"it kept running with {address}") from None
+            output = (done.stdout + done.stderr).strip()
+            assert done.returncode != 0
+            assert "Traceback" not in output
+            assert len(output.splitlines()) == 1, output
+            assert address in output
+
+
+def test_stalled_proxied_upload_is_given_up_but_a_steady_one_streams(
+    gateway_factory: Any, upstream: str
+) -> None:
+    """limits.body_idle_timeout 1 and listen.body_timeout 1: a proxied upload that stops
+    after 10 of 1000 bytes is closed by the gateway (before 8 s; the upstream would wait
+    60 s), while one sending a byte every 0.5 s for 4 s reaches the upstream whole (the
+    upstream reports all 8 bytes): proxied bodies have no whole-body deadline."""
+    gw = gateway_factory(
+        public(upstream, listen={"body_timeout": 1}, limits={"body_idle_timeout": 1})
+    )
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as stalled:
+        stalled.sendall(
+            b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10
+        )
+        started = time.monotonic()
+        stalled.settimeout(8.0)
+        try:
+            answer = stalled.recv(4096)
+        except TimeoutError:
+            raise AssertionError("a stalled upload was still open after 8 s") from None
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        seconds_until_closed(stalled, max(0.1, 8.0 - (time.monotonic() - started)))
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as steady:
+        steady.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 8\r\n\r\n")
+        for byte in b"abcdefgh":
+            time.sleep(0.5)
+            steady.sendall(bytes([byte]))
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = steady.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["body_length"] == 8

@@ -32,9 +32,7 @@ def gateway(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) ->
         {"path": "/api", "upstream": upstream, "auth": "bearer"},
         {"path": "/pub", "upstream": upstream, "auth": "public"},
     ]
-    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
-    gw.stop()
-    gw.config["bearer"] = {
+    bearer = {
         "issuers": [
             {
                 "issuer": oidc_provider.issuer,
@@ -44,9 +42,14 @@ def gateway(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) ->
             }
         ]
     }
-    gw.config["rate_limit"] = {"enabled": False}
-    gw.config["logging"] = {"level": "error", "access_log": False}
-    gw.start()
+    extra = {
+        "bearer": bearer,
+        "rate_limit": {"enabled": False},
+        "logging": {"level": "error", "access_log": False},
+    }
+    gw, _ = start_login_gateway(
+        gateway_factory, oidc_provider, upstream, routes=routes, extra=extra
+    )
     return gw
 
 

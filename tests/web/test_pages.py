@@ -19,13 +19,13 @@ from gateway.config import parse_config
 from gateway.config.model import Colours, DarkColours, Ui
 from gateway.errors import ConfigError
 from gateway.web.app import build_app
-from gateway.web.checks import static_findings
 from gateway.web.pages.contrast import contrast
 from gateway.web.pages.language import choose_language
 from gateway.web.pages.renderer import LOCALE_DIR, Renderer
 from gateway.web.pages.respond import account_of
 from gateway.web.pages.samples import PAGE_SAMPLES, shared_sample
 from gateway.web.pages.site import Site
+from gateway.web.rules import config_findings, refuse_on_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = {"Accept": "text/html"}
@@ -222,8 +222,14 @@ with open(sys.argv[1], "wb") as handle:
 )
 def test_bad_ui_config_names_the_key(ui: str, problem: str) -> None:
     """Colours must be #rrggbb (they go into CSS), logo files must exist, and so on."""
+
+    def start() -> None:  # what `gateway run` does: the rules, then the app
+        config = parse_config(config_text(ui))
+        refuse_on_errors(config)
+        build_app(config)
+
     with pytest.raises(ConfigError) as caught:
-        build_app(parse_config(config_text(ui)))
+        start()
     assert any(problem in line for line in caught.value.problems), caught.value.problems
 
 
@@ -269,9 +275,9 @@ def test_check_reports_unreadable_colours_and_broken_templates(tmp_path: Path) -
     config = parse_config(
         config_text(f"  colours: {{text: '#aaaaaa'}}\n  templates_dir: {tmp_path}\n")
     )
-    findings = [(f.level, f.subject, f.message) for f in static_findings(config)]
+    findings = [(f.level, f.subject, f.message) for f in config_findings(config)]
     assert ("error", "ui") in [(level, subject) for level, subject, _ in findings]
     (tmp_path / "error.html").unlink()
-    findings = [(f.level, f.subject, f.message) for f in static_findings(config)]
+    findings = [(f.level, f.subject, f.message) for f in config_findings(config)]
     assert ("warn", "ui.colours", "text on background is 2.3:1, below 4.5:1 (WCAG AA)") in findings
     assert not any(subject.startswith("ui") and level == "error" for level, subject, _ in findings)

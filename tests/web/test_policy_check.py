@@ -113,10 +113,10 @@ def test_check_reports_contradictory_policy_and_unknown_provider(tmp_path: Path)
 
 
 def test_check_refuses_a_route_pinned_to_an_unknown_provider(tmp_path: Path) -> None:
-    """A route naming a provider that does not exist is a config error (exit 2), no traceback."""
+    """A route naming a provider that does not exist is an error (exit 1), no traceback."""
     result = gateway_check(tmp_path, config({"auth": "login", "provider": "nope"}))
-    assert result.returncode == 2
-    assert "routes[0].provider: no provider named 'nope'" in result.stderr
+    assert result.returncode == 1
+    assert "[ERROR] routes[0].provider: no provider named 'nope'" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 

@@ -321,3 +321,31 @@ def test_check_prints_the_namespace_equal_only_for_equal_configs(
     assert deployments.a1.port != deployments.a2.port
     assert a1 == a2
     assert a1 != b
+
+
+async def test_a_session_from_another_deployment_is_not_accepted(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str, redis_server: RedisServer
+) -> None:
+    """Two deployments with their own clients at one provider, sharing a Redis, its default
+    prefix and a secret: a session made by one is no session at the other."""
+    from tests.web.login_setup import start_login_gateway
+    from tests.web.session_setup import direct_manager, new_session
+
+    sessions = {"store": "redis", "redis": {"url": redis_server.url}}
+    one, client_one = start_login_gateway(
+        gateway_factory, oidc_provider, upstream, sessions=sessions, name="one"
+    )
+    two, _ = start_login_gateway(
+        gateway_factory, oidc_provider, upstream, sessions=sessions, name="two"
+    )
+    manager = direct_manager(redis_server.url, "gw:")
+    try:
+        ticket = await new_session(
+            manager, oidc_provider.issuer, "alice", None, client_id=client_one["client_id"]
+        )
+    finally:
+        await manager.close()
+    cookie = {"Cookie": f"gateway_session={ticket}", "Accept": "application/json"}
+    async with aiohttp.ClientSession() as http:
+        assert 200 == (await http.get(f"{one.url}/x", headers=cookie)).status
+        assert 401 == (await http.get(f"{two.url}/x", headers=cookie)).status

@@ -18,9 +18,11 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.crypto import digest
 from gateway.errors import BadRequest, NotFound, RateLimited, Unauthorized
 from gateway.sessions.manager import SessionSummary
+from gateway.web.handlers.admin_openapi import admin_openapi
 from gateway.web.handlers.backchannel import read_body
 from gateway.web.keys import SERVICES, VIEW
 from gateway.web.login_services import LoginServices
@@ -31,6 +33,8 @@ from gateway.web.responses import json_response
 log = logging.getLogger("gateway.admin")
 
 MAX_BODY = 16 * 1024
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
 ADMIN_FAILURES = web.AppKey("admin_failures", RateLimiter)
 _BUCKET = "admin"
 
@@ -39,6 +43,7 @@ def add_admin_routes(app: web.Application, prefix: str) -> None:
     """The admin endpoints under ``prefix`` (the app must hold ADMIN_FAILURES)."""
     app.router.add_get(f"{prefix}/admin/sessions", list_sessions)
     app.router.add_post(f"{prefix}/admin/sessions/revoke", revoke_sessions)
+    app.router.add_get(f"{prefix}/admin/openapi.json", openapi_document)
 
 
 def failure_budget(max_failures: int) -> RateLimiter:
@@ -62,8 +67,14 @@ def _admin(request: web.Request) -> LoginServices:
         digest(given.strip()), digest(token.reveal())
     ):
         failures.spend(client, _BUCKET)
+        audit("admin_refused", path=request.path, client=client)
         raise Unauthorized("admin credential missing or wrong")
     return services.login
+
+
+def _client(request: web.Request) -> str | None:
+    """Who acted, for the audit log: the caller's address (never its credential)."""
+    return request[VIEW].client_ip
 
 
 def _issuers(services: LoginServices, provider: str | None) -> list[str]:
@@ -81,9 +92,25 @@ def _who(fields: dict[str, Any]) -> tuple[str | None, str | None]:
     return sub, sid
 
 
+async def openapi_document(request: web.Request) -> web.StreamResponse:
+    """The OpenAPI 3.1 description of these endpoints (public: it holds no data)."""
+    services = request.app[SERVICES]
+    if services.config.admin.token is None or services.login is None:
+        raise NotFound("the admin endpoints are not configured")
+    return json_response(admin_openapi(services.config.prefix))
+
+
 async def list_sessions(request: web.Request) -> web.StreamResponse:
-    """The live sessions of a user (?sub=) or provider session (?sid=), optional ?provider=."""
+    """The live sessions of a user (?sub=) or provider session (?sid=), optional ?provider=;
+    or every session, a page at a time (?all=true&limit=&cursor=)."""
     services = _admin(request)
+    if request.query.get("all") in ("1", "true"):
+        limit = _limit(request.query.get("limit", str(DEFAULT_PAGE)))
+        page, cursor = await services.manager.list_all(request.query.get("cursor", ""), limit)
+        audit("admin_sessions_listed", scope="all", sessions=len(page), client=_client(request))
+        return json_response(
+            {"sessions": [_summary(s) for s in page], "next_cursor": cursor or None}
+        )
     sub, sid = _who(dict(request.query))
     manager = services.manager
     found: list[SessionSummary] = []
@@ -92,6 +119,14 @@ async def list_sessions(request: web.Request) -> web.StreamResponse:
             found += await manager.list_by_sub(issuer, sub)
         elif sid is not None:
             found += await manager.list_by_sid(issuer, sid)
+    audit(
+        "admin_sessions_listed",
+        provider=request.query.get("provider"),
+        sub=sub,
+        sid=sid,
+        sessions=len(found),
+        client=_client(request),
+    )
     return json_response({"sessions": [_summary(s) for s in found]})
 
 
@@ -107,6 +142,14 @@ async def revoke_sessions(request: web.Request) -> web.StreamResponse:
     for issuer in _issuers(services, provider):
         revoked += await end_sessions(request.app, issuer, sid=sid, sub=sub, reason="admin")
     log.info("sessions revoked by admin", extra={"sub": sub, "sessions": revoked})
+    audit(
+        "admin_sessions_revoked",
+        provider=provider,
+        sub=sub,
+        sid=sid,
+        sessions=revoked,
+        client=_client(request),
+    )
     metrics.LOGOUTS.labels("admin").inc()
     return json_response({"revoked": revoked})
 
@@ -127,6 +170,12 @@ async def _fields(request: web.Request) -> dict[str, Any]:
         return dict(parse_qsl(body.decode("utf-8")))
     except (UnicodeDecodeError, ValueError):
         raise BadRequest("invalid form body", public="The body is not a valid form.") from None
+
+
+def _limit(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PAGE:
+        raise BadRequest("bad limit", public=f"limit is a number from 1 to {MAX_PAGE}.")
+    return int(text)
 
 
 def _summary(s: SessionSummary) -> dict[str, Any]:

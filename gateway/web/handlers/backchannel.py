@@ -16,6 +16,7 @@ import jwt
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.errors import NotFound, StoreUnavailable
 from gateway.login.logout_token import (
     LogoutRequest,
@@ -28,6 +29,7 @@ from gateway.login.logout_token import (
 )
 from gateway.login.provider import DEFAULT_ID_TOKEN_ALGS, ProviderClient
 from gateway.web.handlers.login import login_services
+from gateway.web.identity import client_of
 from gateway.web.login_services import LoginServices
 from gateway.web.logout_notify import end_sessions
 from gateway.web.responses import json_response
@@ -48,9 +50,19 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
         logout = await validate_logout_token(
             token, jwks=provider.jwks, rules=rules, now=time.time()
         )
+        log.debug(
+            "back-channel logout token valid",
+            extra={"provider": provider.name, "sub": logout.sub, "sid": logout.sid},
+        )
         await claim_jti(services.shared, logout, rules.replay_ttl)
     except LogoutTokenRejected as exc:
         log.warning("back-channel logout refused: %s", exc.public_message)
+        audit(
+            "backchannel_logout_refused",
+            reason=exc.code,
+            detail=exc.public_message,
+            client=client_of(request),
+        )
         return json_response(
             {"error": exc.code, "error_description": exc.public_message}, status=400
         )
@@ -63,6 +75,15 @@ async def backchannel_logout(request: web.Request) -> web.StreamResponse:
             "sub": logout.sub,
             "sessions": ended,
         },
+    )
+    audit(
+        "backchannel_logout",
+        provider=provider.name,
+        iss=provider.config.issuer,
+        sub=logout.sub,
+        sid=logout.sid,
+        sessions=ended,
+        client=client_of(request),
     )
     metrics.LOGOUTS.labels("backchannel").inc()
     return web.Response(status=200, headers={"Cache-Control": "no-store"})

@@ -22,6 +22,7 @@ from gateway.policy.canonical import PathRefused, host_name
 from gateway.policy.routes import CompiledRoute
 from gateway.proxy.original_request import OriginalRequest, original_request
 from gateway.types import Principal
+from gateway.web.external_decisions import ask_authorizer, preflight
 from gateway.web.identity import (
     add_identity_headers,
     authorize,
@@ -31,6 +32,7 @@ from gateway.web.identity import (
 from gateway.web.keys import COMPILED, ROUTE_NAME, SERVICES, VIEW
 from gateway.web.responses import error_response, wants_html
 from gateway.web.services import Services
+from gateway.web.step_up import check_step_up
 
 REDIRECT_VALUES = frozenset({"1", "true", "yes"})
 LOGIN_MODES = frozenset({"login", "login_or_bearer"})
@@ -61,16 +63,36 @@ async def forward_auth(request: web.Request) -> web.StreamResponse:
         if route.config.auth == "public":
             authorize_public(route, original.method, original.query_string)
             return response
+        if route.config.cors_preflight and preflight(
+            request, services, method=original.method, query_string=original.query_string
+        ):
+            return response
         principal = await _principal(request, services, route, original)
         if isinstance(principal, web.StreamResponse):
             return principal  # not signed in: 401 (with the login URL) or 302 to the login
         subject_var.set(principal.subject)
-        authorize(route, principal, original.method, original.query_string)
+        await check_step_up(request, services, route, principal, allow_redirect=False)
+        authorize(
+            route,
+            principal,
+            original.method,
+            original.query_string,
+            target=original.target,
+            client_ip=view.client_ip,
+        )
+        granted = await ask_authorizer(
+            compiled, services, route, principal, method=original.method,
+            path_qs=original.target.decoded
+            + (f"?{original.query_string}" if original.query_string else ""),
+            host=original.host, client_ip=view.client_ip,
+        )  # fmt: skip
     except MethodNotAllowed as exc:
         # nginx takes any answer but 2xx/401/403 for an error (500): refuse plainly.
         raise Forbidden(str(exc), public=exc.public_message) from None
     headers: CIMultiDict[str] = CIMultiDict()
     add_identity_headers(compiled, route, principal, headers, origin=original.origin)
+    for name, value in granted:
+        headers[name] = value
     response.headers.extend(headers)
     return response
 
@@ -80,7 +102,12 @@ async def _principal(
 ) -> Principal | web.StreamResponse:
     try:
         return await establish_identity(
-            request, services, route, allow_redirect=False, query_string=original.query_string
+            request,
+            services,
+            route,
+            allow_redirect=False,
+            query_string=original.query_string,
+            dpop_target=(original.method, original.origin + original.target.encoded),
         )
     except Unauthorized as exc:
         bearer_failure = isinstance(exc, InvalidToken) or route.config.auth not in LOGIN_MODES

@@ -14,8 +14,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.errors import BadRequest
 from gateway.web.handlers.login import login_services
+from gateway.web.identity import client_of
 from gateway.web.logout_notify import end_sessions
 from gateway.web.pages.respond import render_page
 
@@ -44,6 +46,14 @@ async def frontchannel_logout(request: web.Request) -> web.StreamResponse:
     ended = await end_sessions(request.app, iss, sid=sid, sub=None, reason="frontchannel")
     log.info(
         "logout", extra={"kind": "frontchannel", "provider": accepting[0].name, "sessions": ended}
+    )
+    audit(
+        "frontchannel_logout",
+        provider=accepting[0].name,
+        iss=iss,
+        sid=sid,
+        sessions=ended,
+        client=client_of(request),
     )
     metrics.LOGOUTS.labels("frontchannel").inc()
     # The provider's logout page frames this one: only its origin may.

@@ -9,15 +9,21 @@ from typing import Any
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
+from gateway.config.model import StepUp
 from gateway.errors import (
     BadRequest,
+    FormTooLarge,
     LoginError,
     NotFound,
     ProviderMisconfigured,
     ProviderUnavailable,
 )
 from gateway.login.provider import ProviderClient
+from gateway.policy.step_up import shortfall
 from gateway.types import SessionRecord
+from gateway.web.authorization_response import authorization_response, form_too_large
+from gateway.web.identity import client_of
 from gateway.web.keys import SERVICES
 from gateway.web.login_services import LoginServices
 from gateway.web.pages.failures import LOGIN_FAILURE, LoginFailure, LoginReason, login_url
@@ -97,9 +103,13 @@ def _failed(
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
-    """The provider sends the browser back here with `code` and `state` (or `error`)."""
+    """The provider sends the browser back here with `code` and `state` (or `error`):
+    in the query, or posted as a form (response_mode=form_post)."""
     services = login_services(request)
-    query = request.query
+    try:
+        query = await authorization_response(request)
+    except FormTooLarge:
+        return form_too_large(request)
     if "code" in query and "error" in query:
         raise _failed(request, "refused", "callback carries both code and error", _REFUSED)
     state_id = query.get("state")
@@ -122,6 +132,16 @@ async def callback(request: web.Request) -> web.StreamResponse:
     if provider is None:
         message = f"state names unknown provider {state['provider']!r}"
         raise _failed(request, "refused", message, _REFUSED, state=state)
+    posted = request.method == "POST"
+    if posted != (provider.config.response_mode == "form_post"):
+        # The provider was asked for one response mode: the other one is not its answer
+        # (a code in a URL where form_post keeps it out of logs and Referer, or a POST
+        # nobody asked for).
+        how = "posted" if posted else "in the URL"
+        message = f"authorization response {how}, but {provider.name} uses " + (
+            provider.config.response_mode
+        )
+        raise _failed(request, "refused", message, _REFUSED, state=state)
     if "error" in query:
         raise _provider_refused(request, provider, state, query)
     try:
@@ -138,6 +158,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         code, state["redirect_uri"], state["verifier"], state["nonce"]
     )
     now = time.time()
+    _check_step_up(request, provider, state.get("step_up"), claims, now)
     settings = services.config.sessions
     record = SessionRecord(
         provider=provider.name,
@@ -149,15 +170,44 @@ async def callback(request: web.Request) -> web.StreamResponse:
         created_at=now,
         last_seen=now,
         expires_at=now + settings.absolute_timeout,
+        client_id=provider.config.client_id,
     )
     ticket = await services.manager.create(record)
     log.info("login completed", extra={"provider": provider.name, "sub": record.subject})
+    audit(
+        "login_succeeded",
+        provider=provider.name,
+        iss=record.issuer,
+        sub=record.subject,
+        acr=claims.get("acr") if isinstance(claims.get("acr"), str) else None,
+        client=client_of(request),
+    )
     metrics.LOGINS_COMPLETED.labels(provider.name).inc()
     target = services.safe_target(request, state["return_to"])
     response = web.HTTPFound(target, headers={"Cache-Control": "no-store"})
     services.cookies.set_session(response, ticket, settings.absolute_timeout)
     services.cookies.clear_login_binding(response)
     return response
+
+
+def _check_step_up(
+    request: web.Request,
+    provider: ProviderClient,
+    wanted: dict[str, Any] | None,
+    claims: dict[str, Any],
+    now: float,
+) -> None:
+    """The id_token's acr / auth_time meet what this login asked for (a user can strip
+    acr_values or max_age from the authorization URL; the provider may ignore them)."""
+    if not wanted:
+        return
+    step_up = StepUp.model_validate(wanted)
+    reason = shortfall(step_up, claims, provider.config.acr_levels, now, provider.config.leeway)
+    who = {"provider": provider.name, "sub": str(claims.get("sub")), "client": client_of(request)}
+    if reason is not None:
+        audit("step_up_refused", reason=reason, **who)
+        raise LoginError(f"step-up not met by the provider's answer: {reason}", public=_WEAK)
+    audit("step_up_satisfied", acr=str(claims.get("acr")), **who)
 
 
 async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> None:
@@ -173,6 +223,10 @@ async def _check_iss_parameter(provider: ProviderClient, iss: str | None) -> Non
         )
 
 
+_WEAK = (
+    "The sign-in did not reach the level this page needs (for example a second factor). "
+    "Please start again and complete every step the sign-in asks for."
+)
 _REFUSED = "This sign-in response was refused. Please start again from the application."
 _EXPIRED = "This sign-in link has expired or was already used. Please start again."
 

@@ -8,13 +8,16 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.crypto import random_token
 from gateway.errors import BadRequest, ProviderUnavailable
+from gateway.idp.http import display_url
 from gateway.login.provider import ProviderClient
 from gateway.sessions.manager import LoadedSession
 from gateway.web.handlers.login import login_services
+from gateway.web.identity import client_of
 from gateway.web.login_services import LoginServices
-from gateway.web.logout_notify import notify_ended
+from gateway.web.logout_notify import NOTIFIER, notify_ended
 from gateway.web.pages.respond import account_of, render_page
 
 log = logging.getLogger("gateway.logout")
@@ -137,15 +140,30 @@ async def _end_session(
     await services.manager.destroy(loaded.session_id)
     notify_ended(request.app, loaded, "logout")
     log.info("logout", extra={"kind": "rp", "sub": loaded.record.subject})
+    audit(
+        "logout",
+        provider=loaded.record.provider,
+        iss=loaded.record.issuer,
+        sub=loaded.record.subject,
+        sessions=1,
+        client=client_of(request),
+    )
     metrics.LOGOUTS.labels("rp").inc()
     target = after
     provider = services.providers.get(loaded.record.provider)
     if provider is not None:
+        # Revoked in the background: a slow or failing provider never holds up a logout.
+        request.app[NOTIFIER].spawn(provider.revoke_tokens(loaded.record.tokens))
         post_logout = provider.config.post_logout_redirect_uri or after
         url = await provider.end_session_url(
             loaded.record.tokens.id_token, post_logout, random_token(16)
         )
         target = url or after
+        log.debug(
+            "logout redirect",
+            extra={"provider": provider.name, "to": display_url(target),
+                   "provider_logout": url is not None},
+        )  # fmt: skip
     response = web.HTTPFound(target, headers={"Cache-Control": "no-store"})
     services.cookies.clear_session(response)
     return response

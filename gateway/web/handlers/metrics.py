@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import metrics
+from gateway.audit import audit
 from gateway.errors import (
     BadRequest,
     ConfigError,
@@ -17,7 +18,9 @@ from gateway.errors import (
     StoreUnavailable,
 )
 from gateway.login.id_token import IdTokenRejected
+from gateway.web.identity import client_of
 from gateway.web.keys import SERVICES
+from gateway.web.pages.failures import LOGIN_FAILURE
 
 log = logging.getLogger("gateway.metrics")
 
@@ -60,6 +63,19 @@ def login_failure_reason(request: web.Request, exc: Exception) -> str:
     return "error"
 
 
+def _audit_failure(request: web.Request, reason: str, detail: str) -> None:
+    """The audit line of a failed callback: the counted reason, the page's, and why."""
+    failure = request.get(LOGIN_FAILURE)
+    audit(
+        "login_failed",
+        reason=reason,
+        page_reason=failure.reason if failure is not None else None,
+        provider=failure.provider if failure is not None else None,
+        detail=detail[:300],
+        client=client_of(request),
+    )
+
+
 def count_login_failures(handler: Handler) -> Handler:
     """Wrap the callback so every failed one is counted by reason, then handled as before."""
 
@@ -70,9 +86,12 @@ def count_login_failures(handler: Handler) -> Handler:
         except web.HTTPException as exc:
             if exc.status >= 400:
                 metrics.LOGINS_FAILED.labels("bad_request").inc()
+                _audit_failure(request, "bad_request", f"HTTP {exc.status}")
             raise
         except Exception as exc:  # counted, then handled by the error middleware as before
-            metrics.LOGINS_FAILED.labels(login_failure_reason(request, exc)).inc()
+            reason = login_failure_reason(request, exc)
+            metrics.LOGINS_FAILED.labels(reason).inc()
+            _audit_failure(request, reason, str(exc))
             raise
 
     return counted

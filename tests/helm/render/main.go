@@ -60,7 +60,19 @@ func fail(err error) {
 	os.Exit(1)
 }
 
+// chartFiles is helm's .Files: Get reads a file of the chart, "" when it cannot.
+type chartFiles struct{ dir string }
+
+func (f chartFiles) Get(name string) string {
+	data, err := os.ReadFile(filepath.Join(f.dir, name))
+	if err != nil {
+		return ""
+	}
+	return string(data)
+}
+
 func render(chartDir string, context map[string]interface{}) (string, error) {
+	context["Files"] = chartFiles{chartDir}
 	chartName := fmt.Sprint(context["Chart"].(map[string]interface{})["Name"])
 	files, err := filepath.Glob(filepath.Join(chartDir, "templates", "*"))
 	if err != nil {

@@ -1,0 +1,77 @@
+"""Route policies written in Rego (OPA), evaluated in-process by `regopy` (optional extra
+`oidc-gateway[rego]`). Compiled once at start-up; refused requests say why.
+
+The input is the external authorizer's decision request (gateway/policy/ext_authz.py).
+The query (default `data.gateway`) must give `true`/`false`, or an object with a boolean
+`allow` and optionally a `reason` string; anything else (undefined included) refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError, GatewayError
+
+try:
+    import regopy
+except ImportError:  # the optional extra is not installed
+    regopy = None
+
+
+class RegoFailed(GatewayError):
+    """500: evaluating a Rego policy raised an error (the request is refused)."""
+
+    code = "rego_error"
+
+
+class RegoPolicy:
+    """One Rego file and its query; one interpreter, re-used with each request's input."""
+
+    def __init__(self, file: str, query: str, where: str) -> None:
+        if regopy is None:
+            raise ConfigError([f"{where}: Rego policies need the optional 'regopy' package "
+                               "(pip install 'oidc-gateway[rego]')"])  # fmt: skip
+        try:
+            source = Path(file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{where}.file: cannot read {file}: {exc.strerror}"]) from None
+        self.query = query
+        self._interpreter = regopy.Interpreter()
+        try:
+            self._interpreter.add_module(Path(file).name, source)
+            self._evaluate({})  # compile now: a broken file stops start-up, not a request
+        except regopy.RegoError as exc:
+            raise ConfigError([f"{where}: {_error_text(exc)}"]) from None
+        except RegoFailed as exc:
+            raise ConfigError([f"{where}: {exc}"]) from None
+
+    def _evaluate(self, data: dict[str, Any]) -> str:
+        try:
+            self._interpreter.set_input_term(json.dumps(data, default=str))
+            return str(self._interpreter.query(self.query))
+        except regopy.RegoError as exc:
+            raise RegoFailed(_error_text(exc)) from None
+
+    def decide(self, data: dict[str, Any]) -> tuple[bool, str]:
+        """(allowed, reason) for one decision input."""
+        text = self._evaluate(data)
+        if text.strip() == "undefined":
+            return False, f"rego: {self.query} is undefined for this request"
+        try:
+            expressions = json.loads(text).get("expressions") or [None]
+        except (ValueError, AttributeError):
+            return False, "rego: unreadable result"
+        result = expressions[0]
+        if isinstance(result, bool):
+            return result, f"rego: {self.query} is {str(result).lower()}"
+        if isinstance(result, dict) and isinstance(result.get("allow"), bool):
+            reason = result.get("reason")
+            words = reason[:200] if isinstance(reason, str) else f"allow is {result['allow']}"
+            return result["allow"], f"rego: {words}"
+        return False, f"rego: {self.query} is neither a boolean nor an object with allow"
+
+
+def _error_text(exc: Exception) -> str:
+    return "Rego policy error: " + " ".join(str(exc).split())[:300]

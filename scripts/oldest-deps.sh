@@ -25,8 +25,9 @@ UNIT_TESTS=(
   tests/test_crypto.py
   tests/test_metrics.py
 )
-# the test tools these tests use; tests/conftest.py imports playwright (no browser needed here)
-TOOLS=(pytest pytest-asyncio pytest-aiohttp pytest-timeout hypothesis playwright)
+# the test tools these tests use; tests/conftest.py imports playwright (no browser needed here),
+# tests/config/test_doc_blocks.py jsonschema
+TOOLS=(pytest pytest-asyncio pytest-aiohttp pytest-timeout hypothesis playwright jsonschema)
 
 stamp_input=$( (python3 --version; cat pyproject.toml scripts/lowest_constraints.py) | sha256sum)
 if [[ ! -x $OLD/bin/python || ! -f $OLD/.stamp || $(cat "$OLD/.stamp") != "$stamp_input" ]]; then

@@ -8,13 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
-
 from gateway.errors import ProviderMisconfigured, ProviderUnavailable
-from gateway.idp.addresses import AddressGuard
 from gateway.idp.discovery import ProviderMetadata
-from gateway.idp.http import fetch_json
-from gateway.login.client_auth import ClientAuthenticator
+from gateway.login.client_channel import ClientChannel
 
 log = logging.getLogger("gateway.login")
 
@@ -43,33 +39,13 @@ def par_endpoint(meta: ProviderMetadata, wanted: bool, provider: str) -> str | N
 class PushedAuthorization:
     """Pushes authorization requests to one provider with its client authentication."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        guard: AddressGuard,
-        auth: ClientAuthenticator,
-        timeout: float,
-    ) -> None:
-        self._session = session
-        self._guard = guard
-        self._auth = auth
-        self._timeout = timeout
+    def __init__(self, channel: ClientChannel) -> None:
+        self._channel = channel
 
     async def push(self, endpoint: str, issuer: str, params: Mapping[str, str]) -> str:
         """POST the request's parameters; return the `request_uri` the provider issued."""
-        form = dict(params)
-        headers: dict[str, str] = {}
         # RFC 9126 2: the issuer identifier is the audience of a client assertion here.
-        self._auth.apply(form, headers, audience=issuer)
-        status, body = await fetch_json(
-            self._session,
-            endpoint,
-            guard=self._guard,
-            timeout=self._timeout,
-            method="POST",
-            data=form,
-            headers=headers,
-        )
+        status, body = await self._channel.post_json(endpoint, dict(params), audience=issuer)
         if status not in (200, 201):
             raise _refused(status, body)
         request_uri = body.get("request_uri")

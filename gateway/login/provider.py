@@ -17,6 +17,7 @@ from gateway.idp.discovery import MetadataSource, ProviderMetadata
 from gateway.idp.http import display_url, fetch_json
 from gateway.idp.jwks import JwksCache
 from gateway.login.client_auth import ClientAuthenticator
+from gateway.login.client_channel import ClientChannel
 from gateway.login.id_token import stored_id_token_claims, validate_id_token
 from gateway.login.par import PushedAuthorization, front_channel_url, par_endpoint
 from gateway.login.revocation import TokenRevoker
@@ -50,9 +51,10 @@ class ProviderClient:
         self.jwks = JwksCache(self._jwks_uri, session, self.metadata.guard)
         self._session = session
         auth = ClientAuthenticator.for_provider(config)
-        self._tokens = TokenEndpoint(session, self.metadata.guard, auth, config.timeout)
-        self._revoker = TokenRevoker(session, self.metadata.guard, auth, config.timeout)
-        self._par = PushedAuthorization(session, self.metadata.guard, auth, config.timeout)
+        channel = ClientChannel(session, self.metadata.guard, auth, config.timeout)
+        self._tokens = TokenEndpoint(channel)
+        self._revoker = TokenRevoker(channel)
+        self._par = PushedAuthorization(channel)
 
     async def _jwks_uri(self) -> str:
         meta = await self.metadata.get()

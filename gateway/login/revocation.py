@@ -14,9 +14,8 @@ import aiohttp
 
 from gateway.audit import audit
 from gateway.errors import ProviderUnavailable
-from gateway.idp.addresses import AddressGuard
 from gateway.idp.http import display_url
-from gateway.login.client_auth import ClientAuthenticator
+from gateway.login.client_channel import ClientChannel
 from gateway.types import TokenSet
 
 log = logging.getLogger("gateway.logout")
@@ -25,17 +24,8 @@ log = logging.getLogger("gateway.logout")
 class TokenRevoker:
     """Revokes one provider's tokens with the client's own authentication."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        guard: AddressGuard,
-        auth: ClientAuthenticator,
-        timeout: float,
-    ) -> None:
-        self._session = session
-        self._guard = guard
-        self._auth = auth
-        self._timeout = timeout
+    def __init__(self, channel: ClientChannel) -> None:
+        self._channel = channel
 
     async def revoke_all(self, url: str, tokens: TokenSet) -> int:
         """Revoke the refresh and the access token; return how many the provider took."""
@@ -50,16 +40,16 @@ class TokenRevoker:
         """One revocation request; True on 200."""
         form = {"token": token, "token_type_hint": hint}
         headers = {"Accept": "application/json"}
-        self._auth.apply(form, headers, audience=url)
+        self._channel.authenticate(form, headers, url)
         where = display_url(url)
         try:
-            await self._guard.check(url)
-            async with self._session.post(
+            await self._channel.guard.check(url)
+            async with self._channel.session.post(
                 url,
                 data=form,
                 headers=headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
+                timeout=aiohttp.ClientTimeout(total=self._channel.timeout),
             ) as response:
                 status = response.status
                 detail = (await response.content.read(300)).decode("utf-8", "replace")

@@ -6,12 +6,9 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
-
 from gateway.errors import LoginError, ProviderMisconfigured, ProviderUnavailable
-from gateway.idp.addresses import AddressGuard
-from gateway.idp.http import display_url, fetch_json
-from gateway.login.client_auth import ClientAuthenticator
+from gateway.idp.http import display_url
+from gateway.login.client_channel import ClientChannel
 from gateway.types import TokenSet
 
 log = logging.getLogger("gateway.login")
@@ -39,17 +36,8 @@ class RefreshRefused(LoginError):
 class TokenEndpoint:
     """Calls one provider's token endpoint with its client authentication."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        guard: AddressGuard,
-        auth: ClientAuthenticator,
-        timeout: float,
-    ) -> None:
-        self._session = session
-        self._guard = guard
-        self._auth = auth
-        self._timeout = timeout
+    def __init__(self, channel: ClientChannel) -> None:
+        self._channel = channel
 
     async def exchange_code(
         self, url: str, code: str, redirect_uri: str, verifier: str | None
@@ -58,7 +46,7 @@ class TokenEndpoint:
         if verifier:
             form["code_verifier"] = verifier
         status, body = await self._post(url, form, "token_exchange")
-        _trace("code exchange", url, status, body, self._auth.method)
+        _trace("code exchange", url, status, body, self._channel.auth.method)
         if status in (400, 401) and body.get("error") in _CLIENT_REFUSED:
             raise ProviderMisconfigured(_describe("code exchange", status, body))
         if status != 200:
@@ -72,7 +60,7 @@ class TokenEndpoint:
         status, body = await self._post(
             url, {"grant_type": "refresh_token", "refresh_token": refresh_token}, "refresh"
         )
-        _trace("refresh", url, status, body, self._auth.method)
+        _trace("refresh", url, status, body, self._channel.auth.method)
         if status == 400 and body.get("error") == "invalid_grant":
             raise RefreshRefused(_describe("refresh", status, body))
         if status != 200:
@@ -85,18 +73,7 @@ class TokenEndpoint:
     async def _post(
         self, url: str, form: dict[str, str], endpoint: str
     ) -> tuple[int, dict[str, Any]]:
-        headers: dict[str, str] = {}
-        self._auth.apply(form, headers, audience=url)
-        return await fetch_json(
-            self._session,
-            url,
-            guard=self._guard,
-            timeout=self._timeout,
-            method="POST",
-            data=form,
-            headers=headers,
-            endpoint=endpoint,
-        )
+        return await self._channel.post_json(url, form, audience=url, endpoint=endpoint)
 
 
 def _trace(step: str, url: str, status: int, body: dict[str, Any], method: str) -> None:

@@ -3,8 +3,8 @@
     python -m bench.cpu_per_request [--seconds 10] CHECKOUT [CHECKOUT ...]
 
 Each checkout (a directory with a `gateway/` package, e.g. a `git worktree` of an older
-commit) serves one public route to an nginx `return 200` upstream, one worker, uvloop, no
-access log; wrk drives it; the gateway process's user+system CPU time (from /proc) divided
+commit) serves one public route to an nginx `return 200` upstream, one worker (or
+`--workers N`, the CPU of all counted), uvloop, no access log; wrk drives it; the gateway process's user+system CPU time (from /proc) divided
 by the requests served is printed. CPU per request is far less sensitive than req/s to
 other load on the machine, so two commits can be compared on a busy host; the load
 average is printed beside each figure all the same.
@@ -27,8 +27,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and of its living children (a supervisor's workers)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    total = (int(fields[11]) + int(fields[12])) / TICKS
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += _cpu_seconds(int(child))
+    return total
 
 
 def _free_port() -> int:
@@ -63,10 +68,12 @@ def _nginx(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def measure(checkout: Path, upstream: int, seconds: int, workdir: Path) -> dict[str, float]:
+def measure(
+    checkout: Path, upstream: int, seconds: int, workdir: Path, workers: int = 1
+) -> dict[str, float]:
     port = _free_port()
     config = {
-        "listen": {"host": "127.0.0.1", "port": port},
+        "listen": {"host": "127.0.0.1", "port": port, "workers": workers},
         "logging": {"access_log": False, "level": "warning"},
         "metrics": {"listen": None},
         "routes": [{"path": "/", "upstream": f"http://127.0.0.1:{upstream}", "auth": "public"}],
@@ -102,6 +109,9 @@ def main() -> None:
     parser.add_argument("checkouts", nargs="+", type=Path)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (2+: metrics in multiprocess mode)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -109,7 +119,9 @@ def main() -> None:
         try:
             for round_ in range(args.rounds):
                 for checkout in args.checkouts:
-                    result = measure(checkout.resolve(), upstream, args.seconds, workdir)
+                    result = measure(
+                        checkout.resolve(), upstream, args.seconds, workdir, args.workers
+                    )
                     print(json.dumps({"round": round_, "checkout": str(checkout), **result}))
         finally:
             nginx.terminate()

@@ -26,6 +26,7 @@ from prometheus_client import (
     multiprocess,
     platform_collector,
     process_collector,
+    values,
 )
 
 from gateway import __version__, tracing
@@ -36,6 +37,26 @@ disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstre
 REGISTRY = CollectorRegistry(auto_describe=True)
 # Set by the supervisor of several workers (read by prometheus_client at import time too).
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class _ProcessId:
+    """This process's id, read once and again after a fork only."""
+
+    def __init__(self) -> None:
+        self.value = os.getpid()
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.value = os.getpid()
+
+    def __call__(self) -> int:
+        return self.value
+
+
+if MULTIPROCESS_DIR is not None:
+    # prometheus_client asks for the pid on every inc() and observe(), to notice a fork:
+    # a getpid() system call each, six per proxied request. The fork hook answers the same.
+    values.ValueClass = values.MultiProcessValue(_ProcessId())  # type: ignore[no-untyped-call]
 if MULTIPROCESS_DIR is None:
     # Process, platform and GC numbers describe one process: with several workers a scrape
     # would show whichever worker answered, so they are only exported by a single process.

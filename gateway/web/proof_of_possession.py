@@ -52,13 +52,18 @@ async def check_proof_of_possession(
     bearer = services.bearer
     if bearer is None:
         raise NoAuthenticator("no bearer issuers configured")
+    header = one_authorization_header(request.headers.getall("Authorization", []))
+    scheme = authorization_scheme(header)
+    if scheme == "bearer" and "cnf" not in principal.claims and not route.config.require_dpop:
+        # An unbound token sent as Bearer where DPoP is not required (most API calls):
+        # neither check below could refuse it, so skip their parsing on the hot path.
+        return
     check_certificate_binding(
         principal.claims, client_certificate(request, bearer.config.client_certificate_header)
     )
-    header = one_authorization_header(request.headers.getall("Authorization", []))
     method, url = target or canonical_target(request)
     await bearer.dpop.check(
-        scheme=authorization_scheme(header),
+        scheme=scheme,
         token=parse_bearer(header, dpop=True),
         claims=principal.claims,
         proofs=request.headers.getall("DPoP", []),

@@ -31,6 +31,7 @@ from prometheus_client import (
 
 from gateway import __version__, tracing
 from gateway.errors import GatewayError, ProviderUnavailable, StoreUnavailable
+from gateway.metric_batch import LoopBatch
 
 # `*_created` series double the series count and tell an operator nothing new.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
@@ -306,15 +307,25 @@ def _request_seconds(route: str, kind: str) -> Any:
 
 
 @functools.cache
-def upstream_seconds(upstream: str) -> Any:
+def _upstream_seconds(upstream: str) -> Any:
     return UPSTREAM_SECONDS.labels(upstream)
+
+
+# The numbers every proxied request adds go through one batch per process.
+_PER_REQUEST = LoopBatch()
+flush = _PER_REQUEST.flush
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered request and its duration."""
     kind = method_class(method)
-    _requests(route, kind, status_class(status)).inc()
-    _request_seconds(route, kind).observe(seconds)
+    _PER_REQUEST.inc(_requests(route, kind, status_class(status)))
+    _PER_REQUEST.observe(_request_seconds(route, kind), seconds)
+
+
+def observe_upstream(upstream: str, seconds: float) -> None:
+    """The time from sending a request to ``upstream`` until its response head arrived."""
+    _PER_REQUEST.observe(_upstream_seconds(upstream), seconds)
 
 
 @functools.cache
@@ -399,7 +410,7 @@ def _upstream_responses(route: str, status: str) -> Any:
 
 def upstream_response(route: str, status: int) -> None:
     """Count the status class of a response an upstream sent."""
-    _upstream_responses(route, status_class(status)).inc()
+    _PER_REQUEST.inc(_upstream_responses(route, status_class(status)))
 
 
 def refresh(outcome: str) -> None:
@@ -418,6 +429,7 @@ def cache_lookup(cache: str, *, hit: bool) -> None:
 
 def exposition() -> tuple[bytes, str]:
     """The registry in the Prometheus text format (all workers' sum), and its content type."""
+    flush()  # this process's counts of the requests answered in this loop turn
     if MULTIPROCESS_DIR is None:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
     merged = CollectorRegistry()

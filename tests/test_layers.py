@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gateway"
 LAYERS = [
     {"types", "errors", "secret", "__init__"},
     {"config"},
-    {"crypto", "log", "audit", "metrics", "tracing"},
+    {"crypto", "log", "audit", "metric_batch", "metrics", "tracing"},
     {"idp"},
     {"sessions"},
     {"policy"},

@@ -179,7 +179,7 @@ async def forward(
         skip_lingering(request)
         raise
     try:
-        metrics.upstream_seconds(upstream.name).observe(time.perf_counter() - started)
+        metrics.observe_upstream(upstream.name, time.perf_counter() - started)
         answer = UpstreamAnswer.of(protocol)
         if answer.length is not None and answer.length <= SMALL_BODY and request.method != "HEAD":
             return await _whole_response(protocol, answer, upstream)

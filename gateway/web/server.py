@@ -78,6 +78,7 @@ async def _serve(config: Config, config_path: Path, reuse_port: bool) -> int:
     app[SERVICES].draining = True
     # runner.cleanup() stops listening, waits up to shutdown_timeout for handlers, then closes.
     await runner.cleanup()
+    metrics.flush()  # the last requests' counts, before the worker's file is left behind
     log.info("stopped")
     return 0
 

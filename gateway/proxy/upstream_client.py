@@ -21,8 +21,8 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 def encode_head(method: str, target: str, headers: CIMultiDict[str]) -> bytes:
     """The request line and headers; refuses anything that would break the framing."""
-    lines = [f"{method} {target} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items())]
-    text = "\r\n".join(lines) + "\r\n\r\n"
+    lines = [f"{method} {target} HTTP/1.1\r\n", *[f"{k}: {v}\r\n" for k, v in headers.items()]]
+    text = "".join(lines) + "\r\n"
     # One pass in C instead of a check per value: every CR and LF must be ours.
     ours = len(lines) + 1
     if text.count("\n") != ours or text.count("\r") != ours or " " in target:

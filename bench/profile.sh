@@ -6,8 +6,9 @@
 # For each of the gateway's public, session-cookie (Redis), JWT and cached-introspection
 # routes: wrk -t2 -c50 runs while `py-spy record --subprocesses` samples both workers of
 # gw-redis; writes bench/results/profile-<timestamp>/<route>.{txt.gz,svg} (collapsed
-# stacks and a flame graph) and report.md (profile_report.py: shares by hot-path step, top
-# functions). Starts the servers if they are not running and leaves them running.
+# stacks and a flame graph), <route>.dso.txt (perf's CPU split by binary, when perf is
+# installed) and report.md (profile_report.py: kernel/interpreter split, shares of the
+# Python samples by hot-path step, top functions). Starts the servers if they are not running and leaves them running.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 source "$BENCH_DIR/servers.sh"
@@ -15,6 +16,11 @@ cd "$BENCH_DIR"
 SECS=${1:-10}
 
 ensure_tools
+command -v perf >/dev/null || {
+  log "apt-get install linux-perf (the kernel/interpreter split)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends linux-perf >/dev/null ||
+    log "no perf: the report shows py-spy's Python shares only"
+}
 command -v py-spy >/dev/null || "$PYTHON" -m pip install -q py-spy
 PYSPY=$(command -v py-spy || echo "$(dirname "$PYTHON")/py-spy")
 start_all
@@ -36,11 +42,21 @@ profile() { # NAME URL [HEADER]
   wrk_pid=$!
   sleep 1
   log "profiling $name for ${SECS}s"
+  if command -v perf >/dev/null; then
+    # CPU time by binary (kernel / interpreter / C extensions): py-spy cannot see it.
+    perf record -q -e cpu-clock -F 499 -p "$(pgrep -d, -P "$PID")" -o "$OUT/$name.perf" \
+      -- sleep "$SECS" >/dev/null 2>&1 &
+  fi
   "$PYSPY" record --subprocesses --nonblocking --rate 250 -d "$SECS" --format raw \
     -o "$OUT/$name.txt" --pid "$PID" >/dev/null 2>"$OUT/$name.pyspy.log"
   "$PYSPY" record --subprocesses --nonblocking --rate 250 -d 3 --format flamegraph \
     -o "$OUT/$name.svg" --pid "$PID" >/dev/null 2>&1 || true
   wait "$wrk_pid" || true
+  wait || true
+  if [[ -f "$OUT/$name.perf" ]]; then
+    perf report -q -i "$OUT/$name.perf" --sort dso --stdio >"$OUT/$name.dso.txt" 2>/dev/null || true
+    rm -f "$OUT/$name.perf"
+  fi
 }
 
 profile gw-plain "$GW/plain/"

@@ -6,8 +6,13 @@
 Each sample is charged to the innermost frame that names a step of the request path
 (session load, JWT check, header shaping, upstream call...); samples with no such frame
 are charged by the package of their leaf (aiohttp's server, the event loop...). Also
-lists the functions with the most self time. Idle samples are not recorded by py-spy,
-so the shares are of the CPU the workers actually used.
+lists the functions with the most self time. Idle samples are not recorded by py-spy.
+
+py-spy over-samples a thread that sits in a socket write (on this 2-vCPU VM a write leaf
+drew 46-67 % of the samples while perf, counting CPU time, put the whole kernel at 19-31 %):
+samples whose leaf is a socket write are counted apart, and the step shares are of the
+remaining (Python) samples. Where profile.sh left `<route>.dso.txt` (perf's CPU split
+by binary) next to a profile, the kernel/interpreter split is shown from it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ FALLBACK: list[tuple[str, str]] = [
     ("yarl / multidict", r"yarl/|multidict/"),
 ]
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):\d+\)$")
+# Leaves that are a send() on a socket: the response to the client, the request upstream.
+SOCKET_WRITE = re.compile(r"^(StreamWriter\._writelines|UpstreamProtocol\.write) \(")
 
 
 def parse(path: Path) -> Counter[tuple[str, ...]]:
@@ -86,35 +93,81 @@ def bucket(frames: tuple[str, ...]) -> str:
     return f"other: {leaf.split('/')[0] or '?'}"
 
 
-def shares(path: Path) -> tuple[int, Counter[str], Counter[str]]:
+def shares(path: Path) -> tuple[int, Counter[str], Counter[str], int]:
+    """(Python samples, samples per step, self samples per frame, socket-write samples)."""
     stacks = parse(path)
     buckets: Counter[str] = Counter()
     selfs: Counter[str] = Counter()
+    writes = 0
     for frames, n in stacks.items():
+        if frames and SOCKET_WRITE.match(frames[-1]):
+            writes += n
+            continue
         buckets[bucket(frames)] += n
         if frames:
             selfs[frames[-1]] += n
-    return sum(stacks.values()) or 1, buckets, selfs
+    return sum(buckets.values()) or 1, buckets, selfs, writes
+
+
+def cpu_by_binary(path: Path) -> dict[str, float] | None:
+    """perf's split of the workers' CPU time: kernel, interpreter, C extensions, libc."""
+    dso = path.parent / (path.name.split(".")[0] + ".dso.txt")
+    if not dso.exists():
+        return None
+    split_: Counter[str] = Counter()
+    for line in dso.read_text().splitlines():
+        parts = line.split()
+        if len(parts) < 2 or not parts[0].endswith("%") or line.lstrip().startswith("#"):
+            continue
+        share, name = float(parts[0].rstrip("%")), parts[1]
+        if name.startswith("[kernel"):
+            split_["kernel (system calls, TCP, scheduling)"] += share
+        elif name.startswith("libpython"):
+            split_["Python interpreter"] += share
+        elif name.startswith("libc"):
+            split_["libc"] += share
+        else:
+            split_["C extensions (uvloop, llhttp, multidict, ...)"] += share
+    return dict(split_)
 
 
 def main() -> None:
     paths = [Path(p) for p in sys.argv[1:]]
     data = {p.name.split(".")[0]: shares(p) for p in paths}
+    binaries = {p.name.split(".")[0]: cpu_by_binary(p) for p in paths}
     order: Counter[str] = Counter()
-    for total, buckets, _ in data.values():
+    for total, buckets, _, _ in data.values():
         for label, n in buckets.items():
             order[label] += n / total
     names = list(data)
-    lines = [
-        "| step (share of the workers' CPU samples) | " + " | ".join(names) + " |",
+    lines: list[str] = []
+    if any(binaries.values()):
+        kinds: Counter[str] = Counter()
+        for split_ in binaries.values():
+            kinds.update(split_ or {})
+        lines += [
+            "| where the workers' CPU time went (perf, cpu-clock) | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for kind, _ in kinds.most_common():
+            cells = [f"{(binaries[n] or {}).get(kind, 0.0):.1f} %" for n in names]
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [
+        "| step (share of the Python samples, py-spy) | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(names),
     ]
     for label, _ in order.most_common():
         cells = [f"{100 * data[n][1][label] / data[n][0]:.1f} %" for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| samples | " + " | ".join(str(data[n][0]) for n in names) + " |")
+    lines.append("| Python samples | " + " | ".join(str(data[n][0]) for n in names) + " |")
+    lines.append(
+        "| socket-write samples, left out (over-sampled) | "
+        + " | ".join(str(data[n][3]) for n in names)
+        + " |"
+    )
     for name in names:
-        total, _, selfs = data[name]
+        total, _, selfs, _ = data[name]
         lines += ["", f"Top self time, {name}:", ""]
         lines += [f"- {100 * n / total:.1f} % {frame}" for frame, n in selfs.most_common(8)]
     print("\n".join(lines))

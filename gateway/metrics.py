@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -20,6 +21,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Metric,
     disable_created_metrics,
     gc_collector,
     generate_latest,
@@ -35,7 +37,17 @@ from gateway.metric_batch import LoopBatch
 
 # `*_created` series double the series count and tell an operator nothing new.
 disable_created_metrics()  # type: ignore[no-untyped-call]  # unannotated upstream
-REGISTRY = CollectorRegistry(auto_describe=True)
+
+
+class _Registry(CollectorRegistry):
+    """The process's registry: reading it first hands over the batched per-request counts."""
+
+    def collect(self) -> Iterable[Metric]:
+        _PER_REQUEST.flush()
+        return super().collect()
+
+
+REGISTRY = _Registry(auto_describe=True)
 # Set by the supervisor of several workers (read by prometheus_client at import time too).
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
@@ -340,13 +352,13 @@ def _introspection_cache(result: str) -> Any:
 
 def authentication(kind: str, outcome: str) -> None:
     """Count an authentication outcome; with tracing on, the request's span carries it too."""
-    _authentications(kind, outcome).inc()
+    _PER_REQUEST.inc(_authentications(kind, outcome))
     tracing.annotate_request("gateway.auth.outcome", f"{kind}:{outcome}")
 
 
 def introspection_cache(result: str) -> None:
     """Count an introspection-cache 'hit' or 'miss'."""
-    _introspection_cache(result).inc()
+    _PER_REQUEST.inc(_introspection_cache(result))
 
 
 def shared_cache_rejected(cache: str, reason: str) -> None:
@@ -424,7 +436,7 @@ def _cache_lookups(cache: str, result: str) -> Any:
 
 
 def cache_lookup(cache: str, *, hit: bool) -> None:
-    _cache_lookups(cache, "hit" if hit else "miss").inc()
+    _PER_REQUEST.inc(_cache_lookups(cache, "hit" if hit else "miss"))
 
 
 def exposition() -> tuple[bytes, str]:

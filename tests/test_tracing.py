@@ -156,7 +156,7 @@ async def test_login_refresh_and_bearer_call_are_traced_without_secrets(
     pairs request id and trace id; the refresh is counted; no token, code, cookie, secret or
     claim value appears in any span or resource attribute."""
     rs = oidc_provider.register_client()
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"name": "app", "path": "/app/", "upstream": upstream, "auth": "login",
          "pass_access_token": True},
         {"name": "api", "path": "/api/", "upstream": upstream, "auth": "bearer"},

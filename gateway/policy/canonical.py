@@ -14,7 +14,8 @@ Path rules (each refused case is a 400, never a guess):
 Besides the decoded path that routes match, `readings` lists the other paths a common
 upstream may resolve the same target to: case-folded (Express, IIS), trailing dots and
 spaces trimmed (IIS, Windows), decoded a second time, and NFKC-folded (fullwidth
-letters). Route matching refuses a target whose readings reach a stricter route.
+letters, slashes and dots; then slashes merged and dot segments resolved). Route
+matching refuses a target whose readings reach a stricter route.
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         twice = unquote(path)
         bases += [_SLASHES.sub("/", twice), _resolved(path), _resolved(twice)]
     if not path.isascii():
-        bases.append(unicodedata.normalize("NFKC", path))
+        # Fullwidth '/' and '.' fold to ASCII ones: read like the second decoding above.
+        nfkc = unicodedata.normalize("NFKC", path)
+        bases += [_SLASHES.sub("/", nfkc), _resolved(nfkc)]
     kept: dict[str, None] = {}
     folded: dict[str, None] = {}
     for base in bases:

@@ -147,7 +147,7 @@ def proxy_gateways(
 # Forward-auth mode: docs/forward-auth.md's nginx and Caddy snippets, one site per vhost
 FORWARD_AUTH_KINDS = ("express", "tomcat", "gunicorn", "php")
 FORWARD_AUTH_DOC = Path(__file__).resolve().parents[2] / "docs" / "forward-auth.md"
-FORWARD_AUTH_ROUTES = [
+FORWARD_AUTH_ROUTES: list[dict[str, Any]] = [
     {"host": ADMIN, "path": "/", "upstream": None, "auth": "login"},
     {"host": WWW, "path": "/", "upstream": None, "auth": "public"},
     {"path": "/", "upstream": None, "auth": "public"},

@@ -3,6 +3,7 @@ dies at start is reported in one line, and a re-opened log never gains NUL bytes
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -78,8 +79,8 @@ def test_stop_all_ends_every_child_and_frees_its_port(supervisor: Supervisor) ->
     ports = [free_port(), free_port()]
     for port in ports:
         argv = [sys.executable, "-m", "demo.upstream", "--port", str(port)]
-        url = f"http://127.0.0.1:{port}/"
-        supervisor.start(Child(f"app {port}", f"app-{port}", argv, port, lambda u=url: answers(u)))
+        probe = functools.partial(answers, f"http://127.0.0.1:{port}/")
+        supervisor.start(Child(f"app {port}", f"app-{port}", argv, port, probe))
     pids = [child.proc.pid for child in supervisor.children if child.proc]
     supervisor.stop_all()
     for pid in pids:

@@ -23,7 +23,7 @@ async def test_keycloak_realm_role_journey_in_chromium(
     signs out through the realm's end_session page and lands on the gateway's signed-out
     page; a user without the admin realm role then gets the 403 page on /admin."""
     op = profiled_op("keycloak", issuer_path="/realms/test")
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"path": "/admin", "upstream": legacy_app, "auth": "login",
          "policy": {"claims": [{"claim": "roles", "contains": "admin"}]}},
         {"path": "/", "upstream": legacy_app, "auth": "login"},

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from weakref import WeakKeyDictionary
 
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, ConsoleMessage, Page, Request, Response
 
 from tests.support.a11y import assert_accessible, axe_violations
 from tests.support.op import OidcProvider
@@ -19,7 +20,7 @@ from tests.support.ports import free_port
 from tests.support.processes import ManagedProcess
 from tests.web.login_setup import start_login_gateway
 
-ADMIN_ROUTES = [
+ADMIN_ROUTES: list[dict[str, Any]] = [
     {"path": "/admin", "auth": "login", "policy": {"groups": ["admins"]}},
     {"path": "/", "auth": "login"},
 ]
@@ -35,21 +36,24 @@ SVG = (
 )
 
 
+# Per page: the console's Content-Security-Policy reports (see browser_page).
+CSP_ERRORS: WeakKeyDictionary[Page, list[str]] = WeakKeyDictionary()
+
+
 @asynccontextmanager
 async def browser_page(browser: Browser, locale: str = "en-US") -> AsyncIterator[Page]:
     """A page in a fresh context whose Accept-Language follows ``locale``; CSP reports kept."""
     context = await browser.new_context(locale=locale)
     context.set_default_timeout(15_000)
     page = await context.new_page()
-    page.csp_errors = []  # type: ignore[attr-defined]
-    page.on(
-        "console",
-        lambda m: (
-            page.csp_errors.append(m.text)  # type: ignore[attr-defined]
-            if "Content Security Policy" in m.text
-            else None
-        ),
-    )
+    reports: list[str] = []
+    CSP_ERRORS[page] = reports
+
+    def note_csp(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            reports.append(message.text)
+
+    page.on("console", note_csp)
     try:
         yield page
     finally:
@@ -90,7 +94,7 @@ async def test_cancel_at_provider_says_so_and_try_again_starts_over(
             assert title in await page.title()
             assert await page.inner_text("#retry") == retry
             await assert_accessible(page)
-            assert page.csp_errors == []  # type: ignore[attr-defined]
+            assert CSP_ERRORS[page] == []
             await page.click("#retry")
             await page.wait_for_url(f"{oidc_provider.issuer}/**")
             await sign_in_at_op(page, "carol")
@@ -106,7 +110,11 @@ async def test_expired_login_offers_start_again(
     for locale, title in (("en-US", "Sign-in expired"), ("de-DE", "Anmeldung abgelaufen")):
         async with browser_page(browser, locale) as page:
             sent: list[str] = []
-            page.on("request", lambda r, sent=sent: sent.append(r.url))
+
+            def note_request(request: Request, sent: list[str] = sent) -> None:
+                sent.append(request.url)
+
+            page.on("request", note_request)
             await page.goto(f"{gw.url}/")
             to_op = [u for u in sent if u.startswith(oidc_provider.issuer) and "state=" in u]
             state = parse_qs(urlsplit(to_op[0]).query)["state"][0]
@@ -143,7 +151,7 @@ async def test_forbidden_page_names_the_account_and_offers_sign_out_and_switch(
             assert await page.query_selector("#pwned") is None
             assert await page.inner_text("#switch-account") == switch
             await assert_accessible(page)
-            assert page.csp_errors == []  # type: ignore[attr-defined]
+            assert CSP_ERRORS[page] == []
 
             await page.click("#switch-account")
             await page.wait_for_url(f"{oidc_provider.issuer}/**")
@@ -185,7 +193,7 @@ async def test_logout_confirmation_names_account_and_cancel_keeps_the_session(
         await page.wait_for_url(f"{gw.url}/_gateway/logged-out*")
         assert await heading(page) == "Signed out"
         await assert_accessible(page)
-        assert page.csp_errors == []  # type: ignore[attr-defined]
+        assert CSP_ERRORS[page] == []
         await page.click("#sign-in-again")
         await page.wait_for_url(f"{oidc_provider.issuer}/**")
 
@@ -205,14 +213,12 @@ async def test_wrong_client_secret_is_a_misconfiguration_page_without_retry(
     ):
         async with browser_page(browser, locale) as page:
             answers: list[int] = []
-            page.on(
-                "response",
-                lambda r, answers=answers: (
-                    answers.append(r.status)
-                    if r.url.startswith(f"{gw.url}/_gateway/callback")
-                    else None
-                ),
-            )
+
+            def note_callback(response: Response, answers: list[int] = answers) -> None:
+                if response.url.startswith(f"{gw.url}/_gateway/callback"):
+                    answers.append(response.status)
+
+            page.on("response", note_callback)
             await page.goto(f"{gw.url}/reports")
             await sign_in_at_op(page, "erin")
             await page.wait_for_url(f"{gw.url}/_gateway/callback*")
@@ -318,7 +324,7 @@ async def test_branded_sign_in_chooser_shows_logos_from_the_gateway(
             )
             assert colour == "rgb(124, 45, 18)"
             await assert_accessible(page)
-            assert page.csp_errors == []  # type: ignore[attr-defined]
+            assert CSP_ERRORS[page] == []
             await page.click("text=Sign in with Partner")
             await page.wait_for_url(f"{oidc_provider.issuer}/**")
             assert "client_id=unused" in page.url
@@ -400,12 +406,12 @@ async def test_provider_confirmation_mode_asks_only_once(
             await page.wait_for_url(f"{gw.url}/")
 
             pages: list[str] = []
-            page.on(
-                "response",
-                lambda r: (
-                    pages.append(r.url) if r.status == 200 and r.url.startswith(gw.url) else None
-                ),
-            )
+
+            def note_page(response: Response) -> None:
+                if response.status == 200 and response.url.startswith(gw.url):
+                    pages.append(response.url)
+
+            page.on("response", note_page)
             await page.click("#logout")
             await page.wait_for_url(f"{oidc_provider.issuer}/**")
             assert not any("/_gateway/logout" in url for url in pages)

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from gateway.idp.jwks import JwksCache
-from gateway.login.id_token import IdTokenRejected, validate_id_token
+from gateway.login.id_token import IdTokenRejected, stored_id_token_claims, validate_id_token
 from tests.idp.fake_provider import FakeProvider, open_guard, rsa_key
 from tests.login.test_jws_header import hs256_with_public_key
 
@@ -197,3 +197,14 @@ async def test_a_provider_with_several_issuer_names_is_matched_against_each(
             KEY.sign(body), jwks=jwks, issuer=["https://alias.example"], client_id=CLIENT,
             nonce="n-1", algorithms=["RS256"], leeway=LEEWAY, now=time.time(),
         )  # fmt: skip
+
+
+def test_a_stored_id_token_is_read_without_its_key_even_when_expired() -> None:
+    """The id_token kept in a sealed session is re-read long after login: its claims come
+    back although it expired an hour ago and no key is at hand; a value that is no JWT
+    gives no claims (the claim base is then empty), never an exception."""
+    body = claims("https://idp.example", exp=int(time.time()) - 3600, groups=["admins"])
+    assert body == stored_id_token_claims(KEY.sign(body))
+    assert body == stored_id_token_claims(OTHER_KEY.sign(body))
+    assert {} == stored_id_token_claims("not-a-jwt")
+    assert {} == stored_id_token_claims("")

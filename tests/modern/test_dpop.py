@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import jwt
@@ -189,7 +189,8 @@ async def test_replayed_proof_refused_across_gateways(
     client = redis.Redis.from_url(redis_server.url)
     marks = [k for k in client.scan_iter("dpop:dpop-jti:*")]
     assert marks, "the used jti must be marked in Redis"
-    assert all(jti.encode() not in (client.get(k) or b"") for k in marks)
+    stored = [cast(bytes | None, client.get(k)) for k in marks]
+    assert all(jti.encode() not in (value or b"") for value in stored)
     # Fresh proofs still pass on the second gateway: only the replay was refused.
     fresh = key.proof("GET", url, token=token)
     async with (

@@ -39,7 +39,7 @@ def test_unsigned_and_symmetric_proofs_are_refused() -> None:
     """alg none and HS256 (a key anyone holding the JWK could forge with) are refused."""
     key = DpopKey()
     claims = {"htm": "GET", "htu": URL, "iat": int(time.time()), "jti": "j"}
-    header = {"typ": "dpop+jwt", "alg": "none", "jwk": key.public_jwk}
+    header: dict[str, object] = {"typ": "dpop+jwt", "alg": "none", "jwk": key.public_jwk}
     unsigned = f"{_b64(header)}.{_b64(claims)}."
     hs = jwt.encode(claims, "k" * 32, algorithm="HS256",
                     headers={"typ": "dpop+jwt", "jwk": {"kty": "oct", "k": "a2s"}})  # fmt: skip

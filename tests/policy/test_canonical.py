@@ -110,6 +110,9 @@ def test_printable_non_ascii_is_accepted(raw: str) -> None:
         ("/a%255Cb", ("/a\\b", "/a/b"), ("/a%5cb",)),
         ("/a%253B/", ("/a;/", "/a/"), ("/a%3b/",)),
         ("/A%2561", ("/Aa",), ("/a%61", "/aa")),
+        # NFKC (fullwidth letters, '/' and '.'), then slashes merged and dots resolved.
+        ("/a%EF%BC%8F%EF%BC%8Fb", ("/a/b",), ()),
+        ("/x/\uff0e\uff0e/admin", ("/x/../admin", "/x/admin", "/admin"), ()),
         (
             "/\uff21\uff24\uff2d\uff29\uff2e",
             ("/ADMIN",),
@@ -208,6 +211,8 @@ def secured() -> RouteTable:
         "/%2561dmin",  # an upstream decoding twice reads /admin
         "/%EF%BD%81dmin",  # fullwidth 'a': NFKC folds it to /admin
         "/%EF%BC%A1DMIN",
+        "/%EF%BC%8Fadmin/secret",  # fullwidth '/': NFKC reads //admin, merged /admin
+        "/x/%EF%BC%8E%EF%BC%8E/admin/secret",  # fullwidth '..': NFKC reads /x/../admin
         "/x/%252e%252e/admin/secret",  # nginx `$uri` into Tomcat decodes twice
         "/x/.%252e/admin/secret",
         "/admin%3bx/secret",  # a decoded ';' becomes a parameter at the next hop
@@ -265,6 +270,12 @@ def _nfkc(path: str) -> str:
     return unicodedata.normalize("NFKC", unquote(path))
 
 
+def _nfkc_nginx(path: str) -> str:
+    # An NFKC-folding hop in front of one that merges slashes and resolves dot segments.
+    merged = "/" + "/".join(s for s in _nfkc(path).split("/") if s)
+    return _dots(merged)
+
+
 def _nginx_uri_to_tomcat(path: str) -> str:
     # `proxy_pass http://tomcat$uri`: nginx decodes once, Tomcat strips ';' and decodes again.
     return _tomcat(unquote(path))
@@ -277,11 +288,13 @@ UPSTREAMS: dict[str, Callable[[str], str]] = {
     "nginx": _nginx,
     "iis": _iis,
     "nfkc": _nfkc,
+    "nfkc then nginx": _nfkc_nginx,
 }
 PIECES = [
     "/", "admin", "ADMIN", "Admin", "dmin", ".", "..", ";", ";x=1", "%2e", "%2E", "%2f",
     "%25", "%61", "%2561", "%20", " ", "a", "\uff41", "%EF%BD%81", "x", "static", "api", "API",
-    "\\", "%5c", "%00", "%3b", "..;", "%252e", "%253b", "%252f",
+    "\\", "%5c", "%00", "%3b", "..;", "%252e", "%253b", "%252f", "\uff0f", "%EF%BC%8F",
+    "\uff0e", "%EF%BC%8E",
 ]  # fmt: skip
 
 

@@ -36,7 +36,12 @@ def entra(issuer: str = f"{MS}/organizations/v2.0", tenants: list[str] | None = 
 def test_entra_needs_an_explicit_tenant_list() -> None:
     """profile entra without entra.tenants, with an empty list, or with a non-GUID
     (e.g. 'common') is a config error: no tenant is ever let in by default."""
-    for bad in ({}, {"entra": {"tenants": []}}, {"entra": {"tenants": ["common"]}}):
+    bads: list[dict[str, Any]] = [
+        {},
+        {"entra": {"tenants": []}},
+        {"entra": {"tenants": ["common"]}},
+    ]
+    for bad in bads:
         with pytest.raises(ValidationError, match="tenant"):
             provider(issuer=f"{MS}/organizations/v2.0", profile="entra", **bad)
     with pytest.raises(ValidationError, match="profile is generic"):
@@ -143,13 +148,13 @@ def test_okta_org_server_must_introspect_every_token() -> None:
 def test_github_needs_the_explicit_opt_in() -> None:
     """profile github without github.identity_from_api: true is a config error; with it,
     GitHub's endpoints and scopes are filled in and discovery is off."""
+    # No issuer: the github profile fills it in.
+    github = {"name": "gh", "client_id": "c", "client_secret": "s" * 32, "profile": "github"}
     with pytest.raises(ValidationError, match="identity_from_api"):
-        Provider(name="gh", client_id="c", client_secret="s" * 32, profile="github")
+        Provider.model_validate(github)
     with pytest.raises(ValidationError):
-        Provider(name="gh", client_id="c", client_secret="s" * 32, profile="github",
-                 github={"identity_from_api": False})  # fmt: skip
-    gh = Provider(name="gh", client_id="c", client_secret="s" * 32, profile="github",
-                  github={"identity_from_api": True})  # fmt: skip
+        Provider.model_validate({**github, "github": {"identity_from_api": False}})
+    gh = Provider.model_validate({**github, "github": {"identity_from_api": True}})
     assert not gh.discovery
     assert gh.endpoints.token == "https://github.com/login/oauth/access_token"
     assert "openid" not in gh.scopes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import pytest
@@ -165,3 +166,20 @@ def test_sessions_stored_earlier_still_open() -> None:
     ticket = Ticket("A" * 43, "B" * 43)
     assert SessionMeta.of(RECORD) == open_meta(KEYS, ticket.handle, STORED)
     assert RECORD == record_from_json(open_record(KEYS, ticket, STORED))
+
+
+def test_meta_carries_the_tokens_for_revocation_only_when_asked() -> None:
+    """With sessions.revoke_tokens_on_admin_end the meta (readable with the server key
+    alone) holds the access and refresh tokens, by name, so an admin end can revoke them
+    at the provider; a token the session lacks is left out; without it, no token at all."""
+    ticket = Ticket.new()
+    meta = SessionMeta.of(RECORD, with_tokens=True)
+    value = seal_session(KEYS, ticket, record_to_json(RECORD), meta)
+    opened = open_meta(KEYS, ticket.handle, value)
+    assert {"access_token": "at", "refresh_token": "rt"} == opened.tokens
+    assert meta == opened
+    without_refresh = dataclasses.replace(
+        RECORD, tokens=dataclasses.replace(RECORD.tokens, refresh_token=None)
+    )
+    assert {"access_token": "at"} == SessionMeta.of(without_refresh, with_tokens=True).tokens
+    assert SessionMeta.of(RECORD).tokens is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 
 import pytest
@@ -9,12 +10,32 @@ import pytest
 from gateway import metrics
 from gateway.crypto import KeyRing
 from gateway.errors import StoreUnavailable
+from gateway.login.logout_token import REPLAY_CACHE as LOGOUT_REPLAY_CACHE
 from gateway.secret import Secret
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.shared import SharedEntry, SharedState
+from gateway.tokens.dpop import REPLAY_CACHE as DPOP_REPLAY_CACHE
+from gateway.tokens.introspection import SHARED_CACHE as INTROSPECTION_CACHE
 from tests.idp.fake_provider import FakeClock
 
 SECRET = "shared-state-test-secret-0123456789abcdef"
+
+
+# Stored vectors: entries the gateway sealed (commit 277edb3, 2026-11-29) with SECRET under
+# namespace ns1, each valid until FAR. A rolling upgrade runs old and new instances on one
+# store: what the old ones wrote must still open (a renamed sealing context, purpose or
+# cache name would turn every used logout-token jti into a miss). Never re-generate these
+# to make a change pass; such a change needs a migration instead.
+FAR = 4102444800.0  # 2100-01-01
+VERDICT = {"active": True, "sub": "alice", "scope": "orders:read"}
+STORED = {
+    f"{INTROSPECTION_CACHE}:ns1:n1": "AbkzoCLU/Bj7dYuXNtr8zdo955zEWerqJEiXORdzWwPuEyZ/T9FMYGL2n7ZE"
+    "zwmdJfvZWby4WcCHwst7zceZ1Npa+NDibF7MmF4zZfzo6cF6rp5Hyaq/nP6fc/lW8OpHwga6nxBT7wQubT9gjXErQ3s=",
+    f"{LOGOUT_REPLAY_CACHE}:ns1:j1": "AbkzoCLXf663J/C8SuBZ4yW9uLaeOgk6ye9zJ+ASW4dIjvzDGNprm2aBvfDv"
+    "GmcwpCEXb2T+jUTlx5uVAWvmCQ7G",
+    f"{DPOP_REPLAY_CACHE}:ns1:j1": "AbkzoCKYJVihdTb4+wsNnFUfOqyWgBnwe8A+DPJsaGX+qN/DjpT7ywa978RRr1"
+    "RpX3xRQzFpS9ovtVoF9HZz/+fp",
+}
 
 
 def state(
@@ -205,3 +226,19 @@ async def test_ignored_entries_are_logged_with_reason_and_key_tail(
         "shared verdicts entry efghijklmnop ignored (invalid): SealError",
         "shared verdicts entry dicts:ns1:n1 ignored (stale): past its sealed expiry",
     ] == [r.getMessage() for r in caplog.records]
+
+
+async def test_entries_sealed_by_an_earlier_version_still_open() -> None:
+    """After an upgrade, what the previous version wrote still counts: its introspection
+    verdict is read back with its sealed expiry, and the logout-token and DPoP jtis it
+    marked as used are still refused a second time (no entry is rejected as invalid)."""
+    clock = FakeClock(1000.0)
+    store = MemoryStore(clock=clock)
+    shared = state(store, clock)
+    for key, sealed in STORED.items():
+        await store.set(key, base64.b64decode(sealed), 3600)
+    before = {c: rejected(c, "invalid") for c in (INTROSPECTION_CACHE, LOGOUT_REPLAY_CACHE)}
+    assert SharedEntry(VERDICT, FAR) == await shared.get(INTROSPECTION_CACHE, "n1")
+    assert not await shared.claim(LOGOUT_REPLAY_CACHE, "j1", 60)
+    assert not await shared.claim(DPOP_REPLAY_CACHE, "j1", 60)
+    assert before == {c: rejected(c, "invalid") for c in before}

@@ -49,6 +49,14 @@ def test_instances_of_one_deployment_share_a_namespace() -> None:
     assert namespace() == namespace(bearer__cache_ttl=60)
 
 
+def test_the_namespace_is_the_one_earlier_versions_computed() -> None:
+    """A rolling upgrade keeps the namespace: the new version computes, for the same
+    config, the namespace the previous one wrote its entries under (stored at commit
+    94a77a5), so used logout-token jtis and cached verdicts are still found. Never
+    re-generate it to make a change pass; such a change needs a migration instead."""
+    assert "ca1006fed6897b8a" == namespace()
+
+
 def test_the_order_of_issuers_and_providers_does_not_matter() -> None:
     """Two instances listing the same issuers and providers in another order share."""
     second_issuer = {"issuer": "https://b.example", "audiences": ["api"]}

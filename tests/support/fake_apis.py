@@ -14,7 +14,7 @@ only their provider's live tokens), and the answer is chosen by the token's subj
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -44,7 +44,7 @@ class FakeApi:
         self.calls.append((request.path, str(subject or "invalid")))
         return str(subject) if subject else None
 
-    async def __aenter__(self) -> FakeApi:
+    async def __aenter__(self) -> Self:
         self._runner = web.AppRunner(self.app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()

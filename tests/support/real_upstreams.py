@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from tests.support.nginx import Nginx
 from tests.support.ports import free_port
@@ -250,7 +251,13 @@ class NginxUriTomcatProbe(Probe):
         self.tomcat.stop()
 
 
-PROBE_KINDS: dict[str, type[Probe]] = {
+class ProbeKind(Protocol):
+    """What every probe class is: built from its work dir and the site it serves."""
+
+    def __call__(self, workdir: Path, site: str = "main") -> Probe: ...
+
+
+PROBE_KINDS: dict[str, ProbeKind] = {
     "express": ExpressProbe,
     "tomcat": TomcatProbe,
     "wsgiref": WsgirefProbe,

@@ -69,6 +69,8 @@ def gw(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) -> Any:
         "/admin%20",
         "/%2561dmin",
         "/%EF%BD%81dmin",
+        "/%EF%BC%8Fadmin/secret",  # fullwidth '/': NFKC and merged, /admin
+        "/x/%EF%BC%8E%EF%BC%8E/admin/secret",  # fullwidth '..': NFKC and resolved, /admin
         "/%2Fadmin",
     ],
 )

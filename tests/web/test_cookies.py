@@ -115,6 +115,26 @@ async def test_plain_http_cookies_are_not_secure_and_not_prefixed(
     assert "Lax" == attrs["samesite"]
 
 
+async def test_login_binding_for_a_form_post_answer_is_samesite_none_only_when_secure(
+    aiohttp_server: ServerFactory,
+) -> None:
+    """When the provider answers with a cross-site form POST (response_mode form_post),
+    the login-binding cookie is SameSite=None so the browser sends it along, and Secure;
+    over plain http (where browsers drop SameSite=None) it stays Lax."""
+    secure, plain = policy(), policy(cookie_secure=False)
+    cookies = await received(
+        aiohttp_server, lambda r: secure.set_login_binding(r, "b", 300, cross_site_post=True)
+    )
+    name, _, attrs = cookies[0]
+    assert "__Host-gateway_session_login" == name
+    assert "None" == attrs["samesite"]
+    assert {"secure", "httponly"} <= set(attrs)
+    cookies = await received(
+        aiohttp_server, lambda r: plain.set_login_binding(r, "b", 300, cross_site_post=True)
+    )
+    assert "Lax" == cookies[0][2]["samesite"]
+
+
 @pytest.mark.parametrize("domain", [None, "example.com"])
 async def test_clearing_expires_every_session_cookie(
     aiohttp_server: ServerFactory, domain: str | None

@@ -25,7 +25,7 @@ async def test_group_removed_at_the_op_is_lost_at_the_next_refresh(
     admins-only route after the refresh (no new login); the upstream sees the new groups."""
     user = f"carol-{secrets.token_hex(4)}"
     oidc_provider.set_groups(user, ["users", "admins"])
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"path": "/admin", "upstream": upstream, "auth": "login",
          "policy": {"groups": ["admins"]}},
         {"path": "/", "upstream": upstream, "auth": "login"},
@@ -109,7 +109,7 @@ async def test_claims_refresh_interval_rereads_userinfo_without_a_refresh_token(
     though the stored id_token still lists it."""
     user = f"lena-{secrets.token_hex(4)}"
     oidc_provider.set_groups(user, ["users", "admins"])
-    routes = [
+    routes: list[dict[str, Any]] = [
         {"path": "/admin", "upstream": upstream, "auth": "login",
          "policy": {"groups": ["admins"]}},
         {"path": "/", "upstream": upstream, "auth": "login"},

@@ -4,9 +4,10 @@
 
 Each checkout (a directory with a `gateway/` package, e.g. a `git worktree` of an older
 commit) serves one public route to an nginx `return 200` upstream, one worker (or
-`--workers N`, the CPU of all counted), uvloop, no access log; wrk drives it; the gateway process's user+system CPU time (from /proc) divided
-by the requests served is printed. CPU per request is far less sensitive than req/s to
-other load on the machine, so two commits can be compared on a busy host; the load
+`--workers N`, the CPU of all counted), uvloop, no access log; wrk drives it; the
+gateway's user+system CPU time (from /proc) divided by the requests served is printed.
+CPU per request is less sensitive than req/s to other load on the machine, but on a busy
+2-vCPU host it still moves by 10-20 % between runs; the load
 average is printed beside each figure all the same.
 """
 

@@ -120,6 +120,8 @@ HOLDS: list[tuple[str, dict[str, Any], Facts, bool]] = [
     ("IPv4-mapped outside", {"client_ip": ["10.0.0.0/8"]}, facts(ip="::ffff:11.0.0.1"), False),
     ("IPv6 with a zone", {"client_ip": ["fe80::/10"]}, facts(ip="fe80::1%eth0"), True),
     ("IPv4 with a zone suffix", {"client_ip": ["10.0.0.0/8"]}, facts(ip="10.0.0.1%1"), True),
+    ("a zone is cut at its first %", {"client_ip": ["10.0.0.0/8"]}, facts(ip="10.0.0.1%a%b"),
+     True),
     ("IPv6 outside", {"client_ip": ["fe80::/10"]}, facts(ip="2001:db8::1"), False),
     ("all hold", {"all": [{"method": ["GET"]}, {"path": {"prefix": "/"}}]}, facts(), True),
     ("all, one fails", {"all": [{"method": ["GET"]}, {"path": {"prefix": "/x"}}]}, facts(),

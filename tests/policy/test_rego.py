@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from gateway.policy.ext_authz import decision_request
 from gateway.policy.rego import RegoFailed, RegoPolicy
 from gateway.types import Principal
 
-pytest.importorskip("regopy", reason="the optional extra 'rego' is not installed")
+regopy = pytest.importorskip("regopy", reason="the optional extra 'rego' is not installed")
 
 POLICY = Path(__file__).parent / "rego" / "gateway.rego"
 
@@ -172,3 +173,38 @@ def test_without_regopy_a_rego_route_is_a_config_error(monkeypatch: pytest.Monke
         "routes[2].rego: Rego policies need the optional 'regopy' package "
         "(pip install 'oidc-gateway[rego]')"
     ] == caught.value.problems
+
+
+def test_an_error_raised_while_evaluating_refuses_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should regopy raise while evaluating a request, the request is refused as a
+    policy error (500) that carries regopy's words on one line."""
+    policy = RegoPolicy(str(POLICY), "data.gateway", "routes[0].rego")
+
+    def broken(query: str) -> None:
+        raise regopy.RegoError("evaluation\n   stopped")
+
+    monkeypatch.setattr(policy._interpreter, "query", broken)
+    with pytest.raises(RegoFailed, match=r"^Rego policy error: evaluation stopped$"):
+        policy.decide(request(["admins"], "/"))
+
+
+def test_a_long_failing_query_is_cut_in_the_message() -> None:
+    """The error names at most 200 characters of a query that cannot be evaluated."""
+    query = "data.gateway." + "x" * 250 + "["
+    with pytest.raises(ConfigError) as caught:
+        RegoPolicy(str(POLICY), query, "r")
+    assert [f"r: Rego policy error: evaluating {query[:200]} failed"] == caught.value.problems
+
+
+def test_the_file_is_read_as_utf8_whatever_the_locale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reason with non-ASCII letters reads the same under a Latin-1 locale (files are
+    read as UTF-8, never in the locale's encoding)."""
+    file = write_policy(tmp_path, 'gateway := {"allow": false, "reason": "accès refusé"}\n')
+    # what Python picks for a file opened without an encoding on a Latin-1 system
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "latin-1")
+    policy = RegoPolicy(file, "data.gateway.gateway", "r")
+    assert (False, "rego: accès refusé") == policy.decide(request([], "/"))

@@ -137,3 +137,16 @@ def test_unknown_routes_are_usage_errors() -> None:
     only_api = config({"name": "api", "path": "/api"})
     with pytest.raises(UsageError, match=r"^no route for host 'x.example' and path '/web\?q'$"):
         run_trial(only_api, Trial(claims={}, host="x.example", path="/web?q"))
+
+
+def test_without_iss_or_scope_the_caller_has_a_placeholder_issuer_and_no_scope() -> None:
+    """Claims without iss give the placeholder issuer https://policy-test.invalid; without a scope claim
+    (or --scopes) the caller holds no scope at all, not one named after a default."""
+    placeholder = config(
+        {"name": "api", "path": "/", "policy": {"claims": [
+            {"claim": "iss", "equals": "https://policy-test.invalid"}]}},
+    )  # fmt: skip
+    assert run_trial(placeholder, Trial(claims={}))[1].allowed
+    scoped = config({"name": "api", "path": "/", "policy": {"scopes_any": ["None", "XXXX"]}})
+    decision = run_trial(scoped, Trial(claims={}))[1]
+    assert (False, "needs one of the scopes None XXXX") == (decision.allowed, decision.reason)

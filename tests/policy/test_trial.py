@@ -140,8 +140,9 @@ def test_unknown_routes_are_usage_errors() -> None:
 
 
 def test_without_iss_or_scope_the_caller_has_a_placeholder_issuer_and_no_scope() -> None:
-    """Claims without iss give the placeholder issuer https://policy-test.invalid; without a scope claim
-    (or --scopes) the caller holds no scope at all, not one named after a default."""
+    """Claims without iss give the placeholder issuer https://policy-test.invalid;
+    without a scope claim (or --scopes) the caller holds no scope at all, not one named
+    after a default."""
     placeholder = config(
         {"name": "api", "path": "/", "policy": {"claims": [
             {"claim": "iss", "equals": "https://policy-test.invalid"}]}},

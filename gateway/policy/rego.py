@@ -50,9 +50,15 @@ class RegoPolicy:
     def _evaluate(self, data: dict[str, Any]) -> str:
         try:
             self._interpreter.set_input_term(json.dumps(data, default=str))
-            return str(self._interpreter.query(self.query))
+            output = self._interpreter.query(self.query)
         except regopy.RegoError as exc:
             raise RegoFailed(_error_text(exc)) from None
+        # regopy reports a query that does not parse, or a rule with conflicting values,
+        # as a result that is not ok (the details go to stderr), not as an exception; a
+        # query that does not parse would otherwise pass start-up and refuse every request
+        if not output.ok():
+            raise RegoFailed(f"Rego policy error: evaluating {self.query[:200]} failed")
+        return str(output)
 
     def decide(self, data: dict[str, Any]) -> tuple[bool, str]:
         """(allowed, reason) for one decision input."""

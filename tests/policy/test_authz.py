@@ -7,7 +7,13 @@ from typing import Any, Literal
 import pytest
 
 from gateway.config.model import ClaimRule, Policy
-from gateway.policy.authz import claim_value, decide, override_methods, policy_problems
+from gateway.policy.authz import (
+    RequestFacts,
+    claim_value,
+    decide,
+    override_methods,
+    policy_problems,
+)
 from gateway.types import Principal
 
 
@@ -217,6 +223,11 @@ PROBLEMS: list[tuple[str, Policy, list[str]]] = [
     ("typed equals", Policy(claims=[rule("x", equals=True), rule("x", one_of=["True"])]),
      ["cannot all hold"]),
     ("empty one_of", Policy(claims=[rule("r", one_of=[])]), ["one_of is empty"]),
+    ("equals a value too long to match", Policy(claims=[rule("t", equals="a" * 1025),
+                                                        rule("t", matches="a*")]),
+     ["cannot all hold"]),
+    ("equals a value short enough to match", Policy(claims=[rule("t", equals="a" * 1024),
+                                                            rule("t", matches="a*")]), []),
     ("other claims independent", Policy(claims=[rule("a", equals="1"), rule("b", equals="2")]), []),
     ("email outside domains", Policy(emails=["x@other.io"], email_domains=["corp.io"]),
      ["outside email_domains"]),
@@ -261,3 +272,93 @@ def test_method_overrides_in_the_query_are_found(query: str, methods: list[str])
     """Every `_method` a framework would obey is found, upper-cased, so each must pass
     the route's methods too (a GET-only route is not a DELETE through `?_method=delete`)."""
     assert methods == override_methods(query)
+
+
+def facts(
+    method: str = "GET", paths: tuple[str, ...] | None = ("/",), ip: str | None = "192.0.2.7"
+) -> RequestFacts:
+    return RequestFacts((method,), paths, ip)
+
+
+# name, policy, principal, request facts, reason ("allowed" when allowed)
+LANGUAGE: list[tuple[str, dict[str, Any], Principal, RequestFacts, str]] = [
+    ("deny rule with its reason", {"deny": [{"groups": ["eng"], "reason": "eng is out"}]}, ADA,
+     facts(), "eng is out"),
+    ("deny rule described", {"deny": [{"method": ["DELETE"]}]}, ADA, facts("DELETE"),
+     "deny rule matched: method is one of DELETE"),
+    ("deny rule not matching", {"deny": [{"method": ["DELETE"]}]}, ADA, facts(), "allowed"),
+    ("deny wins over what allows", {"groups": ["eng"], "deny": [{"groups": ["admins"]}]}, ADA,
+     facts(), "deny rule matched: in one of the groups admins"),
+    ("deny on a path below the route", {"deny": [{"path": {"prefix": "/admin"}}]}, ADA,
+     facts(paths=("/docs", "/admin/x")), "deny rule matched: path below the route starts with "
+     "'/admin'"),
+    ("deny on the client network", {"deny": [{"client_ip": ["192.0.2.0/24"]}]}, ADA, facts(),
+     "deny rule matched: client address in 192.0.2.0/24"),
+    ("deny on a claim path", {"deny": [{"claim": "org.unit.name", "equals": "R&D"}]}, ADA,
+     facts(), "deny rule matched: claim org.unit.name equals 'R&D'"),
+    ("deny on a claimed iss uses the issuer", {"deny": [{"claim": "iss", "equals": "https://x"}]},
+     person(iss="https://x"), facts(), "allowed"),
+    ("all: the failing condition named", {"all": [{"groups": ["eng"]}, {"method": ["PUT"]}]},
+     ADA, facts(), "method is one of PUT does not hold"),
+    ("all: a reason given", {"all": [{"method": ["PUT"], "reason": "writes only"}]}, ADA,
+     facts(), "writes only"),
+    ("all: every condition holds", {"all": [{"groups": ["eng"]}, {"method": ["GET"]},
+     {"client_ip": ["192.0.2.0/24"]}, {"path": {"equals": "/"}}]}, ADA, facts(), "allowed"),
+    ("any: none holds", {"any": [{"method": ["PUT"], "reason": "a writer"},
+     {"claim": "tier", "equals": "silver"}]}, ADA, facts(),
+     "none of the `any` conditions holds: a writer; claim tier equals 'silver'"),
+    ("any: one holds", {"any": [{"method": ["PUT"]}, {"claim": "iss", "equals": "https://idp"}]},
+     person(iss="https://x"), facts(), "allowed"),
+    ("not: holds, refused", {"not": {"groups": ["admins"]}}, ADA, facts(),
+     "in one of the groups admins must not hold"),
+    ("not: holds, its reason", {"not": {"groups": ["admins"], "reason": "no admins"}}, ADA,
+     facts(), "no admins"),
+    ("not: does not hold", {"not": {"path": {"prefix": "/x"}}}, ADA, facts(), "allowed"),
+    ("absent claim is absent", {"all": [{"claim": "nope", "present": False}]}, ADA, facts(),
+     "allowed"),
+    ("absent claim is not present", {"claims": [{"claim": "nope", "present": True}]}, ADA,
+     facts(), "claim nope is present does not hold"),
+    ("every method of the request", {"deny": [{"method": ["DELETE"]}]}, ADA,
+     RequestFacts(("POST", "DELETE"), ("/",), None), "deny rule matched: method is one of DELETE"),
+    ("unknown path cannot be decided", {"all": [{"path": {"prefix": "/"}}]}, ADA,
+     facts(paths=None), "cannot decide, so refused: the request path is not known here"),
+    ("unknown address cannot be decided", {"deny": [{"client_ip": ["10.0.0.0/8"]}]}, ADA,
+     facts(ip=None), "cannot decide, so refused: the client address is not known here"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("policy", "principal", "request_facts", "reason"),
+    [c[1:] for c in LANGUAGE],
+    ids=[c[0] for c in LANGUAGE],
+)
+def test_decide_conditions(
+    policy: dict[str, Any], principal: Principal, request_facts: RequestFacts, reason: str
+) -> None:
+    """Deny rules first (with their reason or their words), then all / any / not, each on
+    the method, every path reading, client address and claims (iss is the issuer's);
+    every refusal names the condition that refused it, and unknowns refuse."""
+    decision = decide(Policy.model_validate(policy), principal, request_facts)
+    assert (reason == "allowed", 200 if reason == "allowed" else 403) == (
+        decision.allowed,
+        decision.status,
+    )
+    assert reason == decision.reason
+
+
+def test_method_names_are_checked_in_every_nested_condition() -> None:
+    """A condition's method that is no HTTP method name never matches (a deny rule on it
+    would never refuse): `gateway check` finds it however deep, in all, any, not, deny."""
+    bad = {"method": ["GET POST"]}
+    policy = Policy.model_validate({
+        "all": [{"method": ["A B"]}, {"any": [{"groups": ["x"]}, {"not": bad}]}],
+        "any": [{"all": [{"method": ["C D"]}]}],
+        "deny": [{"not": {"any": [{"method": ["E F"]}]}}],
+        "not": {"not": {"method": ["G H"]}},
+    })  # fmt: skip
+    problems = policy_problems(policy)
+    assert sorted(problems) == sorted(
+        f"method: {m!r} in a condition is not an HTTP method name"
+        for m in ("A B", "GET POST", "C D", "E F", "G H")
+    )
+    assert [] == policy_problems(Policy.model_validate({"all": [{"method": ["GET", "M-SEARCH"]}]}))

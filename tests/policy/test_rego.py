@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +12,12 @@ from typing import Any
 import pytest
 
 from gateway.errors import ConfigError
+from gateway.policy import rego
 from gateway.policy.ext_authz import decision_request
-from gateway.policy.rego import RegoPolicy
+from gateway.policy.rego import RegoFailed, RegoPolicy
 from gateway.types import Principal
 
-pytest.importorskip("regopy", reason="the optional extra 'rego' is not installed")
+regopy = pytest.importorskip("regopy", reason="the optional extra 'rego' is not installed")
 
 POLICY = Path(__file__).parent / "rego" / "gateway.rego"
 
@@ -76,3 +79,132 @@ def test_broken_or_missing_rego_is_a_config_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert 1 == result.returncode
     assert "routes[0].rego: Rego policy error" in result.stdout
+
+
+def write_policy(tmp_path: Path, rules: str) -> str:
+    path = tmp_path / "policy.rego"
+    path.write_text("package gateway\nimport rego.v1\n" + rules, encoding="utf-8")
+    return str(path)
+
+
+def test_results_are_read_as_the_contract_says(tmp_path: Path) -> None:
+    """true allows, naming the query; an object decides by its boolean
+    `allow` with its reason (cut at 200 characters, UTF-8 kept); a string, an object
+    without a boolean allow, or several results refuse, saying why."""
+    file = write_policy(
+        tmp_path,
+        'yes := true\nno := false\ntext := "allow"\n'
+        'long := {"allow": true, "reason": concat("", ["é" | some _ in numbers.range(1, 250)])}\n'
+        'plain := {"allow": false}\nnot_bool := {"allow": "true", "reason": "x"}\n'
+        "xs := [true, true]\n",
+    )
+    data = request(["users"], "/")
+
+    def decide(query: str) -> tuple[bool, str]:
+        return RegoPolicy(file, query, "routes[0].rego").decide(data)
+
+    assert (True, "rego: data.gateway.yes is true") == decide("data.gateway.yes")
+    # regopy gives a false result as undefined: refused either way
+    assert not decide("data.gateway.no")[0]
+    assert (True, "rego: " + "é" * 200) == decide("data.gateway.long")
+    assert (False, "rego: allow is False") == decide("data.gateway.plain")
+    neither = "is neither a boolean nor an object with allow"
+    assert (False, f"rego: data.gateway.text {neither}") == decide("data.gateway.text")
+    assert (False, f"rego: data.gateway.not_bool {neither}") == decide("data.gateway.not_bool")
+    assert (False, "rego: unreadable result") == decide("x := data.gateway.xs[_]")
+
+
+def test_input_values_json_cannot_hold_are_sent_as_text(tmp_path: Path) -> None:
+    """A decision input holding a value JSON has no type for still reaches the policy
+    (as its text) instead of failing the request."""
+    file = write_policy(tmp_path, 'allow if input.when == "2026-01-01"\n')
+    policy = RegoPolicy(file, "data.gateway.allow", "routes[0].rego")
+    assert policy.decide({"when": datetime.date(2026, 1, 1)})[0]
+
+
+def test_a_query_that_cannot_be_evaluated_stops_start_up() -> None:
+    """A query that does not parse is a config error at start-up, like a broken file
+    (regopy reports it as a result that is not ok, not as an exception: it used to pass
+    start-up and refuse every request as an 'unreadable result')."""
+    with pytest.raises(
+        ConfigError,
+        match=r"^routes\[0\]\.rego: Rego policy error: evaluating data\.gateway\[ failed$",
+    ):
+        RegoPolicy(str(POLICY), "data.gateway[", "routes[0].rego")
+
+
+def test_rules_in_conflict_refuse_as_an_error(tmp_path: Path) -> None:
+    """Rules giving one value two answers: a conflict for every request stops start-up;
+    a conflict for one request refuses it as a policy error (500), not an allow."""
+    always = write_policy(
+        tmp_path, "allow := true if is_object(input)\nallow := false if is_object(input)\n"
+    )
+    with pytest.raises(ConfigError, match=r"^r: Rego policy error: evaluating data\.gateway"):
+        RegoPolicy(always, "data.gateway.allow", "r")
+    sometimes = write_policy(
+        tmp_path, 'allow := true if input.route == "app"\nallow := false if input.host\n'
+    )
+    policy = RegoPolicy(sometimes, "data.gateway.allow", "r")
+    with pytest.raises(RegoFailed, match=r"^Rego policy error: evaluating data\.gateway\.allow"):
+        policy.decide(request(["admins"], "/"))
+    assert 500 == RegoFailed.status
+
+
+def test_parse_errors_are_one_line_and_bounded(tmp_path: Path) -> None:
+    """A broken file's error is reported on one line, at most 300 characters of it."""
+    broken = tmp_path / "broken.rego"
+    broken.write_text("package gateway\n" + "allow if {\n" * 40)
+    with pytest.raises(ConfigError) as caught:
+        RegoPolicy(str(broken), "data.gateway", "routes[0].rego")
+    prefix = "routes[0].rego: Rego policy error: "
+    message = str(caught.value)
+    assert message.startswith(prefix + "(rego-errorseq (error ")
+    assert len(prefix) + 300 == len(message)
+    assert "\n" not in message
+    assert "  " not in message
+
+
+def test_without_regopy_a_rego_route_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the optional package a Rego route cannot start, and says what to install."""
+    monkeypatch.setattr(rego, "regopy", None)
+    with pytest.raises(ConfigError) as caught:
+        RegoPolicy(str(POLICY), "data.gateway", "routes[2].rego")
+    assert [
+        "routes[2].rego: Rego policies need the optional 'regopy' package "
+        "(pip install 'oidc-gateway[rego]')"
+    ] == caught.value.problems
+
+
+def test_an_error_raised_while_evaluating_refuses_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should regopy raise while evaluating a request, the request is refused as a
+    policy error (500) that carries regopy's words on one line."""
+    policy = RegoPolicy(str(POLICY), "data.gateway", "routes[0].rego")
+
+    def broken(query: str) -> None:
+        raise regopy.RegoError("evaluation\n   stopped")
+
+    monkeypatch.setattr(policy._interpreter, "query", broken)
+    with pytest.raises(RegoFailed, match=r"^Rego policy error: evaluation stopped$"):
+        policy.decide(request(["admins"], "/"))
+
+
+def test_a_long_failing_query_is_cut_in_the_message() -> None:
+    """The error names at most 200 characters of a query that cannot be evaluated."""
+    query = "data.gateway." + "x" * 250 + "["
+    with pytest.raises(ConfigError) as caught:
+        RegoPolicy(str(POLICY), query, "r")
+    assert [f"r: Rego policy error: evaluating {query[:200]} failed"] == caught.value.problems
+
+
+def test_the_file_is_read_as_utf8_whatever_the_locale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reason with non-ASCII letters reads the same under a Latin-1 locale (files are
+    read as UTF-8, never in the locale's encoding)."""
+    file = write_policy(tmp_path, 'gateway := {"allow": false, "reason": "accès refusé"}\n')
+    # what Python picks for a file opened without an encoding on a Latin-1 system
+    monkeypatch.setattr(io, "text_encoding", lambda encoding, stacklevel=2: encoding or "latin-1")
+    policy = RegoPolicy(file, "data.gateway.gateway", "r")
+    assert (False, "rego: accès refusé") == policy.decide(request([], "/"))

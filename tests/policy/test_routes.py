@@ -291,3 +291,29 @@ def test_a_case_sensitive_route_is_judged_by_its_own_readings_only() -> None:
     route = t.resolve("h", canonical_path("/API/x"))
     assert route is not None
     assert "API" == route.name
+
+
+@pytest.mark.parametrize(
+    ("prefix", "case_sensitive", "raw", "below"),
+    [
+        ("/App/", False, "/App/Admin/x", ("/Admin/x", "/admin/x")),
+        ("/App/", True, "/App/Admin/x", ("/Admin/x",)),
+        ("/App", False, "/App", ("/",)),
+        ("/App/", False, "/app/", ("/",)),
+        ("/App/", False, "/Apple", ("/Apple", "/apple")),
+        ("/", False, "/x/Y", ("/x/Y", "/x/y")),
+        ("/App/", False, "/APP/x.", ("/x.", "/x")),
+        ("/App/", False, "/App/%2561dmin", ("/%61dmin", "/admin")),
+        ("/boX/", True, "/boX/in", ("/in",)),
+    ],
+)
+def test_policy_paths_are_the_paths_below_the_prefix_in_every_reading(
+    prefix: str, case_sensitive: bool, raw: str, below: tuple[str, ...]
+) -> None:
+    """Path conditions see the path below the route's prefix (any case of the prefix),
+    once for each reading an upstream may act on (case folded unless the route is
+    case-sensitive, dots trimmed, decoded twice), each reading once."""
+    route = next(
+        iter(RouteTable([Route(path=prefix, upstream="http://u", case_sensitive=case_sensitive)]))
+    )
+    assert below == route.paths_below(canonical_path(raw))

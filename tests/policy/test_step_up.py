@@ -75,3 +75,54 @@ def test_empty_step_up_is_a_config_error() -> None:
     """A step_up naming neither acr_values nor max_age would look enforced and not be."""
     with pytest.raises(ValidationError, match="give acr_values, max_age or both"):
         StepUp()
+
+
+def test_shortfall_says_which_need_is_not_met() -> None:
+    """The reason names the level the caller has (or 'none') and the wanted ones, or the
+    sign-in's age against max_age; the leeway is granted, not more."""
+    level = StepUp(acr_values=["mfa", "hwk"])
+    assert "authentication level 'pwd' is below mfa / hwk" == shortfall(
+        level, {"acr": "pwd"}, LEVELS, NOW, 0
+    )
+    assert "authentication level 'none' is below mfa / hwk" == shortfall(
+        level, {"acr": 3}, LEVELS, NOW, 0
+    )
+    long_acr = "urn:" + "x" * 100
+    assert f"authentication level {long_acr[:60]!r} is below mfa / hwk" == shortfall(
+        level, {"acr": long_acr}, LEVELS, NOW, 0
+    )
+    recent = StepUp(max_age=60)
+    assert "no auth_time, so the sign-in's age is unknown" == shortfall(recent, {}, [], NOW, 5)
+    assert shortfall(recent, {"auth_time": NOW - 65}, [], NOW, 5) is None
+    assert "signed in 65 s ago, more than max_age 60" == shortfall(
+        recent, {"auth_time": NOW - 65.5}, [], NOW, 5
+    )
+    assert shortfall(recent, {"auth_time": int(NOW) - 60}, [], NOW, 0) is None
+
+
+def test_a_level_below_every_wanted_one_is_refused() -> None:
+    """Ordered levels lift a caller only to a level at or above the lowest wanted one
+    that the order knows; wanted levels the order does not know lift nobody."""
+    assert not acr_meets("mfa", ["hwk"], LEVELS)
+    assert acr_meets("hwk", ["other", "mfa"], LEVELS)
+    assert not acr_meets("hwk", ["other"], LEVELS)
+    assert not acr_meets(None, ["mfa"], LEVELS)
+    assert acr_meets("mfa", ["mfa"], [])
+
+
+def test_higher_acr_keeps_the_first_of_equal_rank() -> None:
+    """Two values the order does not rank (or the same level) keep the session's value."""
+    assert "first" == higher_acr("first", "second", LEVELS)
+    assert "first" == higher_acr("first", ["mfa"], LEVELS)
+    assert None is higher_acr(None, "unknown", LEVELS)
+    assert "pwd" == higher_acr(None, "pwd", LEVELS)
+
+
+def test_authorize_params_without_a_session_or_a_level() -> None:
+    """Without a session's claims no prompt=login is added; each parameter is sent only
+    for what the step-up names."""
+    assert {"acr_values": "mfa"} == authorize_params(StepUp(acr_values=["mfa"]), None, LEVELS)
+    assert {"max_age": "0"} == authorize_params(StepUp(max_age=0), {"acr": "pwd"}, LEVELS)
+    assert {"acr_values": "mfa", "prompt": "login"} == authorize_params(
+        StepUp(acr_values=["mfa"]), {}, LEVELS
+    )

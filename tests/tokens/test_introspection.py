@@ -18,8 +18,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from gateway import metrics
-from gateway.config.model import Bearer, Introspection, TrustedIssuer
+from gateway import metrics, tracing
+from gateway.config.model import Bearer, Introspection, Tracing, TrustedIssuer
 from gateway.crypto import KeyRing
 from gateway.errors import ConfigError, InvalidToken, ProviderUnavailable
 from gateway.secret import Secret
@@ -765,3 +765,20 @@ async def test_a_failure_nobody_waits_for_any_more_is_not_reported_as_lost() -> 
     gc.collect()
     await asyncio.sleep(0)
     assert [] == reported
+
+
+async def test_an_introspection_call_is_traced_as_a_post_to_that_endpoint(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With tracing on, the call is a `provider introspection` client span whose method
+    attribute is POST (docs/observability.md)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracing.start(Tracing(enabled=True), exporter=exporter)
+    try:
+        await client_for(fake_provider, http_session).introspect("t")
+    finally:
+        tracing.stop()
+    spans = [s for s in exporter.get_finished_spans() if s.name == "provider introspection"]
+    assert ["POST"] == [(s.attributes or {}).get("http.request.method") for s in spans]

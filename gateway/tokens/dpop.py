@@ -180,7 +180,9 @@ class DpopVerifier:
         if claims.get("htm") != method:
             raise self.refused("The DPoP proof is for another HTTP method (htm).")
         htu = claims.get("htu")
-        if not isinstance(htu, str) or normalized_url(htu) != normalized_url(url):
+        # An htu that cannot be read matches nothing, not even a request URL that cannot.
+        target = normalized_url(htu) if isinstance(htu, str) else None
+        if target is None or target != normalized_url(url):
             raise self.refused("The DPoP proof is for another URL (htu).")
         iat = claims.get("iat")
         if isinstance(iat, bool) or not isinstance(iat, int | float):

@@ -8,24 +8,34 @@ import contextlib
 import json
 import logging
 import time
+from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway import metrics
-from gateway.config.model import Bearer, ClaimPaths, Introspection, TrustedIssuer
+from gateway import metrics, tracing
+from gateway.config.model import Bearer, ClaimPaths, Dpop, Introspection, Tracing, TrustedIssuer
+from gateway.crypto import KeyRing
 from gateway.errors import (
     BadRequest,
     ConfigError,
+    DpopRefused,
     GatewayError,
     InsufficientScope,
+    InsufficientUserAuthentication,
     InvalidToken,
     ProviderUnavailable,
 )
+from gateway.secret import Secret
+from gateway.sessions.memory import MemoryStore
+from gateway.sessions.shared import SharedState
 from gateway.tokens.authenticator import (
     BearerAuthenticator,
     principal_from_claims,
@@ -40,6 +50,7 @@ from tests.idp.fake_provider import (
     rsa_key,
     start_fake_provider,
 )
+from tests.support.dpop import DpopKey
 
 
 def issuer(fake: FakeProvider, mode: str | None = None) -> TrustedIssuer:
@@ -85,7 +96,7 @@ async def test_opaque_token_without_introspection_is_refused(
 ) -> None:
     """No issuer can introspect: an opaque token is simply invalid."""
     auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider)]), http_session)
-    with pytest.raises(InvalidToken, match="malformed"):
+    with pytest.raises(InvalidToken, match=r"^The access token is malformed\.$"):
         await auth.authenticate("Bearer opaque", "")
 
 
@@ -191,6 +202,31 @@ CHALLENGES: list[tuple[GatewayError, str, str]] = [
         'error_description="Bad quote  andX-Injected: 1 ncode"',
     ),
     (ProviderUnavailable("down"), "gw", 'Bearer realm="gw"'),
+    (
+        InvalidToken("x", public="Tilde ~ kept"),
+        "gw",
+        'Bearer realm="gw", error="invalid_token", error_description="Tilde ~ kept"',
+    ),
+    (
+        InsufficientUserAuthentication("step up", acr_values=["mfa", "phr"], max_age=300),
+        "gw",
+        'Bearer realm="gw", error="insufficient_user_authentication", '
+        'error_description="A stronger or more recent sign-in is required for this resource.", '
+        'acr_values="mfa phr", max_age="300"',
+    ),
+    (
+        InsufficientUserAuthentication("step up", acr_values=[], max_age=None),
+        "gw",
+        'Bearer realm="gw", error="insufficient_user_authentication", '
+        'error_description="A stronger or more recent sign-in is required for this resource."',
+    ),
+    (
+        InsufficientUserAuthentication("step up", acr_values=[], max_age=0),
+        "gw",
+        'Bearer realm="gw", error="insufficient_user_authentication", '
+        'error_description="A stronger or more recent sign-in is required for this resource.", '
+        'max_age="0"',
+    ),
 ]
 
 
@@ -513,3 +549,225 @@ async def test_the_pause_of_jwt_introspection_is_logged_once(
     assert [
         f"{fake_provider.issuer} does not introspect its JWTs; checking them locally for 60s"
     ] == [r.getMessage() for r in caplog.records]
+
+
+async def test_metadata_and_keys_are_refreshed_by_the_gateways_clock(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """The issuer's metadata and key set are read again once an hour has passed on the
+    clock the gateway was given (not another one): a key the issuer withdrew then stops
+    verifying."""
+    clock = FakeClock(time.time())
+    old, new = rsa_key("k1"), rsa_key("k1", slot=1)
+    fake_provider.publish(old)
+    auth = BearerAuthenticator(
+        Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session, clock=clock
+    )
+    claims = fake_provider.token_claims(exp=int(clock.now) + 7200)
+    assert "user-1" == (await auth.authenticate(f"Bearer {old.sign(claims)}", "")).subject
+    fake_provider.publish(new)
+    clock.advance(3601)
+    later = fake_provider.token_claims(iat=int(clock.now), exp=int(clock.now) + 600, jti="2")
+    with pytest.raises(InvalidToken, match="signature is invalid"):
+        await auth.authenticate(f"Bearer {old.sign(later)}", "")
+    discovery = "/.well-known/openid-configuration"
+    assert (2, 2) == (fake_provider.hits[discovery], fake_provider.hits["/jwks"])
+    assert "user-1" == (await auth.authenticate(f"Bearer {new.sign(later)}", "")).subject
+
+
+async def test_a_private_key_jwt_assertion_is_dated_by_the_gateways_clock(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The introspection client authenticates with an assertion whose iat and exp come
+    from the gateway's clock (the provider judges them), valid for a minute."""
+    clock = FakeClock(1_234_567.0)
+    pem = tmp_path / "rs.pem"
+    pem.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
+    introspection = Introspection(
+        client_id="rs", auth_method="private_key_jwt", private_key_file=str(pem), mode="opaque"
+    )
+    trusted = issuer(fake_provider).model_copy(update={"introspection": introspection})
+    fake_provider.introspection["opaque"] = live(exp=None)
+    auth = BearerAuthenticator(Bearer(issuers=[trusted]), http_session, clock=clock)
+    assert "u" == (await auth.authenticate("Bearer opaque", "")).subject
+    form = fake_provider.introspection_requests[0]["form"]
+    assertion = jwt.decode(form["client_assertion"], options={"verify_signature": False})
+    assert (1_234_567, 1_234_627) == (assertion["iat"], assertion["exp"])
+
+
+async def test_the_assertion_names_the_issuer_as_its_audience(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A private_key_jwt assertion is addressed to the issuer (RFC 7523 3, `aud`) and names
+    the resource server's client as iss and sub."""
+    pem = tmp_path / "rs.pem"
+    pem.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+        )
+    )
+    introspection = Introspection(
+        client_id="rs", auth_method="private_key_jwt", private_key_file=str(pem), mode="opaque"
+    )
+    trusted = issuer(fake_provider).model_copy(update={"introspection": introspection})
+    fake_provider.introspection["opaque"] = live()
+    await BearerAuthenticator(Bearer(issuers=[trusted]), http_session).authenticate(
+        "Bearer opaque", ""
+    )
+    form = fake_provider.introspection_requests[0]["form"]
+    assertion = jwt.decode(form["client_assertion"], options={"verify_signature": False})
+    assert (fake_provider.issuer, "rs", "rs") == (
+        assertion["aud"],
+        assertion["iss"],
+        assertion["sub"],
+    )
+
+
+def shared_verdicts(clock: FakeClock) -> SharedState:
+    return SharedState(MemoryStore(), KeyRing([Secret("s" * 40)]), "test", clock=clock)
+
+
+async def test_a_shared_verdict_never_serves_an_instance_with_other_audiences(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """Two instances share introspection verdicts; one that serves another audience never
+    takes the other's verdict from the shared store: it asks and refuses the token."""
+    clock = FakeClock(time.time())
+    shared = shared_verdicts(clock)
+    fake_provider.introspection["opaque"] = live()
+    orders = Bearer(issuers=[issuer(fake_provider, "opaque")], shared_cache=True)
+    billing_issuer = issuer(fake_provider, "opaque").model_copy(
+        update={"audiences": ["api://billing"]}
+    )
+    billing = Bearer(issuers=[billing_issuer], shared_cache=True)
+    first = BearerAuthenticator(orders, http_session, shared, clock)
+    assert "u" == (await first.authenticate("Bearer opaque", "")).subject
+    other = BearerAuthenticator(billing, http_session, shared, clock)
+    with pytest.raises(InvalidToken) as refused:
+        await other.authenticate("Bearer opaque", "")
+    assert "The token is not meant for this service (audience)." == refused.value.public_message
+    assert 2 == fake_provider.hits["/introspect"]
+
+
+async def test_the_shared_verdict_cache_is_used_only_when_configured(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With bearer.shared_cache on, a second instance takes the first one's verdict without
+    a call; with it off, each instance asks the endpoint itself (and sees a revocation)."""
+    clock = FakeClock(time.time())
+    fake_provider.introspection["opaque"] = live()
+    for enabled, calls in ((True, 1), (False, 2)):
+        fake_provider.hits.clear()
+        shared = shared_verdicts(clock)
+        config = Bearer(issuers=[issuer(fake_provider, "opaque")], shared_cache=enabled)
+        for _ in range(2):
+            instance = BearerAuthenticator(config, http_session, shared, clock)
+            assert "u" == (await instance.authenticate("Bearer opaque", "")).subject
+        assert calls == fake_provider.hits["/introspect"], enabled
+
+
+async def test_introspection_verdicts_expire_by_the_gateways_clock(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """A cached verdict lasts cache_ttl on the gateway's clock: after that a revoked token
+    is refused."""
+    clock = FakeClock(time.time())
+    fake_provider.introspection["opaque"] = live(exp=int(clock.now) + 3600)
+    config = Bearer(issuers=[issuer(fake_provider, "opaque")], cache_ttl=60)
+    auth = BearerAuthenticator(config, http_session, clock=clock)
+    assert "u" == (await auth.authenticate("Bearer opaque", "")).subject
+    fake_provider.introspection["opaque"] = {"active": False}
+    clock.advance(59)
+    assert "u" == (await auth.authenticate("Bearer opaque", "")).subject
+    clock.advance(2)
+    with pytest.raises(InvalidToken) as refused:
+        await auth.authenticate("Bearer opaque", "")
+    assert "The access token is not active." == refused.value.public_message
+
+
+async def test_local_jwts_expire_by_the_gateways_clock(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """A JWT's exp is judged by the clock the gateway was given."""
+    clock = FakeClock(time.time())
+    key = rsa_key("k1")
+    fake_provider.publish(key)
+    auth = BearerAuthenticator(
+        Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session, clock=clock
+    )
+    token = key.sign(fake_provider.token_claims(exp=int(clock.now) + 600))
+    clock.advance(3000)
+    with pytest.raises(InvalidToken) as refused:
+        await auth.authenticate(f"Bearer {token}", "")
+    assert "The access token has expired." == refused.value.public_message
+
+
+async def test_introspected_claims_are_the_answer_without_active(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """An introspected caller's claims are the provider's answer minus `active`, with the
+    groups read at the issuer's configured path."""
+    trusted = issuer(fake_provider, "opaque").model_copy(
+        update={"claims": ClaimPaths(groups="realm_access.roles")}
+    )
+    answer = live(exp=None, groups=["forged"], realm_access={"roles": ["ops"]})
+    fake_provider.introspection["opaque"] = answer
+    auth = BearerAuthenticator(Bearer(issuers=[trusted]), http_session)
+    principal = await auth.authenticate("Bearer opaque", "")
+    assert "active" not in principal.claims
+    assert ["ops"] == principal.claims["groups"]
+    assert {"roles": ["ops"]} == principal.claims["realm_access"]
+
+
+async def test_the_dpop_scheme_is_read_only_when_dpop_is_enabled(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """`Authorization: DPoP <token>` names the caller when bearer.dpop is on (its proof is
+    checked on the route); with DPoP off it carries no bearer credentials."""
+    fake_provider.introspection["opaque"] = live()
+    trusted = [issuer(fake_provider, "opaque")]
+    on = BearerAuthenticator(Bearer(issuers=trusted), http_session)
+    assert "u" == (await on.authenticate("DPoP opaque", "")).subject
+    off = BearerAuthenticator(Bearer(issuers=trusted, dpop=Dpop(enabled=False)), http_session)
+    with pytest.raises(MissingToken, match="not of the Bearer scheme"):
+        await off.authenticate("DPoP opaque", "")
+
+
+async def test_dpop_proofs_are_checked_with_the_gateways_clock_and_replay_store(
+    http_session: aiohttp.ClientSession,
+) -> None:
+    """The authenticator's DPoP verifier judges proof age by the gateway's clock and spends
+    jtis in the replay store it was given: a replayed proof is refused."""
+    clock = FakeClock(1_000_000.0)
+    replay = shared_verdicts(clock)
+    auth = BearerAuthenticator(Bearer(), http_session, clock=clock, dpop_replay=replay)
+    key = DpopKey()
+    proof = key.proof("GET", "https://api.example/x", token="t", iat=clock.now)
+    bound = {"cnf": {"jkt": key.jkt}}
+    args: dict[str, Any] = {"scheme": "dpop", "token": "t", "claims": bound, "method": "GET",
+                            "url": "https://api.example/x", "required": False}  # fmt: skip
+    await auth.dpop.check(proofs=[proof], **args)
+    with pytest.raises(DpopRefused) as refused:
+        await auth.dpop.check(proofs=[proof], **args)
+    assert "The DPoP proof was already used (jti)." == refused.value.public_message
+
+
+async def test_bearer_validation_is_traced_under_its_documented_name(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With tracing on, each bearer check is a `bearer validate` span (docs/observability.md)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracing.start(Tracing(enabled=True), exporter=exporter)
+    try:
+        fake_provider.introspection["opaque"] = live()
+        auth = BearerAuthenticator(Bearer(issuers=[issuer(fake_provider, "opaque")]), http_session)
+        await auth.authenticate("Bearer opaque", "")
+    finally:
+        tracing.stop()
+    assert "bearer validate" in [span.name for span in exporter.get_finished_spans()]

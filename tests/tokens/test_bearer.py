@@ -12,6 +12,7 @@ from gateway.errors import BadRequest, InvalidToken
 from gateway.tokens.bearer import (
     MAX_TOKEN_HEADER_BYTES,
     MissingToken,
+    authorization_scheme,
     one_authorization_header,
     parse_bearer,
     refuse_token_in_query,
@@ -96,6 +97,33 @@ def test_one_header_only() -> None:
         one_authorization_header(["Bearer a", "Bearer b"])
     reason = "The request carries more than one Authorization header."
     assert (reason, reason) == (str(info.value), info.value.public_message)
+
+
+def test_scheme_is_the_first_word_lower_cased() -> None:
+    """The scheme a header names decides which parser reads it; no header names none."""
+    assert authorization_scheme(None) == ""
+    assert authorization_scheme("") == ""
+    assert authorization_scheme("  DPoP  abc def") == "dpop"
+    assert authorization_scheme("Bearer\tabc") == "bearer"
+    assert authorization_scheme("Basic") == "basic"
+
+
+def test_dpop_scheme_only_where_dpop_is_accepted() -> None:
+    """`DPoP <token>` is read only when the caller accepts DPoP; elsewhere it is not a
+    bearer credential at all. Other schemes stay missing credentials either way."""
+    with pytest.raises(MissingToken, match=r"^the Authorization header is not of the Bearer"):
+        parse_bearer("DPoP abc")
+    assert parse_bearer("DPoP abc", dpop=True) == "abc"
+    assert parse_bearer("dpop  a-b._~+/c==", dpop=True) == "a-b._~+/c=="
+    assert parse_bearer("Bearer abc", dpop=True) == "abc"
+    for other in ("Basic dXNlcjpwYXNz", "DPoPabc", "Token abc"):
+        with pytest.raises(MissingToken, match=r"^the Authorization header is not of the Bearer"):
+            parse_bearer(other, dpop=True)
+    for header, name in (("DPoP abc def", "DPoP"), ("DPOP a=b", "DPoP"), ("Bearer a b", "Bearer")):
+        with pytest.raises(InvalidToken) as caught:
+            parse_bearer(header, dpop=True)
+        reason = f"The Authorization header is not '{name}' followed by a token."
+        assert (reason, reason) == (str(caught.value), caught.value.public_message)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import gc
 import logging
 import time
 from pathlib import Path
@@ -12,11 +14,12 @@ from typing import Any
 import aiohttp
 import jwt
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from gateway import metrics
-from gateway.config.model import Bearer, Introspection, TrustedIssuer
+from gateway import metrics, tracing
+from gateway.config.model import Bearer, Introspection, Tracing, TrustedIssuer
 from gateway.crypto import KeyRing
 from gateway.errors import ConfigError, InvalidToken, ProviderUnavailable
 from gateway.secret import Secret
@@ -32,7 +35,7 @@ from gateway.tokens.introspection import (
     load_assertion_key,
     verdict_scope,
 )
-from tests.idp.fake_provider import FakeClock, FakeProvider, open_guard, rsa_key
+from tests.idp.fake_provider import FakeClock, FakeProvider, ServerFactory, open_guard, rsa_key
 from tests.tokens.shared_store import DictStore, sealed
 
 AUDIENCE = "api://orders"
@@ -235,9 +238,17 @@ async def test_private_key_jwt(
         form["client_assertion"], key.private.public_key(), algorithms=["RS256"],
         audience=fake_provider.issuer,
     )  # fmt: skip
-    assert claims["iss"] == claims["sub"] == "orders-api"
+    assert claims["iss"] == claims["sub"] == form["client_id"] == "orders-api"
     assert claims["exp"] - claims["iat"] == 60
     assert "client_secret" not in form
+    # Each assertion carries its own unguessable jti: the provider refuses a replayed one.
+    await client.introspect("t")
+    again = jwt.decode(
+        fake_provider.introspection_requests[1]["form"]["client_assertion"],
+        options={"verify_signature": False},
+    )
+    assert len(claims["jti"]) >= 32
+    assert claims["jti"] != again["jti"]
 
 
 async def test_rejected_credentials_are_503_with_a_hint(
@@ -256,6 +267,7 @@ async def test_rejected_credentials_are_503_with_a_hint(
 NOW = 1_000_000.0
 ISSUER = TrustedIssuer(issuer="https://idp", audiences=["api"], discovery=False)
 NOT_ACTIVE = "The access token is not active."
+NO_KEY = "The DPoP token's introspection answer names no key (cnf.jkt)."
 VERDICTS = [
     ({"active": True, "aud": "api"}, None),
     ({"active": "true", "aud": "api"}, NOT_ACTIVE),
@@ -276,6 +288,11 @@ VERDICTS = [
     ({"active": True, "aud": "api", "nbf": NOW + 31}, "The access token is not valid yet."),
     ({"active": True, "aud": "api", "nbf": NOW + 30}, None),  # the leeway's edge
     ({"active": True, "aud": "api", "nbf": NOW + 10}, None),
+    ({"active": True, "aud": "api", "token_type": "DPoP", "cnf": {"jkt": "k"}}, None),
+    ({"active": True, "aud": "api", "token_type": "dpop", "cnf": {"jkt": "k"}}, None),
+    ({"active": True, "aud": "api", "token_type": "DPoP"}, NO_KEY),
+    ({"active": True, "aud": "api", "token_type": "DPoP", "cnf": {"x5t#S256": "c"}}, NO_KEY),
+    ({"active": True, "aud": "api", "token_type": "Bearer", "cnf": {"jkt": "k"}}, None),
 ]  # fmt: skip
 
 
@@ -585,3 +602,183 @@ async def test_a_shared_verdict_is_reused_no_longer_than_this_instance_would_kee
         "shared introspection cache unreadable: ConnectionError",
         "shared introspection cache unwritable: ConnectionError",
     ] == [r.getMessage() for r in caplog.records]
+
+
+async def test_a_refusal_without_credentials_trouble_has_no_credentials_hint(
+    aiohttp_server: ServerFactory, http_session: aiohttp.ClientSession
+) -> None:
+    """A 403 from the endpoint is reported as such, without the credentials hint a 400 or
+    401 gets (it would send the operator after the wrong problem)."""
+
+    async def forbidden(request: web.Request) -> web.Response:
+        return web.json_response({"error": "access_denied"}, status=403)
+
+    app = web.Application()
+    app.router.add_post("/introspect", forbidden)
+    server = await aiohttp_server(app)
+    endpoint = str(server.make_url("/introspect"))
+    client = IntrospectionClient(
+        Introspection(client_id="rs", client_secret="s"), "https://idp", endpoint,
+        http_session, open_guard(),
+    )  # fmt: skip
+    with pytest.raises(ProviderUnavailable) as caught:
+        await client.introspect("t")
+    assert f"{endpoint} answered HTTP 403" == str(caught.value)
+
+
+def provider_calls(endpoint: str) -> float:
+    """Calls counted under gateway_provider_calls_total for this endpoint, any host."""
+    return sum(
+        sample.value
+        for family in metrics.REGISTRY.collect()
+        if family.name == "gateway_provider_calls"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels.get("endpoint") == endpoint
+        and sample.labels.get("result") == "2xx"
+    )  # fmt: skip
+
+
+async def test_introspection_calls_are_counted_under_their_own_endpoint(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """An operator's dashboard counts introspection calls as endpoint="introspection"."""
+    before = provider_calls("introspection")
+    await client_for(fake_provider, http_session).introspect("t")
+    assert 1.0 == provider_calls("introspection") - before
+
+
+async def test_a_hanging_endpoint_times_out(
+    fake_provider: FakeProvider,
+    http_session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An endpoint that does not answer in time is an outage (503), not a hung request; the
+    default limit is 10 seconds."""
+    fake_provider.introspection_delay = 2
+    config = trusted(fake_provider).introspection
+    assert config is not None
+    endpoint = f"{fake_provider.issuer}/introspect"
+    quick = IntrospectionClient(
+        config, fake_provider.issuer, endpoint, http_session, open_guard(), timeout=0.2
+    )
+    with pytest.raises(ProviderUnavailable, match=r"/introspect did not answer within 0\.2 s$"):
+        await quick.introspect("t")
+    limits: list[float] = []
+
+    async def recording(*args: Any, **kwargs: Any) -> tuple[int, Any]:
+        limits.append(kwargs["timeout"])
+        return 200, {"active": False}
+
+    monkeypatch.setattr("gateway.tokens.introspection.fetch_json", recording)
+    default = IntrospectionClient(
+        config, fake_provider.issuer, endpoint, http_session, open_guard()
+    )
+    await default.introspect("t")
+    assert [10.0] == limits
+
+
+async def test_private_key_jwt_without_a_key_is_a_config_error(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """private_key_jwt without private_key_file cannot start; a client of another method
+    has no assertion to make."""
+    with pytest.raises(ConfigError) as caught:
+        client_for(fake_provider, http_session, auth_method="private_key_jwt", client_secret=None)
+    assert ["introspection: private_key_jwt needs private_key_file"] == caught.value.problems
+    with pytest.raises(ConfigError) as caught:
+        client_for(fake_provider, http_session).client_assertion()
+    assert ["introspection: private_key_jwt needs private_key_file"] == caught.value.problems
+
+
+async def test_a_shared_hit_is_counted_and_then_served_from_memory() -> None:
+    """A verdict found in the shared store counts as a hit (no miss) and is kept in this
+    instance's memory: the next lookup needs neither the store nor the endpoint."""
+    clock = FakeClock(1000.0)
+    store = DictStore()
+
+    def cache() -> IntrospectionCache:
+        return IntrospectionCache(
+            max_entries=10, positive_ttl=300, negative_ttl=5, shared=sealed(store, clock),
+            clock=clock,
+        )  # fmt: skip
+
+    async def introspect() -> dict[str, Any]:
+        return {"active": True, "exp": 2000}
+
+    async def never() -> dict[str, Any]:
+        raise AssertionError("B must not call the endpoint")
+
+    await cache().lookup("s", "t", introspect)
+    b = cache()
+    before = cache_counts()
+    assert {"active": True, "exp": 2000} == await b.lookup("s", "t", never)
+    assert (1.0, 0.0) == tuple(a - z for a, z in zip(cache_counts(), before, strict=True))
+    store.broken = True  # the shared store is out of reach now
+    assert ({"active": True, "exp": 2000}, 1300.0) == await b.lookup_until("s", "t", never)
+
+
+async def test_a_shared_refusal_is_reused_no_longer_than_this_instances_negative_ttl() -> None:
+    """A refusal from the shared store is kept only for this instance's negative_ttl, even
+    when the instance that wrote it keeps refusals longer."""
+    clock = FakeClock(1000.0)
+    store = MemoryStore(clock=clock)
+    ring = KeyRing([Secret("introspection-shared-secret-0123456789ab")])
+
+    def cache(negative: float) -> IntrospectionCache:
+        shared = SharedState(store, ring, "ns", clock=clock)
+        return IntrospectionCache(
+            max_entries=10, positive_ttl=300, negative_ttl=negative, shared=shared, clock=clock
+        )
+
+    async def refused() -> dict[str, Any]:
+        return {"active": False}
+
+    async def never() -> dict[str, Any]:
+        raise AssertionError("B must not call the endpoint")
+
+    assert ({"active": False}, 1060.0) == await cache(60).lookup_until("s", "t", refused)
+    assert ({"active": False}, 1005.0) == await cache(5).lookup_until("s", "t", never)
+
+
+async def test_a_failure_nobody_waits_for_any_more_is_not_reported_as_lost() -> None:
+    """When every caller gave up on an introspection call that then fails, the failure is
+    retrieved quietly: no 'Task exception was never retrieved' error in the log."""
+    loop = asyncio.get_running_loop()
+    reported: list[str] = []
+    loop.set_exception_handler(lambda _, context: reported.append(str(context["message"])))
+    release = asyncio.Event()
+
+    async def introspect() -> dict[str, Any]:
+        await release.wait()
+        raise ProviderUnavailable("down")
+
+    cache = IntrospectionCache(max_entries=10, positive_ttl=300, negative_ttl=5)
+    caller = asyncio.create_task(cache.lookup("s", "t", introspect))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    release.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    del caller
+    gc.collect()
+    await asyncio.sleep(0)
+    assert [] == reported
+
+
+async def test_an_introspection_call_is_traced_as_a_post_to_that_endpoint(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession
+) -> None:
+    """With tracing on, the call is a `provider introspection` client span whose method
+    attribute is POST (docs/observability.md)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    tracing.start(Tracing(enabled=True), exporter=exporter)
+    try:
+        await client_for(fake_provider, http_session).introspect("t")
+    finally:
+        tracing.stop()
+    spans = [s for s in exporter.get_finished_spans() if s.name == "provider introspection"]
+    assert ["POST"] == [(s.attributes or {}).get("http.request.method") for s in spans]

@@ -358,6 +358,22 @@ def test_each_route_signs_with_its_own_key() -> None:
         assert "https://gw.example" == claims["iss"]  # public_url without its trailing '/'
 
 
+def test_the_issuer_is_public_url_without_only_its_trailing_slash() -> None:
+    """The default issuer is public_url minus its trailing '/', nothing more: a URL ending
+    in other characters (here a capital X) keeps them, or upstreams would refuse the iss."""
+    route = {"path": "/", "upstream": UPSTREAM, "auth": "login",
+             "identity_token": {"algorithm": "HS256", "secret": "x" * 32}}  # fmt: skip
+    for public_url, issuer in (("https://gw.example/appX/", "https://gw.example/appX"),
+                               ("https://gw.example/appX", "https://gw.example/appX")):  # fmt: skip
+        cfg = Config.model_validate({"routes": [route], "public_url": public_url})
+        tokens = IdentityTokens.compile(cfg, RouteTable(cfg.routes), Clock())
+        claims = jwt.decode(
+            tokens.minters[0].mint(ALICE), "x" * 32, algorithms=["HS256"],
+            options={"verify_aud": False, "verify_exp": False},
+        )  # fmt: skip
+        assert issuer == claims["iss"]
+
+
 def test_every_unusable_route_is_reported_with_its_key_path() -> None:
     """Problems of several routes are all listed, each under its own key path: a missing
     issuer, an unknown placeholder in the claims."""

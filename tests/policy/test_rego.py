@@ -167,6 +167,7 @@ def test_parse_errors_are_one_line_and_bounded(tmp_path: Path) -> None:
 def test_without_regopy_a_rego_route_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the optional package a Rego route cannot start, and says what to install."""
     monkeypatch.setattr(rego, "regopy", None)
+    monkeypatch.setitem(sys.modules, "regopy", None)  # the import fails as if not installed
     with pytest.raises(ConfigError) as caught:
         RegoPolicy(str(POLICY), "data.gateway", "routes[2].rego")
     assert [

@@ -14,8 +14,9 @@ Path rules (each refused case is a 400, never a guess):
 Besides the decoded path that routes match, `readings` lists the other paths a common
 upstream may resolve the same target to: case-folded (Express, IIS), trailing dots and
 spaces trimmed (IIS, Windows), decoded a second time, and NFKC-folded (fullwidth
-letters, slashes and dots; then slashes merged and dot segments resolved). Route
-matching refuses a target whose readings reach a stricter route.
+letters, slashes, dots and '%'), alone or combined in either order; then slashes merged
+and dot segments resolved. Route matching refuses a target whose readings reach a
+stricter route.
 """
 
 from __future__ import annotations
@@ -150,20 +151,17 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Other paths a common upstream may resolve ``path`` to: (case kept, case folded).
 
     A path with characters that were percent-encoded (a decoded ';', or a '%' left after
-    one decoding) may meet a second hop that decodes again (nginx `$uri` into Tomcat):
-    that hop's reading, with parameters dropped and dot segments resolved, counts too.
+    one decoding) may meet a second hop that decodes again (nginx `$uri` into Tomcat);
+    a non-ASCII path may meet a hop that NFKC-folds it (fullwidth '/', '.', '%'). Both may
+    happen on one chain, in either order: each such reading, with parameters dropped,
+    slashes merged and dot segments resolved, counts too.
     """
     plain = "%" not in path and ";" not in path
     if plain and path.isascii() and path.lower() == path and _trimmed(path) == path:
         return _NONE  # the common case on every request: nothing else to read
     bases = [path]
-    if not plain:
-        twice = unquote(path)
-        bases += [_SLASHES.sub("/", twice), _resolved(path), _resolved(twice)]
-    if not path.isascii():
-        # Fullwidth '/' and '.' fold to ASCII ones: read like the second decoding above.
-        nfkc = unicodedata.normalize("NFKC", path)
-        bases += [_SLASHES.sub("/", nfkc), _resolved(nfkc)]
+    for form in _forms(path):
+        bases += [_SLASHES.sub("/", form), _resolved(form)]
     kept: dict[str, None] = {}
     folded: dict[str, None] = {}
     for base in bases:
@@ -173,6 +171,26 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     kept.pop(path, None)
     folded.pop(path, None)
     return tuple(kept), tuple(r for r in folded if r not in kept)
+
+
+def _forms(path: str) -> dict[str, None]:
+    """``path`` and what it becomes through at most one more percent-decoding and any
+    number of NFKC foldings, in any order (`/x/%E2%80%A5/%61dmin`: NFKC, then decoded)."""
+    forms: dict[str, int] = {path: 0}  # form -> extra decodings it took
+    todo = [path]
+    while todo:
+        form = todo.pop()
+        decoded = forms[form]
+        following = []
+        if not form.isascii():
+            following.append((unicodedata.normalize("NFKC", form), decoded))
+        if not decoded and "%" in form:
+            following.append((unquote(form), 1))
+        for new, count in following:
+            if new not in forms or forms[new] > count:
+                forms[new] = count
+                todo.append(new)
+    return dict.fromkeys(forms)
 
 
 def canonical_host(value: str) -> str:

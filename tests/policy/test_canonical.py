@@ -217,6 +217,14 @@ def secured() -> RouteTable:
         "/x/.%252e/admin/secret",
         "/admin%3bx/secret",  # a decoded ';' becomes a parameter at the next hop
         "/x/..%3b/admin/secret",
+        # NFKC and a second decoding on one chain, in either order (an outside attack):
+        "/x/%E2%80%A5/%2561dmin",  # NFKC of the two-dot leader, then decoded: /x/../admin
+        "/%EF%BC%8F%2561dmin",  # NFKC of a fullwidth slash, then decoded: //admin
+        "/%EF%BD%81%2564min",
+        "/x/%25E2%2580%25A5/admin",  # the two-dot leader decoded at the second hop, then NFKC
+        "/%25EF%25BC%258Fadmin",
+        "/x/%25EF%25BC%258F/..%25EF%25BC%258Fadmin",
+        "/%EF%BC%85%36%31dmin",  # a fullwidth '%' folds to an escape of 'a'
     ],
 )
 def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
@@ -276,6 +284,16 @@ def _nfkc_nginx(path: str) -> str:
     return _dots(merged)
 
 
+def _nginx_uri_to_nfkc_app(path: str) -> str:
+    # `proxy_pass http://app$uri` into an app that decodes and NFKC-folds (IIS-like).
+    return _nfkc_nginx(unquote(path))
+
+
+def _nfkc_hop_to_nginx(path: str) -> str:
+    # A hop that decodes and NFKC-folds, forwarding to nginx, which decodes again.
+    return _nginx(unicodedata.normalize("NFKC", unquote(path)))
+
+
 def _nginx_uri_to_tomcat(path: str) -> str:
     # `proxy_pass http://tomcat$uri`: nginx decodes once, Tomcat strips ';' and decodes again.
     return _tomcat(unquote(path))
@@ -289,12 +307,15 @@ UPSTREAMS: dict[str, Callable[[str], str]] = {
     "iis": _iis,
     "nfkc": _nfkc,
     "nfkc then nginx": _nfkc_nginx,
+    "nginx $uri to an nfkc app": _nginx_uri_to_nfkc_app,
+    "nfkc hop to nginx": _nfkc_hop_to_nginx,
 }
 PIECES = [
     "/", "admin", "ADMIN", "Admin", "dmin", ".", "..", ";", ";x=1", "%2e", "%2E", "%2f",
     "%25", "%61", "%2561", "%20", " ", "a", "\uff41", "%EF%BD%81", "x", "static", "api", "API",
     "\\", "%5c", "%00", "%3b", "..;", "%252e", "%253b", "%252f", "\uff0f", "%EF%BC%8F",
-    "\uff0e", "%EF%BC%8E",
+    "\uff0e", "%EF%BC%8E", "\u2025", "%E2%80%A5", "%25E2%2580%25A5", "%25EF%25BC%258F",
+    "\uff05", "%EF%BC%85", "%36%31", "%2564",
 ]  # fmt: skip
 
 

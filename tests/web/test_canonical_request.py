@@ -71,6 +71,8 @@ def gw(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) -> Any:
         "/%EF%BD%81dmin",
         "/%EF%BC%8Fadmin/secret",  # fullwidth '/': NFKC and merged, /admin
         "/x/%EF%BC%8E%EF%BC%8E/admin/secret",  # fullwidth '..': NFKC and resolved, /admin
+        "/x/%E2%80%A5/%2561dmin",  # NFKC, then a second decoding: /x/../admin
+        "/x/%25E2%2580%25A5/admin",  # a second decoding, then NFKC
         "/%2Fadmin",
     ],
 )

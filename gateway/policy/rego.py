@@ -51,11 +51,14 @@ class RegoPolicy:
         self._interpreter = regopy.Interpreter()
         try:
             self._interpreter.add_module(Path(file).name, source)
-            self._evaluate({})  # compile now: a broken file stops start-up, not a request
+            probe = self._evaluate({})  # compile now: a broken file stops start-up, not a request
         except regopy.RegoError as exc:
             raise ConfigError([f"{where}: {_error_text(exc)}"]) from None
         except RegoFailed as exc:
             raise ConfigError([f"{where}: {exc}"]) from None
+        if '"bindings"' in probe:
+            raise ConfigError([f"{where}.query: {query[:200]} assigns variables; "
+                               "query a rule instead (e.g. data.gateway.allow)"])  # fmt: skip
 
     def _evaluate(self, data: dict[str, Any]) -> str:
         try:
@@ -75,10 +78,20 @@ class RegoPolicy:
         text = self._evaluate(data)
         if text.strip() == "undefined":
             return False, f"rego: {self.query} is undefined for this request"
+        several = (False, f"rego: {self.query} does not give exactly one value")
         try:
-            expressions = json.loads(text).get("expressions") or [None]
-        except (ValueError, AttributeError):
+            answer = json.loads(text)
+        except ValueError:
             return False, "rego: unreadable result"
+        if isinstance(answer, list):
+            return several  # one document per result
+        if not isinstance(answer, dict):
+            return False, "rego: unreadable result"
+        expressions = answer.get("expressions") or [None]
+        if "bindings" in answer or len(expressions) != 1:
+            # `x := false` "succeeds" with x bound; `rule[_]` may give several values, some
+            # false: neither is one decision, so neither may allow.
+            return several
         result = expressions[0]
         if isinstance(result, bool):
             return result, f"rego: {self.query} is {str(result).lower()}"

@@ -96,7 +96,7 @@ def test_results_are_read_as_the_contract_says(tmp_path: Path) -> None:
         'yes := true\nno := false\ntext := "allow"\n'
         'long := {"allow": true, "reason": concat("", ["é" | some _ in numbers.range(1, 250)])}\n'
         'plain := {"allow": false}\nnot_bool := {"allow": "true", "reason": "x"}\n'
-        "xs := [true, true]\n",
+        "xs := [true, true]\nmixed := [false, true]\n",
     )
     data = request(["users"], "/")
 
@@ -111,7 +111,23 @@ def test_results_are_read_as_the_contract_says(tmp_path: Path) -> None:
     neither = "is neither a boolean nor an object with allow"
     assert (False, f"rego: data.gateway.text {neither}") == decide("data.gateway.text")
     assert (False, f"rego: data.gateway.not_bool {neither}") == decide("data.gateway.not_bool")
-    assert (False, "rego: unreadable result") == decide("x := data.gateway.xs[_]")
+    # Several values, one of them false, are no decision (an outside attack found them
+    # allowed when any was true).
+    several = "does not give exactly one value"
+    assert (False, f"rego: data.gateway.mixed[_] {several}") == decide("data.gateway.mixed[_]")
+    assert (False, f"rego: data.gateway.xs[_] {several}") == decide("data.gateway.xs[_]")
+
+
+def test_a_query_that_assigns_is_a_config_error(tmp_path: Path) -> None:
+    """`x := false` succeeds by binding x, which once read as allowed: it stops start-up."""
+    file = write_policy(tmp_path, "allow := false\n")
+    for query in ("x := false", "x := data.gateway.allow"):
+        with pytest.raises(ConfigError) as caught:
+            RegoPolicy(file, query, "routes[0].rego")
+        assert [
+            f"routes[0].rego.query: {query} assigns variables; "
+            "query a rule instead (e.g. data.gateway.allow)"
+        ] == caught.value.problems
 
 
 def test_input_values_json_cannot_hold_are_sent_as_text(tmp_path: Path) -> None:

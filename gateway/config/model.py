@@ -571,7 +571,13 @@ class Route(Section):
     host: str | None = Field(
         None, description="Host to match: exact, or '*.example.com'. Absent: any host."
     )
-    path: PathPrefix = Field("/", description="Path prefix; the longest matching prefix wins.")
+    path: PathPrefix = Field(
+        "/",
+        description="Path prefix, matched at segment boundaries (`/admin` matches `/admin` "
+        "and `/admin/x`, not `/administrator`: an upstream that matches bare prefixes, "
+        "e.g. nginx `location /admin`, must not serve those); the longest matching prefix "
+        "wins.",
+    )
     upstream: HttpUrl | None = Field(
         description="Where matching requests go (http:// or https://); null for a route that "
         "only answers forward-auth checks (nothing is proxied through it).",

@@ -176,7 +176,7 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _forms(path: str) -> dict[str, None]:
     """``path`` and what it becomes through at most one more percent-decoding and any
     number of NFKC foldings, in any order (`/x/%E2%80%A5/%61dmin`: NFKC, then decoded)."""
-    forms: dict[str, int] = {path: 0}  # form -> extra decodings it took
+    forms: dict[str, bool] = {path: False}  # form -> whether it took the extra decoding
     todo = [path]
     while todo:
         form = todo.pop()
@@ -185,10 +185,10 @@ def _forms(path: str) -> dict[str, None]:
         if not form.isascii():
             following.append((unicodedata.normalize("NFKC", form), decoded))
         if not decoded and "%" in form:
-            following.append((unquote(form), 1))
-        for new, count in following:
-            if new not in forms or forms[new] > count:
-                forms[new] = count
+            following.append((unquote(form), True))
+        for new, used in following:
+            if new not in forms or (forms[new] and not used):
+                forms[new] = used
                 todo.append(new)
     return dict.fromkeys(forms)
 

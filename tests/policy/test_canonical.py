@@ -239,6 +239,7 @@ def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
         ("/admin/x", "admin"),
         ("/Static/logo.png", "public"),  # another reading is public too: nothing to gain
         ("/administrator", "public"),  # prefixes match whole segments
+        ("/%252561dmin", "public"),  # /admin only after three decodings: no modelled chain
         ("/api/x", "public"),  # /API declares a case-sensitive upstream
     ],
 )

@@ -118,14 +118,35 @@ def test_results_are_read_as_the_contract_says(tmp_path: Path) -> None:
     assert (False, f"rego: data.gateway.xs[_] {several}") == decide("data.gateway.xs[_]")
 
 
+def test_a_query_that_binds_only_with_some_input_refuses_those_requests(tmp_path: Path) -> None:
+    """`x := input.method` is undefined at start-up (empty input), so it starts; a request
+    it binds for is refused, not allowed."""
+    file = write_policy(tmp_path, "allow := true\n")
+    policy = RegoPolicy(file, "x := input.method", "routes[0].rego")
+    assert (False, "rego: x := input.method does not give exactly one value") == policy.decide(
+        request(["users"], "/")
+    )
+
+
+@pytest.mark.parametrize("text", ["not json", "42", '"allow"'])
+def test_an_answer_that_is_not_a_result_document_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """Whatever regopy printed, only a result document can allow (a stand-in for regopy's
+    output: the real one is always a document, a list of them, or `undefined`)."""
+    policy = RegoPolicy(write_policy(tmp_path, "allow := true\n"), "data.gateway.allow", "r")
+    monkeypatch.setattr(policy, "_evaluate", lambda data: text)
+    assert (False, "rego: unreadable result") == policy.decide(request(["users"], "/"))
+
+
 def test_a_query_that_assigns_is_a_config_error(tmp_path: Path) -> None:
     """`x := false` succeeds by binding x, which once read as allowed: it stops start-up."""
     file = write_policy(tmp_path, "allow := false\n")
-    for query in ("x := false", "x := data.gateway.allow"):
+    for query in ("x := false", "x := data.gateway.allow", f"x := {'1 + ' * 60}1"):
         with pytest.raises(ConfigError) as caught:
             RegoPolicy(file, query, "routes[0].rego")
         assert [
-            f"routes[0].rego.query: {query} assigns variables; "
+            f"routes[0].rego.query: {query[:200]} assigns variables; "
             "query a rule instead (e.g. data.gateway.allow)"
         ] == caught.value.problems
 

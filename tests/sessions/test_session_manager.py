@@ -13,16 +13,18 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from gateway import metrics
+from gateway.config.model import Sessions
 from gateway.crypto import KeyRing
 from gateway.log import subject_var
 from gateway.secret import Secret
 from gateway.sessions.codec import Ticket
-from gateway.sessions.layout import login_key, sess_key
+from gateway.sessions.layout import lock_key, login_key, sess_key
 from gateway.sessions.manager import TOUCH_FRACTION, SessionManager
 from gateway.sessions.memory import MemoryStore
 from gateway.sessions.store import SessionStore
 from gateway.types import SessionRecord, TokenSet
-from tests.sessions.common import SECRET, FakeClock, ManagerFactory
+from tests.sessions.common import SECRET, FakeClock, ManagerFactory, redis_store
+from tests.support.redis import RedisServer
 
 ISSUER = "https://idp.example.com"
 IDLE, ABSOLUTE = 600.0, 3600.0
@@ -1004,3 +1006,82 @@ async def test_create_and_load_name_the_user_in_the_log_context(manager: Session
     subject_var.set(None)
     assert await manager.load(ticket) is not None
     assert "alice" == subject_var.get()
+
+
+# -- what a real Redis holds -----------------------------------------------------------
+
+
+async def test_redis_expires_each_key_with_its_session(
+    redis_server: RedisServer, prefix: str, clock: FakeClock
+) -> None:
+    """Redis drops a session at its idle limit or expiry, whichever comes first, and its
+    index keys at its absolute expiry; a refresh lock lives max(30 s, twice the wait)."""
+    settings = {"idle_timeout": IDLE, "absolute_timeout": ABSOLUTE, "cache_ttl": 0}
+    manager = SessionManager(
+        redis_store(redis_server, prefix),
+        KeyRing([SECRET]),
+        Sessions.model_validate({**settings, "refresh_lock_wait": 20}),
+        clock,
+    )
+    try:
+        ticket = await manager.create(record("alice", "sid-1"))
+        short = await manager.create(
+            dataclasses.replace(record("bob", None), expires_at=clock.now + 100)
+        )
+        with redis_server.client() as raw:
+            assert 599_000 < raw.pttl(prefix + sess_key(handle_of(ticket))) <= 600_000
+            assert 99_000 < raw.pttl(prefix + sess_key(handle_of(short))) <= 100_000
+            for index in (SUB_INDEX_OF_ALICE, SID_INDEX_OF_SID_1):
+                assert 3_599_000 < raw.pttl(prefix + index) <= 3_600_000, index
+            bob = manager.sub_index(ISSUER, "bob")
+            assert 99_000 < raw.pttl(prefix + bob) <= 100_000
+        clock.advance(IDLE / 2)
+        loaded = await manager.load(ticket)  # a touch: the idle limit starts again
+        assert loaded is not None
+        with redis_server.client() as raw:
+            assert 599_000 < raw.pttl(prefix + sess_key(handle_of(ticket))) <= 600_000
+        async with manager.refresh_lock("session-r") as held:
+            assert held
+            with redis_server.client() as raw:
+                lock = prefix + lock_key(hashlib.sha256(b"session-r").hexdigest())
+                assert 39_000 < raw.pttl(lock) <= 40_000
+        with redis_server.client() as raw:
+            assert raw.exists(lock) == 0
+    finally:
+        await manager.close()
+    brief = SessionManager(
+        redis_store(redis_server, prefix),
+        KeyRing([SECRET]),
+        Sessions.model_validate({**settings, "refresh_lock_wait": 5}),
+        clock,
+    )
+    try:
+        async with brief.refresh_lock("session-s") as held:
+            assert held
+            with redis_server.client() as raw:
+                lock = prefix + lock_key(hashlib.sha256(b"session-s").hexdigest())
+                assert 29_000 < raw.pttl(lock) <= 30_000
+    finally:
+        await brief.close()
+
+
+async def test_a_session_whose_index_redis_lost_is_refused(
+    redis_server: RedisServer, prefix: str, clock: FakeClock
+) -> None:
+    """A neighbour DELs every index key under the prefix: every session is refused on its
+    next read (here as in test_a_session_missing_from_its_user_index_is_refused)."""
+    manager = SessionManager(
+        redis_store(redis_server, prefix),
+        KeyRing([SECRET]),
+        Sessions.model_validate({"cache_ttl": 0}),
+        clock,
+    )
+    try:
+        tickets = [await manager.create(record(f"user-{i}", f"sid-{i}")) for i in range(3)]
+        assert [await manager.load(t) is not None for t in tickets] == [True] * 3
+        with redis_server.client() as raw:
+            raw.delete(*raw.scan_iter(prefix + "idx:*"))
+        assert [await manager.load(t) for t in tickets] == [None] * 3
+        assert {} == await manager.deadlines(tickets)
+    finally:
+        await manager.close()

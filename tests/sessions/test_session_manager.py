@@ -27,6 +27,7 @@ from tests.sessions.common import SECRET, FakeClock, ManagerFactory, redis_store
 from tests.support.redis import RedisServer
 
 ISSUER = "https://idp.example.com"
+STATE_ID_RULE = "a binding or state id is 1-512 visible ASCII characters"
 IDLE, ABSOLUTE = 600.0, 3600.0
 
 
@@ -339,10 +340,17 @@ async def test_odd_state_ids_are_refused(manager: SessionManager, state_id: str)
     """A state id that put_login_state cannot have made reads as unknown."""
     assert await manager.take_login_state(state_id, "s") is None
     assert await manager.pending_login(state_id) is None
-    with pytest.raises(ValueError, match="state id"):
+    with pytest.raises(ValueError, match=f"^{STATE_ID_RULE}$"):
         await manager.put_login_state(state_id, {"state": "s"}, 60)
-    with pytest.raises(ValueError, match="state id"):
+    with pytest.raises(ValueError, match=f"^{STATE_ID_RULE}$"):
         await manager.put_login_state("binding", {"state": state_id}, 60)
+
+
+async def test_a_login_without_a_state_is_refused(manager: SessionManager) -> None:
+    """Pending login data must carry its state id: none is not read as a default one."""
+    with pytest.raises(ValueError, match=f"^{STATE_ID_RULE}$"):
+        await manager.put_login_state("binding", {"nonce": "n"}, 60)
+    assert None is await manager.pending_login("binding")
 
 
 # -- the session indexes: what logout finds sessions by ------------------------------------
@@ -423,7 +431,9 @@ async def test_a_session_missing_from_its_user_index_is_refused(
     await store.remove_from_index(SUB_INDEX_OF_ALICE, member)
     with caplog.at_level(logging.WARNING, logger="gateway.sessions.manager"):
         assert None is await manager.load(ticket)
-    assert f"session {handle_of(ticket)[:12]} is missing from its index" in caplog.text
+    assert [f"session {handle_of(ticket)[:12]} is missing from its index: treated as ended"] == [
+        r.getMessage() for r in caplog.records if r.name == "gateway.sessions.manager"
+    ]
     assert await manager.load(other) is not None
 
 
@@ -483,6 +493,9 @@ async def test_logout_by_sid_or_sub_ends_sessions_of_both_secrets(
     before = await make_manager().create(record("alice", "sid-1"))
     rotated = make_manager(keyring=KeyRing([new, SECRET]))
     after = await rotated.create(record("alice", "sid-1"))
+    listed = {s.handle for s in await rotated.list_by_sub(ISSUER, "alice")}
+    assert {handle_of(before), handle_of(after)} == listed
+    assert listed == {s.handle for s in await rotated.list_by_sid(ISSUER, "sid-1")}
     assert await rotated.destroy_by_sid(ISSUER, "sid-1") == 2
     assert [await rotated.load(t) for t in (before, after)] == [None, None]
     for name in (*rotated._indexes("sub", ISSUER, "alice"), SID_INDEX_OF_SID_1):
@@ -675,6 +688,9 @@ async def test_reload_reads_the_store_past_the_cache(
     ticket = await cached.create(record())
     loaded = await cached.load(ticket)
     assert loaded is not None
+    again = await cached.reload(loaded)
+    assert again is not None
+    assert loaded.record == again.record
     await store.delete(sess_key(loaded.handle))
     assert await cached.load(ticket) is not None  # still cached
     assert None is await cached.reload(loaded)
@@ -875,7 +891,10 @@ async def test_deadlines_leave_out_a_session_missing_from_its_index(
 
 
 async def test_listing_leaves_out_ended_sessions_and_shows_tokens_only_when_asked(
-    make_manager: ManagerFactory, store: SessionStore, clock: FakeClock
+    make_manager: ManagerFactory,
+    store: SessionStore,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Expired (at their expiry exactly) and unreadable sessions are not listed; the
     tokens are in a summary only with revoke_tokens_on_admin_end, and follow a refresh."""
@@ -887,7 +906,11 @@ async def test_listing_leaves_out_ended_sessions_and_shows_tokens_only_when_aske
     assert raw is not None
     await store.set(key, raw[:3] + bytes([raw[3] ^ 1]) + raw[4:], 600)
     kept = await manager.create(record())
-    listed = await manager.list_by_sub(ISSUER, "alice")
+    with caplog.at_level(logging.WARNING, logger="gateway.sessions.manager"):
+        listed = await manager.list_by_sub(ISSUER, "alice")
+    assert [f"session meta unreadable ({handle_of(broken)[:12]})"] == [
+        r.getMessage() for r in caplog.records if r.name == "gateway.sessions.manager"
+    ]
     assert [handle_of(short), handle_of(kept)] == sorted(s.handle for s in listed) or sorted(
         [handle_of(short), handle_of(kept)]
     ) == sorted(s.handle for s in listed)
@@ -942,14 +965,19 @@ def make_empty(manager: SessionManager) -> SessionManager:
 
 
 async def test_a_pending_login_opens_only_under_its_own_binding(
-    manager: SessionManager, store: SessionStore
+    manager: SessionManager, store: SessionStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The sealed login copied under another browser's binding does not open there."""
+    """The sealed login copied under another browser's binding does not open there (and
+    the log says so)."""
     await manager.put_login_state("binding-1", {"state": "s1", "verifier": "v"}, 60)
     sealed = await store.get(login_key("binding-1"))
     assert sealed is not None
     await store.set(login_key("binding-2"), sealed, 60)
-    assert None is await manager.pending_login("binding-2")
+    with caplog.at_level(logging.WARNING, logger="gateway.sessions.manager"):
+        assert None is await manager.pending_login("binding-2")
+    assert ["login state did not open"] == [
+        r.getMessage() for r in caplog.records if r.name == "gateway.sessions.manager"
+    ]
     assert None is await manager.take_login_state("binding-2", "s1")
     assert {"state": "s1", "verifier": "v"} == await manager.take_login_state("binding-1", "s1")
 
@@ -995,7 +1023,9 @@ async def test_a_store_outage_at_lock_release_does_not_fail_the_refresh(
         async with manager.refresh_lock("session-q") as held:
             assert held
             await own.close()
-    assert "could not release refresh lock" in caplog.text
+    assert ["could not release refresh lock: memory store is closed"] == [
+        r.getMessage() for r in caplog.records if r.name == "gateway.sessions.manager"
+    ]
 
 
 async def test_create_and_load_name_the_user_in_the_log_context(manager: SessionManager) -> None:
@@ -1085,3 +1115,61 @@ async def test_a_session_whose_index_redis_lost_is_refused(
         assert {} == await manager.deadlines(tickets)
     finally:
         await manager.close()
+
+
+async def test_an_unreadable_session_is_refused_saying_so(
+    manager: SessionManager, store: SessionStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored value that does not open is no session, and the log names the session
+    (its handle's first 12 characters) and why."""
+    ticket = await manager.create(record())
+    key = sess_key(handle_of(ticket))
+    raw = await store.get(key)
+    assert raw is not None
+    await store.set(key, raw[:-1] + bytes([raw[-1] ^ 1]), 600)
+    with caplog.at_level(logging.INFO, logger="gateway.sessions.manager"):
+        assert None is await manager.load(ticket)
+    assert [f"session did not open ({handle_of(ticket)[:12]}): SealError"] == [
+        r.getMessage() for r in caplog.records if r.name == "gateway.sessions.manager"
+    ]
+
+
+async def test_a_touch_that_finds_the_session_rewritten_drops_the_cached_copy(
+    cached: SessionManager, make_manager: ManagerFactory, clock: FakeClock
+) -> None:
+    """Another instance saved new tokens and its invalidation has not arrived yet: the
+    touch of the cached copy fails, and the next load reads the new tokens at once."""
+    ticket = await cached.create(record())
+    assert await cached.load(ticket) is not None  # cached, old tokens
+    other = make_manager(idle_timeout=IDLE, absolute_timeout=ABSOLUTE)
+    fresh = await other.load(ticket, cached=False)
+    assert fresh is not None
+    clock.advance(IDLE * TOUCH_FRACTION * 2)
+    fresh.record.tokens = TokenSet(access_token="at-new")
+    assert await other.save(fresh)
+    # No await that yields before these loads: the memory store's invalidation is still
+    # queued (on Redis it may have arrived, which only makes the point moot).
+    assert await cached.load(ticket) is not None  # the stale hit, whose touch fails
+    loaded = await cached.load(ticket)
+    assert loaded is not None
+    assert "at-new" == loaded.record.tokens.access_token
+
+
+async def test_with_the_cache_off_no_cache_lookups_are_counted(
+    make_manager: ManagerFactory,
+) -> None:
+    """cache_ttl 0: start subscribes to nothing, and loads count neither hits nor misses
+    on gateway_cache_lookups_total{cache="session"}."""
+    manager = make_manager(cache_ttl=0)
+    await manager.start()
+    ticket = await manager.create(record())
+    before = metrics.exposition()[0].decode()
+    for _ in range(3):
+        assert await manager.load(ticket) is not None
+    after = metrics.exposition()[0].decode()
+    lookups = [
+        line for line in after.splitlines() if line.startswith("gateway_cache_lookups_total")
+    ]
+    assert lookups == [
+        line for line in before.splitlines() if line.startswith("gateway_cache_lookups_total")
+    ]

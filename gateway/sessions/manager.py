@@ -186,10 +186,11 @@ class SessionManager:
         return loaded
 
     async def deadlines(self, tickets: Collection[str]) -> dict[str, float]:
-        """When each live session among ``tickets`` ends if unused: one store read, no touch.
+        """When each live session among ``tickets`` ends if unused: no touch.
 
         Past the cache, and without moving ``last_seen``: a check is not a use. Sessions
-        unknown, ended, expired or unreadable are left out.
+        unknown, ended, expired, unreadable or missing from their indexes are left out
+        (one read for all sessions, then each live one's index entries, as ``load`` does).
         """
         parsed = [t for t in map(Ticket.parse, tickets) if t is not None]
         values = await self._get_many([sess_key(t.handle) for t in parsed])
@@ -203,7 +204,7 @@ class SessionManager:
             except _UNREADABLE:
                 continue
             loaded = LoadedSession(ticket, record, meta, raw)
-            if self._alive(loaded, now):
+            if self._alive(loaded, now) and await self._still_indexed(ticket.handle, meta):
                 idle_end = record.last_seen + self._settings.idle_timeout
                 found[str(ticket)] = min(meta.expires_at, idle_end)
         return found

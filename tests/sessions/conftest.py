@@ -159,7 +159,10 @@ def make_manager(store: SessionStore, clock: FakeClock) -> ManagerFactory:
     ) -> SessionManager:
         values: dict[str, object] = {"cache_ttl": 0, **settings}
         return SessionManager(
-            store_ or store, keyring or KeyRing([SECRET]), Sessions.model_validate(values), clock
+            store_ if store_ is not None else store,
+            keyring or KeyRing([SECRET]),
+            Sessions.model_validate(values),
+            clock,
         )
 
     return factory

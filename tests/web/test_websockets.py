@@ -156,6 +156,41 @@ async def test_socket_closes_when_session_ends_on_another_instance(
     assert recording_upstream.close_codes == [1008]
 
 
+async def test_socket_closes_when_its_session_index_is_deleted(
+    gateway_factory: Any,
+    oidc_provider: OidcProvider,
+    redis_server: RedisServer,
+    recording_upstream: RecordingUpstream,
+) -> None:
+    """A neighbour on the Redis deletes the session indexes (so that a logout would find
+    nothing): the session counts as ended, so its socket is closed (1008, at both ends) at
+    the next check, as its next request is refused. The socket used to stay open."""
+    prefix = f"ws-{secrets.token_hex(4)}:"
+    sessions = {
+        "store": "redis",
+        "redis": {"url": redis_server.url, "key_prefix": prefix},
+        "websocket_check_interval": 1,
+        "cache_ttl": 0,
+    }
+    gw, _ = start_login_gateway(
+        gateway_factory, oidc_provider, recording_upstream.url, sessions=sessions,
+        routes=[login_route(recording_upstream.url)],
+    )  # fmt: skip
+    async with jar() as session:
+        await http_login(session, f"{gw.url}/home", user="xena")
+        async with session.ws_connect(f"{gw.url}/ws", origin=gw.url) as ws:
+            assert await echoes(ws)
+            with redis_server.client() as raw:
+                indexes = list(raw.scan_iter(prefix + "idx:*"))
+                assert indexes
+                raw.delete(*indexes)
+            assert await closed_by_gateway(ws) == (1008, "session ended")
+        after = await session.get(f"{gw.url}/home", headers={"Accept": "application/json"})
+        assert after.status == 401
+    await asyncio.wait_for(recording_upstream.closed.wait(), CLOSE_WAIT)
+    assert recording_upstream.close_codes == [1008]
+
+
 async def test_socket_closes_when_session_expires(
     gateway_factory: Any, oidc_provider: OidcProvider, recording_upstream: RecordingUpstream
 ) -> None:

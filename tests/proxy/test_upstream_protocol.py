@@ -317,6 +317,15 @@ async def test_head_of_max_size_in_one_read_is_accepted_one_byte_more_refused() 
     assert transport.closed
 
 
+async def test_interim_head_does_not_count_towards_the_final_heads_size() -> None:
+    """After a 103 with headers, a final head of exactly MAX_HEAD is still accepted."""
+    protocol, _ = connection()
+    interim = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"
+    protocol.data_received(interim + _head_of(MAX_HEAD))
+    await protocol.read_head(1)
+    assert protocol.status == 200
+
+
 async def test_head_bytes_over_the_limit_are_refused_before_the_head_ends() -> None:
     """A head trickling past MAX_HEAD bytes is refused without waiting for its end; up to
     MAX_HEAD bytes it is still awaited."""
@@ -353,6 +362,29 @@ async def test_bytes_after_a_complete_answer_poison_the_connection() -> None:
     protocol.data_received(b"X")
     assert not protocol.reusable
     assert protocol.closed
+
+
+async def test_body_bytes_on_a_head_answer_are_not_read() -> None:
+    """Body bytes after a HEAD answer's head (same read) are never handed on as a body."""
+    smuggled = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED"
+    protocol = await exchange(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(smuggled) + smuggled,
+        head_only=True,
+    )
+    assert await protocol.read_chunk(1) == b""
+    assert not protocol.reusable
+
+
+async def test_switch_after_a_complete_answer_fails_the_exchange() -> None:
+    """A 101 following a complete answer in the same read fails the exchange, saying the
+    upstream switched protocols (the stream can frame nothing more)."""
+    protocol, transport = connection()
+    protocol.data_received(
+        OK + b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n"
+    )
+    assert await failure(protocol.read_head(1)) == "upstream switched protocols unasked"
+    assert transport.closed
+    assert not protocol.reusable
 
 
 async def test_bytes_while_idle_in_the_pool_poison_the_connection() -> None:
@@ -455,35 +487,49 @@ async def test_eof_closes_our_side_too() -> None:
 
 
 async def test_reading_pauses_above_high_water_and_resumes_at_low_water() -> None:
-    """Past HIGH_WATER buffered body bytes the upstream is paused once; it resumes once
-    the buffer is down to LOW_WATER, not before."""
-    size = HIGH_WATER + LOW_WATER + 2
+    """Exactly HIGH_WATER buffered body bytes keep reading on; one more pauses the upstream
+    (once); it resumes when a read brings the buffer down to exactly LOW_WATER, not before,
+    and only once."""
+    block = 32 * 1024
+    # Buffered in this order; the first eight add up to HIGH_WATER, and the last four
+    # (what is left after six reads) to LOW_WATER.
+    pieces = [HIGH_WATER - 6 * block - (LOW_WATER - block - 2), *[block] * 6]
+    pieces += [LOW_WATER - block - 2, 1, 1]
+    assert sum(pieces[:-2]) == HIGH_WATER
+    assert sum(pieces[-4:]) == LOW_WATER
+    size = sum(pieces) + 5
     protocol = await exchange(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size)
-    _, transport = protocol, protocol.transport
+    transport = protocol.transport
     assert isinstance(transport, Transport)
-    piece = LOW_WATER // 2
-    sent = 0
-    while sent + piece <= HIGH_WATER:
+    for piece in pieces[:-2]:
         protocol.data_received(b"a" * piece)
-        sent += piece
-    assert not transport.paused  # exactly HIGH_WATER buffered: still reading
-    protocol.data_received(b"b")
-    protocol.data_received(b"c")
-    sent += 2
-    assert transport.paused
-    assert transport.pauses == 1
-    # Read until LOW_WATER + 2 bytes are left: still paused; the next read resumes.
-    left = sent
-    while left - piece > LOW_WATER:
-        left -= len(await protocol.read_chunk(1))
-    assert transport.paused
-    while left > LOW_WATER:
-        left -= len(await protocol.read_chunk(1))
     assert not transport.paused
+    protocol.data_received(b"b")
+    assert transport.paused
+    protocol.data_received(b"c")
+    assert transport.pauses == 1
+    for piece in pieces[:5]:
+        assert len(await protocol.read_chunk(1)) == piece
+    assert transport.paused  # LOW_WATER + one block left
+    assert len(await protocol.read_chunk(1)) == block
+    assert not transport.paused  # exactly LOW_WATER left
     assert transport.resumes == 1
-    protocol.data_received(b"d" * (size - sent))
-    assert len(await body(protocol)) == left + size - sent
+    protocol.data_received(b"d" * 5)
+    assert len(await body(protocol)) == sum(pieces[-4:]) + 5
     assert transport.resumes == 1
+
+
+async def test_no_resume_on_a_closed_connection() -> None:
+    """A connection closed while paused is not asked to resume reading."""
+    size = HIGH_WATER + 1
+    protocol = await exchange(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (size + 1))
+    transport = protocol.transport
+    assert isinstance(transport, Transport)
+    protocol.data_received(b"a" * size)
+    assert transport.paused
+    protocol.close()
+    assert len(await protocol.read_chunk(1)) == size
+    assert transport.resumes == 0
 
 
 async def test_write_backpressure_waits_for_resume() -> None:

@@ -51,7 +51,10 @@ async def gateway(aiohttp_server: ServerFactory, *, every_path: bool = False) ->
         )
     )
     app = web.Application(
-        middlewares=[context_middleware, gateway_body_limit(every_path=every_path)],
+        middlewares=[
+            context_middleware,
+            gateway_body_limit(every_path=True) if every_path else gateway_body_limit(),
+        ],
         client_max_size=2**63,  # as build_app: only the middleware bounds these bodies
     )
     app[SERVICES] = Services.compile(config)
@@ -59,6 +62,7 @@ async def gateway(aiohttp_server: ServerFactory, *, every_path: bool = False) ->
     for path in ("/_gateway/echo", "/_gateway", "/_gatewayx/echo", "/app/echo"):
         app.router.add_post(path, echo)
     app.router.add_post("/_gateway/ignore", ignore)
+    app.router.add_get("/_gateway/echo", echo)
     return await aiohttp_server(app)
 
 
@@ -211,4 +215,14 @@ async def test_body_left_unread_by_the_handler_is_not_drained(
     status, _, body, reader, writer = await exchange(server, post("/_gateway/ignore", LIMIT), b"x")
     assert (status, body) == (200, b"not read")
     assert await closed_by_peer(reader, writer)
+    writer.close()
+
+
+async def test_request_without_a_body_is_served(aiohttp_server: ServerFactory) -> None:
+    """A GET without a body under the prefix is served and the connection kept."""
+    server = await gateway(aiohttp_server)
+    request = "GET /_gateway/echo HTTP/1.1\nHost: gw\n"
+    status, headers, body, _, writer = await exchange(server, request)
+    assert (status, body) == (200, b"0")
+    assert headers.get("connection", "keep-alive") != "close"
     writer.close()

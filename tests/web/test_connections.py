@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,9 +24,11 @@ from gateway.web.connections import (
     ConnectionFactory,
     _peer_address,
     bounded_site,
+    close_unread,
     handler_args,
 )
 from tests.support.ports import free_port
+from tests.support.tls import self_signed
 
 HEAD_TIMEOUT = 0.3
 BUSY = b"HTTP/1.1 503 Service Unavailable\r\n"
@@ -51,6 +54,13 @@ async def hello(request: web.Request) -> web.Response:
 
 async def read_body(request: web.Request) -> web.Response:
     return web.Response(text=str(len(await request.read())))
+
+
+async def refuse_unread(request: web.Request) -> web.Response:
+    """Refuses without reading the body, as the gateway's 413 does."""
+    response = web.Response(status=413, text="no")
+    close_unread(request, response)
+    return response
 
 
 class Listener:
@@ -86,15 +96,21 @@ async def start() -> AsyncIterator[Any]:
     runners: list[web.AppRunner] = []
     listeners: list[Listener] = []
 
-    async def start(cfg: Config | None = None) -> Listener:
+    async def start(
+        cfg: Config | None = None,
+        *,
+        port: int | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Listener:
         app = web.Application()
         app.router.add_get("/", hello)
         app.router.add_post("/body", read_body)
+        app.router.add_post("/refuse", refuse_unread)
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
         runners.append(runner)
-        port = free_port()
-        site = bounded_site(runner, cfg or config(), "127.0.0.1", port)
+        port = port or free_port()
+        site = bounded_site(runner, cfg or config(), "127.0.0.1", port, ssl_context=ssl_context)
         await site.start()
         listeners.append(Listener(site, port))
         return listeners[-1]
@@ -243,6 +259,8 @@ async def test_connections_beyond_the_per_address_cap_get_503(start: Any) -> Non
     assert refused.startswith(BUSY)
     assert refused.endswith(b"\r\n\r\nToo many connections from your address\n")
     writer.close()
+    reader, writer = await listener.connect()
+    assert (await until_closed(reader)).startswith(BUSY)
     other_reader, other_writer = await listener.connect("127.0.0.2")
     assert await answer(other_reader, other_writer, GET) == b"HTTP/1.1 200 OK ok"
     other_writer.close()
@@ -254,7 +272,7 @@ async def test_connections_beyond_the_per_address_cap_get_503(start: Any) -> Non
     held[1][1].close()
     await until(lambda: listener.count.open == 0)
     assert listener.count.by_client == {}  # no entry left behind per address
-    assert listener.count.refused == 1
+    assert listener.count.refused == 2
 
 
 def test_count_admits_up_to_the_cap_per_address() -> None:
@@ -358,3 +376,52 @@ async def test_reuse_port_lets_two_listeners_share_a_port() -> None:
     finally:
         for runner in runners:
             await runner.cleanup()
+
+
+async def test_refusal_closes_without_reading_the_body(start: Any) -> None:
+    """close_unread: the refusal is sent with Connection: close and the connection closes
+    while the client is still sending, instead of the body being read for nothing."""
+    listener = await start()
+    reader, writer = await listener.connect()
+    writer.write(b"POST /refuse HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000000\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 413")
+    assert b"Connection: close" in head
+    closed = False
+    async with asyncio.timeout(5):  # aiohttp would go on reading for 10 s
+        while not closed:
+            try:
+                writer.write(b"x" * 65536)
+                await writer.drain()
+                closed = await asyncio.wait_for(reader.read(4096), 0.05) in (b"", b"no")
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                closed = True
+
+
+async def test_tls_listener_serves_tls(start: Any, tmp_path: Path) -> None:
+    """With an ssl_context the site speaks TLS (and is named https)."""
+    cert, key = self_signed(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    listener = await start(ssl_context=server_tls)
+    assert listener.site.name.startswith("https://")
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    client_tls.check_hostname = False
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port, ssl=client_tls)
+    listener.writers.append(writer)
+    assert await answer(reader, writer, GET) == b"HTTP/1.1 200 OK ok"
+
+
+async def test_a_restarted_listener_binds_its_port_despite_time_wait(start: Any) -> None:
+    """A listener started on the port of one that just closed connections itself (they
+    linger in TIME_WAIT) binds it: the address is reusable (a restart does not fail)."""
+    first = await start()
+    reader, _ = await first.connect()
+    assert await until_closed(reader) == b""  # closed by the server: TIME_WAIT on its side
+    await first.close()
+    await first.site.stop()
+    second = await start(port=first.port)
+    reader, writer = await second.connect()
+    assert await answer(reader, writer, GET) == b"HTTP/1.1 200 OK ok"

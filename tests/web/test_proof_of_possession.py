@@ -322,3 +322,17 @@ def test_client_certificate_thumbprints(certs: dict[str, tuple[bytes, str]]) -> 
     assert client_certificate(request(cert_header=escaped(alice_pem)), None) is None
     assert client_certificate(request(cert_header="not a certificate"), CERT_HEADER) is None
     assert client_certificate(request(), CERT_HEADER) is None
+
+
+def test_a_request_whose_connection_is_gone_has_no_tls_certificate(
+    certs: dict[str, tuple[bytes, str]],
+) -> None:
+    """When the client's connection is already gone (no transport), there is no TLS
+    certificate to read: a trusted proxy's header still counts, and without one None."""
+    alice_der, alice_pem = certs["alice"]
+    gone = request(cert_header=escaped(alice_pem))
+    gone.protocol.transport = None
+    assert client_certificate(gone, CERT_HEADER) == certificate_thumbprint(alice_der)
+    gone = request()
+    gone.protocol.transport = None
+    assert client_certificate(gone, CERT_HEADER) is None

@@ -399,6 +399,19 @@ async def test_bytes_while_idle_in_the_pool_poison_the_connection() -> None:
     assert await failure(protocol.read_head(1)) == "connection closed before a response"
 
 
+async def test_bytes_before_the_first_request_poison_a_new_connection() -> None:
+    """An upstream that speaks before it was asked (a banner, a stale answer): the new
+    connection is closed and never framed as the answer to the request sent next."""
+    protocol = UpstreamProtocol(asyncio.get_running_loop())
+    transport = Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(OK)
+    assert transport.closed
+    protocol.begin(head_only=False)
+    assert await failure(protocol.read_head(1)) == "connection closed before a response"
+    assert protocol.status == 0
+
+
 async def test_close_before_any_answer() -> None:
     """A close before the first byte: nothing received (a stale pooled connection)."""
     protocol, _ = connection()
@@ -470,10 +483,14 @@ async def test_write_after_close_is_refused() -> None:
     protocol.write(b"GET / HTTP/1.1\r\n\r\n")
     assert transport.written == [b"GET / HTTP/1.1\r\n\r\n"]
     protocol.connection_lost(None)
-    with pytest.raises(UpstreamProtocolError, match="closed while sending the request"):
+    with pytest.raises(
+        UpstreamProtocolError, match=r"^connection closed while sending the request$"
+    ):
         protocol.write(b"more")
     unconnected = UpstreamProtocol(asyncio.get_running_loop())
-    with pytest.raises(UpstreamProtocolError, match="closed while sending the request"):
+    with pytest.raises(
+        UpstreamProtocolError, match=r"^connection closed while sending the request$"
+    ):
         unconnected.write(b"x")
 
 

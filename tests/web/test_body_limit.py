@@ -40,13 +40,16 @@ async def ignore(request: web.Request) -> web.Response:
 CALLS: web.AppKey[list[str]] = web.AppKey("calls", list)
 
 
-async def gateway(aiohttp_server: ServerFactory, *, every_path: bool = False) -> TestServer:
+async def gateway(
+    aiohttp_server: ServerFactory, *, every_path: bool = False, prefix: str = "/_gateway"
+) -> TestServer:
     config = parse_config(
         yaml.safe_dump(
             {
                 "routes": [{"path": "/", "upstream": "http://127.0.0.1:1", "auth": "public"}],
                 "listen": {"body_timeout": BODY_TIMEOUT},
                 "limits": {"max_gateway_body_size": LIMIT},
+                "prefix": prefix,
             }
         )
     )
@@ -59,7 +62,8 @@ async def gateway(aiohttp_server: ServerFactory, *, every_path: bool = False) ->
     )
     app[SERVICES] = Services.compile(config)
     app[CALLS] = []
-    for path in ("/_gateway/echo", "/_gateway", "/_gatewayx/echo", "/app/echo"):
+    under = prefix.rstrip("/") + "/echo"
+    for path in sorted({"/_gateway/echo", "/_gateway", "/_gatewayx/echo", "/app/echo", under}):
         app.router.add_post(path, echo)
     app.router.add_post("/_gateway/ignore", ignore)
     app.router.add_get("/_gateway/echo", echo)
@@ -225,4 +229,21 @@ async def test_request_without_a_body_is_served(aiohttp_server: ServerFactory) -
     status, headers, body, _, writer = await exchange(server, request)
     assert (status, body) == (200, b"0")
     assert headers.get("connection", "keep-alive") != "close"
+    writer.close()
+
+
+@pytest.mark.parametrize("prefix", ["/_gateway/", "/authX"])
+async def test_prefix_spelling_does_not_uncap_its_paths(
+    aiohttp_server: ServerFactory, prefix: str
+) -> None:
+    """A prefix configured with a trailing slash, or ending in an X, still caps the
+    paths under it; a path outside it is not capped."""
+    server = await gateway(aiohttp_server, prefix=prefix)
+    under = prefix.rstrip("/") + "/echo"
+    status, headers, body, _, writer = await exchange(server, post(under, LIMIT + 1))
+    refused_413(status, headers, body)
+    writer.close()
+    size = LIMIT * 2
+    status, _, body, _, writer = await exchange(server, post("/app/echo", size), b"p" * size)
+    assert (status, body) == (200, str(size).encode())
     writer.close()

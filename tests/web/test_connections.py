@@ -95,6 +95,10 @@ class Listener:
 async def start() -> AsyncIterator[Any]:
     runners: list[web.AppRunner] = []
     listeners: list[Listener] = []
+    # A protocol callback that raises (connection_made/_lost, a timer) is only logged by
+    # asyncio: record it, so that a broken connection bookkeeping fails the test.
+    crashes: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: crashes.append(context))
 
     async def start(
         cfg: Config | None = None,
@@ -120,6 +124,7 @@ async def start() -> AsyncIterator[Any]:
         await listener.close()
     for runner in runners:
         await runner.cleanup()
+    assert crashes == []
 
 
 async def until_closed(reader: asyncio.StreamReader, limit: float = 10.0) -> bytes:
@@ -198,6 +203,9 @@ async def test_slow_body_is_not_cut_by_the_head_deadline(start: Any) -> None:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
     assert head.startswith(b"HTTP/1.1 200")
     assert await reader.readexactly(1) == b"4"
+    # Body bytes started no head deadline: the connection idles on as keep-alive.
+    assert await still_open(reader, HEAD_TIMEOUT * 3)
+    assert await answer(reader, writer, GET) == b"HTTP/1.1 200 OK ok"
     writer.close()
 
 
@@ -239,7 +247,9 @@ async def test_connections_beyond_the_limit_get_503_until_one_closes(start: Any)
     assert refused.startswith(BUSY)
     assert refused.endswith(b"\r\n\r\nToo many connections\n")
     writer.close()
-    assert listener.count.refused == 1
+    reader, writer = await listener.connect()
+    assert (await until_closed(reader)).startswith(BUSY)
+    assert listener.count.refused == 2
     assert listener.count.open == 2
     held[0][1].close()
     await until(lambda: listener.count.open == 1)
@@ -359,16 +369,19 @@ async def test_site_wiring_and_name() -> None:
 
 
 async def test_reuse_port_lets_two_listeners_share_a_port() -> None:
-    """With reuse_port two sites bind the same port (workers); without, the second fails."""
+    """With reuse_port two sites bind the same port (workers); by default a third fails."""
     runners = []
     try:
         port = free_port()
         sites = []
-        for reuse in (True, True, False):
+        for reuse in (True, True, None):
             runner = web.AppRunner(web.Application(), handle_signals=False)
             await runner.setup()
             runners.append(runner)
-            sites.append(bounded_site(runner, config(), "127.0.0.1", port, reuse_port=reuse))
+            if reuse is None:  # the default: no port sharing
+                sites.append(bounded_site(runner, config(), "127.0.0.1", port))
+            else:
+                sites.append(bounded_site(runner, config(), "127.0.0.1", port, reuse_port=reuse))
         await sites[0].start()
         await sites[1].start()
         with pytest.raises(OSError, match=r"(?i)in use"):
@@ -425,3 +438,10 @@ async def test_a_restarted_listener_binds_its_port_despite_time_wait(start: Any)
     second = await start(port=first.port)
     reader, writer = await second.connect()
     assert await answer(reader, writer, GET) == b"HTTP/1.1 200 OK ok"
+
+
+async def test_the_listener_binds_only_its_host(start: Any) -> None:
+    """A listener on 127.0.0.1 is not reachable on another local address."""
+    listener = await start()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection("127.0.0.2", listener.port)

@@ -108,3 +108,111 @@ async def test_garbage_token_flood_is_cut_off_before_the_provider(
             ) as response:
                 statuses.append(response.status)
     assert [401] * 5 + [429] * 4 == statuses
+
+
+# --- the bucket arithmetic, with an injected clock (the module's own mutants) -----------
+
+
+def refused_count(bucket: str) -> float:
+    from gateway.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value("gateway_rate_limited_total", {"endpoint": bucket})
+    return value or 0.0
+
+
+def test_refusal_says_who_exceeded_which_budget_and_counts_it() -> None:
+    """A refusal is a 429 naming bucket and client in the log, the given public text (or
+    the default) for the client, and one more in the metric for that endpoint."""
+    limiter = RateLimiter(1, clock=Clock())
+    limiter.check("10.0.0.9", "rl-unit-a")
+    before = refused_count("rl-unit-a")
+    with pytest.raises(RateLimited) as refused:
+        limiter.check("10.0.0.9", "rl-unit-a", public="Wait a minute.")
+    assert str(refused.value) == "rate limit for rl-unit-a exceeded by 10.0.0.9"
+    assert refused.value.public_message == "Wait a minute."
+    assert refused.value.status == 429
+    assert refused_count("rl-unit-a") == before + 1
+    with pytest.raises(RateLimited) as refused:
+        limiter.check("10.0.0.9", "rl-unit-a")
+    assert refused.value.public_message == "Too many requests; slow down."
+    assert refused_count("rl-unit-a") == before + 2
+    assert refused_count("rl-unit-b") == 0.0
+
+
+def test_refill_rate_is_per_minute_over_sixty_seconds() -> None:
+    """120 per minute: after a spent burst, one request passes 0.5 s later, not before,
+    and a refused attempt spends nothing."""
+    clock = Clock()
+    limiter = RateLimiter(120, clock=clock)
+    for _ in range(120):
+        limiter.check("c", "b")
+    clock.now += 0.49
+    with pytest.raises(RateLimited):
+        limiter.check("c", "b")
+    clock.now += 0.01  # 0.5 s since the burst: one token (the refusal spent none)
+    limiter.check("c", "b")
+    with pytest.raises(RateLimited):
+        limiter.check("c", "b")
+
+
+def test_idle_client_refills_only_up_to_the_burst() -> None:
+    """However long a client was idle, it gets per_minute requests at once, not more."""
+    clock = Clock()
+    limiter = RateLimiter(3, clock=clock)
+    limiter.check("c", "b")
+    clock.now += 3600.0
+    for _ in range(3):
+        limiter.check("c", "b")
+    with pytest.raises(RateLimited):
+        limiter.check("c", "b")
+
+
+def test_exhausted_is_exact_at_one_token() -> None:
+    """`exhausted` is false with exactly one token left, true below; it refills with time
+    and is capped like the bucket; it never creates or spends anything."""
+    clock = Clock()
+    limiter = RateLimiter(2, clock=clock)  # one token per 30 s
+    assert not limiter.exhausted("c", "b")
+    limiter.spend("c", "b")
+    assert not limiter.exhausted("c", "b")  # one left
+    limiter.spend("c", "b")
+    assert limiter.exhausted("c", "b")
+    clock.now += 29.9
+    assert limiter.exhausted("c", "b")
+    clock.now += 0.1
+    assert not limiter.exhausted("c", "b")  # exactly one back
+    clock.now += 1000.0
+    assert not limiter.exhausted("c", "b")
+    limiter.spend("c", "b")
+    limiter.spend("c", "b")  # capped at two: both spent now
+    assert limiter.exhausted("c", "b")
+    assert not limiter.exhausted("never-seen", "b")
+    assert ("b", "never-seen") not in limiter._buckets
+
+
+def test_spend_counts_failures_until_the_limit() -> None:
+    """Each spend takes one token: per_minute failures exhaust the budget, fewer do not."""
+    limiter = RateLimiter(4, clock=Clock())
+    for _ in range(3):
+        limiter.spend("c", "failures")
+    assert not limiter.exhausted("c", "failures")
+    limiter.spend("c", "failures")
+    assert limiter.exhausted("c", "failures")
+    with pytest.raises(RateLimited):
+        limiter.check("c", "failures")
+
+
+def test_the_least_recently_seen_client_is_forgotten_first() -> None:
+    """With room for two clients, a third pushes out the one seen longest ago; a client
+    seen again moves to the back, and exactly max_clients are kept."""
+    clock = Clock()
+    limiter = RateLimiter(1, clock=clock, max_clients=2)
+    limiter.check("a", "b")
+    limiter.check("b", "b")
+    with pytest.raises(RateLimited):
+        limiter.check("a", "b")  # seen again: now "b" is the oldest
+    limiter.check("c", "b")  # a third client: "b" is forgotten
+    assert len(limiter._buckets) == 2
+    with pytest.raises(RateLimited):
+        limiter.check("a", "b")  # still remembered, still spent
+    limiter.check("b", "b")  # forgotten: a fresh bucket

@@ -7,13 +7,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.errors import NoAuthenticator
+from gateway.idp.jwks import invalid_token
 from gateway.policy.routes import CompiledRoute
 from gateway.tokens.bearer import authorization_scheme, one_authorization_header, parse_bearer
 from gateway.tokens.certificate_binding import (
+    bound_certificate,
     certificate_from_header,
     certificate_thumbprint,
     check_certificate_binding,
 )
+from gateway.tokens.dpop import bound_key
 from gateway.types import Principal
 from gateway.web.keys import TARGET, VIEW
 from gateway.web.services import Services
@@ -58,6 +61,13 @@ async def check_proof_of_possession(
         # An unbound token sent as Bearer where DPoP is not required (most API calls):
         # neither check below could refuse it, so skip their parsing on the hot path.
         return
+    claims = principal.claims
+    if "cnf" in claims and bound_key(claims) is None and bound_certificate(claims) is None:
+        # RFC 7800 has other confirmation methods (jwk, jku, kid) and a cnf may be
+        # malformed: a binding this gateway cannot check must not pass as a bearer token.
+        raise invalid_token(
+            "The access token is bound by a confirmation method this gateway cannot check."
+        )
     check_certificate_binding(
         principal.claims, client_certificate(request, bearer.config.client_certificate_header)
     )

@@ -153,6 +153,30 @@ async def test_unbound_bearer_token_passes_without_proof_or_certificate() -> Non
     await passes(request(proofs=("junk", "junk")), principal())
 
 
+@pytest.mark.parametrize(
+    "cnf",
+    [
+        {"jwk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}},  # RFC 7800, unchecked
+        {"jkt": ["a", "b"]},  # malformed: not a thumbprint
+        {"jkt": None},
+        {"jkt": ""},
+        "a string",
+    ],
+)
+async def test_a_binding_the_gateway_cannot_check_is_refused(cnf: Any) -> None:
+    """A cnf naming no key thumbprint (jkt) or certificate (x5t#S256) the gateway can
+    check is refused, whatever the scheme: holding the token alone must not be enough
+    (an outside attack found such tokens accepted as plain Bearer tokens)."""
+    who = principal()
+    who.claims["cnf"] = cnf
+    for req in (request(), request(authorization=f"DPoP {TOKEN}")):
+        refused = await refusal(req, who)
+        assert not isinstance(refused, DpopRefused)
+        assert refused.public_message == (
+            "The access token is bound by a confirmation method this gateway cannot check."
+        )
+
+
 async def test_key_bound_token_sent_as_bearer_is_refused() -> None:
     """A cnf.jkt token sent with the Bearer scheme takes the full check: refused, and told
     to use the DPoP scheme (invalid_token), even with a valid proof alongside."""

@@ -34,7 +34,7 @@ OPAQUE="Authorization: Bearer $("$PYTHON" get_token.py --kind opaque)"
 PID=$(cat "$RUN_DIR/gw-redis.pid")
 
 profile() { # NAME URL [HEADER]
-  local name=$1 url=$2 hdr=() wrk_pid
+  local name=$1 url=$2 hdr=() wrk_pid perf_pid=""
   [[ -n ${3:-} ]] && hdr=(-H "$3")
   [[ $(curl -s -o /dev/null -w '%{http_code}' "${hdr[@]}" "$url") == 200 ]] || { log "$name: not 200"; return 1; }
   "$PYTHON" cpustat.py quiet --max 10 --timeout 30 >/dev/null
@@ -46,13 +46,14 @@ profile() { # NAME URL [HEADER]
     # CPU time by binary (kernel / interpreter / C extensions): py-spy cannot see it.
     perf record -q -e cpu-clock -F 499 -p "$(pgrep -d, -P "$PID")" -o "$OUT/$name.perf" \
       -- sleep "$SECS" >/dev/null 2>&1 &
+    perf_pid=$!
   fi
   "$PYSPY" record --subprocesses --nonblocking --rate 250 -d "$SECS" --format raw \
     -o "$OUT/$name.txt" --pid "$PID" >/dev/null 2>"$OUT/$name.pyspy.log"
   "$PYSPY" record --subprocesses --nonblocking --rate 250 -d 3 --format flamegraph \
     -o "$OUT/$name.svg" --pid "$PID" >/dev/null 2>&1 || true
   wait "$wrk_pid" || true
-  wait || true
+  [[ -z $perf_pid ]] || wait "$perf_pid" || true
   if [[ -f "$OUT/$name.perf" ]]; then
     perf report -q -i "$OUT/$name.perf" --sort dso --stdio >"$OUT/$name.dso.txt" 2>/dev/null || true
     rm -f "$OUT/$name.perf"
@@ -63,7 +64,7 @@ profile gw-plain "$GW/plain/"
 profile gw-cookie-redis "$GW/" "$COOKIE"
 profile gw-jwt "$GW/api/" "$JWT"
 profile gw-introspect "$GW/api-opaque/" "$OPAQUE"
-gzip -9 "$OUT"/gw-*.txt
+gzip -9 "$OUT"/gw-{plain,cookie-redis,jwt,introspect}.txt
 find "$OUT" -name "*.pyspy.log" -empty -delete
 "$PYTHON" profile_report.py "$OUT"/gw-{plain,cookie-redis,jwt,introspect}.txt.gz >"$OUT/report.md"
 cat "$OUT/report.md"

@@ -22,6 +22,8 @@ from gateway.web.services import Services
 
 LIMIT = 1024
 BODY_TIMEOUT = 0.3
+# An in-process answer takes milliseconds; a mutant that never answers costs this long.
+ANSWER_WITHIN = 3.0
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
@@ -77,13 +79,13 @@ async def exchange(
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
     await writer.drain()
-    status_line = await asyncio.wait_for(reader.readline(), 10)
+    status_line = await asyncio.wait_for(reader.readline(), ANSWER_WITHIN)
     headers: dict[str, str] = {}
-    while (line := await asyncio.wait_for(reader.readline(), 10)) not in (b"\r\n", b""):
+    while (line := await asyncio.wait_for(reader.readline(), ANSWER_WITHIN)) not in (b"\r\n", b""):
         name, _, value = line.decode().partition(":")
         headers[name.strip().lower()] = value.strip()
     length = int(headers.get("content-length", "0"))
-    answer = await asyncio.wait_for(reader.readexactly(length), 10)
+    answer = await asyncio.wait_for(reader.readexactly(length), ANSWER_WITHIN)
     if then:
         writer.write(then)
     return int(status_line.split()[1]), headers, answer, reader, writer
@@ -204,9 +206,9 @@ async def test_complete_body_keeps_the_connection(aiohttp_server: ServerFactory)
     await asyncio.sleep(BODY_TIMEOUT * 2)
     writer.write(post("/_gateway/echo", 2).replace("\n", "\r\n").encode() + b"\r\nhi")
     await writer.drain()
-    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), ANSWER_WITHIN)
     assert answer.startswith(b"HTTP/1.1 200")
-    assert await asyncio.wait_for(reader.readexactly(1), 10) == b"2"
+    assert await asyncio.wait_for(reader.readexactly(1), ANSWER_WITHIN) == b"2"
     writer.close()
 
 

@@ -760,6 +760,7 @@ async def test_bearer_validation_is_traced_under_its_documented_name(
     fake_provider: FakeProvider, http_session: aiohttp.ClientSession
 ) -> None:
     """With tracing on, each bearer check is a `bearer validate` span (docs/observability.md)."""
+    pytest.importorskip("opentelemetry.sdk", reason="the optional extra 'tracing' is not installed")
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     exporter = InMemorySpanExporter()

@@ -39,6 +39,7 @@ test_packages() {
   have nginx || missing+=(nginx-light)
   have wrk || missing+=(wrk)
   have curl || missing+=(curl)
+  have ss || missing+=(iproute2)  # the listener's backlog, read from the kernel
   have go || missing+=(golang-go)
   # the differential suite's real upstreams and proxies (tests/differential/)
   have php-cgi || missing+=(php-cgi)

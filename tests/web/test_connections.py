@@ -445,3 +445,16 @@ async def test_the_listener_binds_only_its_host(start: Any) -> None:
     listener = await start()
     with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection("127.0.0.2", listener.port)
+
+
+async def test_the_kernel_queues_at_most_1024_connections_not_yet_accepted(start: Any) -> None:
+    """The listener's accept backlog is 1024, read from the kernel (`ss`): a connection
+    burst beyond it is refused by the kernel rather than queued (aiohttp's own default
+    is 128, which a busy gateway outgrows)."""
+    listener = await start()
+    ss = await asyncio.create_subprocess_exec(
+        "ss", "-ltnH", f"sport = :{listener.port}", stdout=asyncio.subprocess.PIPE
+    )
+    shown = (await ss.communicate())[0].decode().split()
+    assert shown[0] == "LISTEN"
+    assert int(shown[2]) == 1024  # Send-Q of a listening socket: its backlog

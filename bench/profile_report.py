@@ -131,6 +131,12 @@ def cpu_by_binary(path: Path) -> dict[str, float] | None:
     return dict(split_)
 
 
+def _table(title: str, names: list[str], rows: list[tuple[str, list[str]]]) -> list[str]:
+    """A Markdown table: one column per profile, one row per label."""
+    lines = [f"| {title} | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    return lines + [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+
+
 def main() -> None:
     paths = [Path(p) for p in sys.argv[1:]]
     data = {p.name.split(".")[0]: shares(p) for p in paths}
@@ -145,27 +151,20 @@ def main() -> None:
         kinds: Counter[str] = Counter()
         for split_ in binaries.values():
             kinds.update(split_ or {})
-        lines += [
-            "| where the workers' CPU time went (perf, cpu-clock) | " + " | ".join(names) + " |",
-            "|---|" + "---:|" * len(names),
-        ]
-        for kind, _ in kinds.most_common():
-            cells = [f"{(binaries[n] or {}).get(kind, 0.0):.1f} %" for n in names]
-            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+        lines += _table(
+            "where the workers' CPU time went (perf, cpu-clock)",
+            names,
+            [(kind, [f"{(binaries[n] or {}).get(kind, 0.0):.1f} %" for n in names])
+             for kind, _ in kinds.most_common()],
+        )  # fmt: skip
         lines.append("")
-    lines += [
-        "| step (share of the Python samples, py-spy) | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
+    rows = [
+        (label, [f"{100 * data[n][1][label] / data[n][0]:.1f} %" for n in names])
+        for label, _ in order.most_common()
     ]
-    for label, _ in order.most_common():
-        cells = [f"{100 * data[n][1][label] / data[n][0]:.1f} %" for n in names]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| Python samples | " + " | ".join(str(data[n][0]) for n in names) + " |")
-    lines.append(
-        "| socket-write samples, left out (over-sampled) | "
-        + " | ".join(str(data[n][3]) for n in names)
-        + " |"
-    )
+    rows.append(("Python samples", [str(data[n][0]) for n in names]))
+    rows.append(("socket-write samples, left out (over-sampled)", [str(data[n][3]) for n in names]))
+    lines += _table("step (share of the Python samples, py-spy)", names, rows)
     for name in names:
         total, _, selfs, _ = data[name]
         lines += ["", f"Top self time, {name}:", ""]

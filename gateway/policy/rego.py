@@ -73,25 +73,27 @@ class RegoPolicy:
             raise RegoFailed(f"Rego policy error: evaluating {self.query[:200]} failed")
         return str(output)
 
+    def _not_one_value(self) -> tuple[bool, str]:
+        return False, f"rego: {self.query} does not give exactly one value"
+
     def decide(self, data: dict[str, Any]) -> tuple[bool, str]:
         """(allowed, reason) for one decision input."""
         text = self._evaluate(data)
         if text.strip() == "undefined":
             return False, f"rego: {self.query} is undefined for this request"
-        several = (False, f"rego: {self.query} does not give exactly one value")
         try:
             answer = json.loads(text)
         except ValueError:
             return False, "rego: unreadable result"
         if isinstance(answer, list):
-            return several  # one document per result
+            return self._not_one_value()  # one document per result
         if not isinstance(answer, dict):
             return False, "rego: unreadable result"
         expressions = answer.get("expressions") or [None]
         if "bindings" in answer or len(expressions) != 1:
             # `x := false` "succeeds" with x bound; `rule[_]` may give several values, some
             # false: neither is one decision, so neither may allow.
-            return several
+            return self._not_one_value()
         result = expressions[0]
         if isinstance(result, bool):
             return result, f"rego: {self.query} is {str(result).lower()}"

@@ -175,20 +175,6 @@ def test_host_name_drops_port_and_brackets(host: str, name: str) -> None:
     assert name == host_name(host)
 
 
-def test_a_case_sensitive_route_is_not_refused_for_its_folded_reading() -> None:
-    """A route that declares a case-sensitive upstream is not refused because its path,
-    folded, would be another protected route's: that upstream never folds."""
-    table = RouteTable(
-        [
-            Route(name="API", path="/API", upstream="http://u", auth="bearer", case_sensitive=True),
-            Route(name="api", path="/api", upstream="http://u", auth="login"),
-        ]
-    )
-    route = table.resolve("h", canonical_path("/API/x"))
-    assert route is not None
-    assert "API" == route.name
-
-
 def secured() -> RouteTable:
     return RouteTable(
         [

@@ -575,12 +575,8 @@ async def test_metadata_and_keys_are_refreshed_by_the_gateways_clock(
     assert "user-1" == (await auth.authenticate(f"Bearer {new.sign(later)}", "")).subject
 
 
-async def test_a_private_key_jwt_assertion_is_dated_by_the_gateways_clock(
-    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, tmp_path: Path
-) -> None:
-    """The introspection client authenticates with an assertion whose iat and exp come
-    from the gateway's clock (the provider judges them), valid for a minute."""
-    clock = FakeClock(1_234_567.0)
+def private_key_jwt_issuer(fake_provider: FakeProvider, tmp_path: Path) -> TrustedIssuer:
+    """The provider's issuer, introspecting as client `rs` with a private_key_jwt assertion."""
     pem = tmp_path / "rs.pem"
     pem.write_bytes(
         ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -590,7 +586,16 @@ async def test_a_private_key_jwt_assertion_is_dated_by_the_gateways_clock(
     introspection = Introspection(
         client_id="rs", auth_method="private_key_jwt", private_key_file=str(pem), mode="opaque"
     )
-    trusted = issuer(fake_provider).model_copy(update={"introspection": introspection})
+    return issuer(fake_provider).model_copy(update={"introspection": introspection})
+
+
+async def test_a_private_key_jwt_assertion_is_dated_by_the_gateways_clock(
+    fake_provider: FakeProvider, http_session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The introspection client authenticates with an assertion whose iat and exp come
+    from the gateway's clock (the provider judges them), valid for a minute."""
+    clock = FakeClock(1_234_567.0)
+    trusted = private_key_jwt_issuer(fake_provider, tmp_path)
     fake_provider.introspection["opaque"] = live(exp=None)
     auth = BearerAuthenticator(Bearer(issuers=[trusted]), http_session, clock=clock)
     assert "u" == (await auth.authenticate("Bearer opaque", "")).subject
@@ -604,16 +609,7 @@ async def test_the_assertion_names_the_issuer_as_its_audience(
 ) -> None:
     """A private_key_jwt assertion is addressed to the issuer (RFC 7523 3, `aud`) and names
     the resource server's client as iss and sub."""
-    pem = tmp_path / "rs.pem"
-    pem.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        )
-    )
-    introspection = Introspection(
-        client_id="rs", auth_method="private_key_jwt", private_key_file=str(pem), mode="opaque"
-    )
-    trusted = issuer(fake_provider).model_copy(update={"introspection": introspection})
+    trusted = private_key_jwt_issuer(fake_provider, tmp_path)
     fake_provider.introspection["opaque"] = live()
     await BearerAuthenticator(Bearer(issuers=[trusted]), http_session).authenticate(
         "Bearer opaque", ""

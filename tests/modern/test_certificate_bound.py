@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import ssl
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,10 @@ import pytest
 
 from tests.support.client_certs import ThrowawayCa, escaped
 from tests.support.gateway import REPO_ROOT, GatewayProcess
+from tests.support.logout_tokens import op_private_key
 from tests.support.op import OidcProvider, OPError, _http
 from tests.support.processes import ManagedProcess
-from tests.web.test_bearer_routes import trusted_issuer
+from tests.web.test_bearer_routes import API, trusted_issuer
 
 CERT_HEADER = "X-Client-Cert"
 
@@ -154,3 +156,27 @@ async def test_certificate_from_tls_at_the_gateway(
         assert status == 401
         assert "headers" not in body
         assert 'error="invalid_token"' in challenge
+
+
+@pytest.mark.parametrize("cnf", [{"jwk": {"kty": "EC", "crv": "P-256"}}, {"jkt": None}, "x"])
+async def test_a_binding_the_gateway_cannot_check_never_reaches_the_upstream(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str, cnf: Any
+) -> None:
+    """A token signed by the real OP's key whose cnf names no method the gateway checks
+    (RFC 7800 jwk) or is malformed: 401 invalid_token, and the upstream serves nothing;
+    the same token without cnf is served (the positive control)."""
+    key, kid = op_private_key(oidc_provider)
+    now = int(time.time())
+    claims = {"iss": oidc_provider.issuer, "aud": API, "sub": "svc", "iat": now, "exp": now + 300}
+    gw = gateway_factory(api_config(oidc_provider, upstream))
+    url = f"{gw.url}/api/x"
+
+    def token(**extra: Any) -> str:
+        return jwt.encode({**claims, **extra}, key, "RS256", headers={"kid": kid, "typ": "at+jwt"})
+
+    status, body, _ = await get(url, token())
+    assert (status, body["path"]) == (200, "/api/x")
+    status, body, challenge = await get(url, token(cnf=cnf))
+    assert status == 401
+    assert "headers" not in body  # the echo upstream answers with what it received
+    assert 'error="invalid_token"' in challenge

@@ -92,3 +92,27 @@ async def test_rego_policy_decides_through_the_gateway(
     log = gw.log_text()
     assert "rego: private paths are closed" in log
     assert "rego: admins only" in log
+
+
+async def test_a_rego_query_giving_several_values_is_never_served(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str, tmp_path: Path
+) -> None:
+    """`data.gateway.decisions[_]` gives true and, on /secret paths, false as well: the
+    signed-in request there is refused and the upstream serves nothing (an outside attack
+    had it served because one value was true), and the log names the reason."""
+    pytest.importorskip("regopy", reason="the optional extra 'rego' is not installed")
+    rego = tmp_path / "several.rego"
+    rego.write_text(
+        "package gateway\nimport rego.v1\n"
+        'decisions contains true if input.method == "GET"\n'
+        'decisions contains false if contains(input.path, "secret")\n'
+    )
+    query = "data.gateway.decisions[_]"
+    routes = [{"path": "/", "upstream": upstream, "auth": "login",
+               "rego": {"file": str(rego), "query": query}}]  # fmt: skip
+    gw, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        landed = await http_login(session, f"{gw.url}/secret-x", user="alice")
+        assert 403 == landed.status
+        assert "raw_path" not in await landed.text()
+    assert f"rego: {query} does not give exactly one value" in gw.log_text()

@@ -156,12 +156,16 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     happen on one chain, in either order: each such reading, with parameters dropped,
     slashes merged and dot segments resolved, counts too.
     """
-    plain = "%" not in path and ";" not in path
+    plain = "%" not in path and ";" not in path and "?" not in path and "#" not in path
     if plain and path.isascii() and path.lower() == path and _trimmed(path) == path:
         return _NONE  # the common case on every request: nothing else to read
     bases = [path]
     for form in _forms(path):
-        bases += [_SLASHES.sub("/", form), _resolved(form)]
+        # A decoded or folded '?' or '#' ends the path at a hop that re-reads the target
+        # (nginx `proxy_pass ...$uri`): `/admin%3Fx` reaches /admin there.
+        ended = form.partition("?")[0].partition("#")[0]
+        for reading in {form, ended}:
+            bases += [_SLASHES.sub("/", reading), _resolved(reading)]
     kept: dict[str, None] = {}
     folded: dict[str, None] = {}
     for base in bases:

@@ -211,6 +211,15 @@ def secured() -> RouteTable:
         "/%25EF%25BC%258Fadmin",
         "/x/%25EF%25BC%258F/..%25EF%25BC%258Fadmin",
         "/%EF%BC%85%36%31dmin",  # a fullwidth '%' folds to an escape of 'a'
+        # A decoded or folded '?' or '#' ends the path at a hop that re-reads the target
+        # (nginx `proxy_pass ...$uri`; an outside attack):
+        "/admin%3Fdelete=1",
+        "/admin%23",
+        "/admin%3F/x",
+        "/admin%EF%BC%9F",  # fullwidth question mark
+        "/admin%EF%B9%96",  # small question mark
+        "/admin%EF%BC%83",  # fullwidth number sign
+        "/%EF%BD%81dmin%3F",
     ],
 )
 def test_readings_of_a_protected_route_are_refused(raw: str) -> None:
@@ -276,6 +285,12 @@ def _nginx_uri_to_nfkc_app(path: str) -> str:
     return _nfkc_nginx(unquote(path))
 
 
+def _nginx_uri_reread(path: str) -> str:
+    # `proxy_pass http://app$uri`: the decoded path is sent as a target again, so a
+    # decoded '?' or '#' ends its path there.
+    return _nginx(unquote(path).partition("?")[0].partition("#")[0])
+
+
 def _nfkc_hop_to_nginx(path: str) -> str:
     # A hop that decodes and NFKC-folds, forwarding to nginx, which decodes again.
     return _nginx(unicodedata.normalize("NFKC", unquote(path)))
@@ -296,13 +311,14 @@ UPSTREAMS: dict[str, Callable[[str], str]] = {
     "nfkc then nginx": _nfkc_nginx,
     "nginx $uri to an nfkc app": _nginx_uri_to_nfkc_app,
     "nfkc hop to nginx": _nfkc_hop_to_nginx,
+    "nginx $uri re-read as a target": _nginx_uri_reread,
 }
 PIECES = [
     "/", "admin", "ADMIN", "Admin", "dmin", ".", "..", ";", ";x=1", "%2e", "%2E", "%2f",
     "%25", "%61", "%2561", "%20", " ", "a", "\uff41", "%EF%BD%81", "x", "static", "api", "API",
     "\\", "%5c", "%00", "%3b", "..;", "%252e", "%253b", "%252f", "\uff0f", "%EF%BC%8F",
     "\uff0e", "%EF%BC%8E", "\u2025", "%E2%80%A5", "%25E2%2580%25A5", "%25EF%25BC%258F",
-    "\uff05", "%EF%BC%85", "%36%31", "%2564",
+    "\uff05", "%EF%BC%85", "%36%31", "%2564", "%3F", "%23", "%EF%BC%9F",
 ]  # fmt: skip
 
 

@@ -73,6 +73,8 @@ def gw(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) -> Any:
         "/x/%EF%BC%8E%EF%BC%8E/admin/secret",  # fullwidth '..': NFKC and resolved, /admin
         "/x/%E2%80%A5/%2561dmin",  # NFKC, then a second decoding: /x/../admin
         "/x/%25E2%2580%25A5/admin",  # a second decoding, then NFKC
+        "/admin%3Fdelete=1",  # a decoded '?' ends the path at nginx `$uri` re-read
+        "/admin%EF%BC%9F",  # a fullwidth '?', folded
         "/%2Fadmin",
     ],
 )

@@ -15,6 +15,7 @@ APACHE_INTROSPECT_PORT=9206 # Apache vhost 2: /api/ by introspection (cached)
 OP_TLS_PORT=9208            # nginx TLS front for the OP (mod_auth_openidc wants https)
 GW_PORT=9210                # gateway, Redis session store
 GW_MEM_PORT=9211            # gateway, memory session store
+FLOOR_PORT=9212             # bench/aiohttp_floor.py: aiohttp + the gateway's pool, nothing else
 GW_A_PORT=9220              # scale.sh: two gateways sharing redis
 GW_B_PORT=9221
 

@@ -135,6 +135,18 @@ start_gateway() {
   log "$name: up on :$port ($store store, $workers worker(s), pid $(cat "$RUN_DIR/$name.pid"))"
 }
 
+# start_floor: bench/aiohttp_floor.py, 2 processes like the gateway's workers
+start_floor() {
+  local i
+  pid_alive "$RUN_DIR/gw-floor.pid" && return 0
+  busy "$FLOOR_PORT" aiohttp-floor && return 1
+  PYTHONPATH="$ROOT_DIR" nohup "$PYTHON" "$BENCH_DIR/aiohttp_floor.py" --port "$FLOOR_PORT" \
+    --upstream-port "$UPSTREAM_PORT" --workers 2 >>"$RUN_DIR/aiohttp-floor.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/gw-floor.pid"
+  wait_port "$FLOOR_PORT" 20 || { log "aiohttp-floor: did not start (see run/aiohttp-floor.log)"; return 1; }
+  log "aiohttp-floor: up on :$FLOOR_PORT"
+}
+
 # start_all: everything run.sh measures
 start_all() {
   make_tls
@@ -148,6 +160,7 @@ start_all() {
   # by one worker would be unknown to the other
   start_gateway gw-redis "$GW_PORT" redis 2
   start_gateway gw-memory "$GW_MEM_PORT" memory 1
+  start_floor
 }
 
 # stop_pidfile NAME PIDFILE

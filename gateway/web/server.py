@@ -25,6 +25,7 @@ from gateway.config.model import Config
 from gateway.errors import ConfigError, StartupError
 from gateway.web.app import build_app
 from gateway.web.connections import bounded_site
+from gateway.web.dispatch import proxied_paths_first
 from gateway.web.keys import SERVICES
 from gateway.web.rules import refuse_on_errors
 from gateway.web.startup import startup_summary
@@ -89,6 +90,13 @@ async def _start(runner: web.AppRunner, config: Config, reuse_port: bool) -> Non
         await runner.setup()  # also binds the internal listener (metrics.listen)
     except OSError as exc:
         raise StartupError([f"cannot start: {_os_reason(exc)}"]) from None
+    server = runner.server
+    assert server is not None
+    if not config.tracing.enabled:
+        # The tracing middleware must wrap every request: with it on, all go the long way.
+        server.request_handler = proxied_paths_first(
+            runner.app, config.prefix, server.request_handler
+        )
     # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
     # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
     site = bounded_site(

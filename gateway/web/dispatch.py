@@ -1,0 +1,60 @@
+"""The listener's request handler: proxied paths go straight to the proxy pipeline.
+
+aiohttp's Application resolves every request against its router (two dozen gateway
+endpoints before the catch-all) and wraps the handler in each middleware per request.
+A proxied path needs neither: it is answered by ``context_middleware`` around
+``proxy_handler``, called directly, with the catch-all's match info so that the request
+looks exactly as the Application would have made it. Everything else (the gateway's own
+endpoints, absolute-form targets, ``Expect``) still goes through the Application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import hdrs, web
+from aiohttp.web_urldispatcher import UrlMappingMatchInfo
+
+from gateway.web.handlers.proxy import proxy_handler
+from gateway.web.middlewares import context_middleware
+from gateway.web.resource_metadata import WELL_KNOWN
+
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def proxied_paths_first(
+    app: web.Application, prefix: str, fallback: RequestHandler
+) -> RequestHandler:
+    """A handler serving proxied paths directly and every other request with ``fallback``
+    (the Application's own); ``app`` must be frozen (its runner set up)."""
+    catch_all = _catch_all_route(app)
+    match_info = UrlMappingMatchInfo({"tail": ""}, catch_all)
+    match_info.add_app(app)
+    match_info.freeze()
+    reserved = prefix.rstrip("/")
+
+    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+        if not _is_proxied(request, reserved) or hdrs.EXPECT in request.headers:
+            return await fallback(request)
+        assert isinstance(request, web.Request)  # the Application's request factory made it
+        request._match_info = match_info
+        return await context_middleware(request, proxy_handler)
+
+    return dispatch
+
+
+def _is_proxied(request: web.BaseRequest, reserved: str) -> bool:
+    """True when the Application's router would give ``request`` to the catch-all."""
+    if not request.raw_path.startswith("/"):
+        return False  # absolute-form: the Application's path handling decides
+    path = request.path
+    return not (path.startswith(reserved) or path.startswith(WELL_KNOWN))
+
+
+def _catch_all_route(app: web.Application) -> web.AbstractRoute:
+    for resource in app.router.resources():
+        if resource.canonical == "/{tail}":
+            for route in resource:
+                if route.handler is proxy_handler:
+                    return route
+    raise LookupError("the application has no proxy catch-all route")

@@ -1,0 +1,126 @@
+"""The listener's dispatch: proxied paths skip the Application's router, and nothing the
+router gives to a gateway endpoint is ever taken for a proxied path."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from yarl import URL
+
+from gateway.config import parse_config
+from gateway.web.app import build_app
+from gateway.web.dispatch import _is_proxied, proxied_paths_first
+from gateway.web.handlers.proxy import proxy_handler
+from tests.support.gateway import GatewayProcess
+
+PREFIX = "/_gateway"
+# Pieces of paths that come near the gateway's own endpoints, in several spellings.
+PIECES = [
+    "_gateway", "%5Fgateway", "_GATEWAY", "_gateway%2F", "healthz", "auth", "login", "metrics",
+    ".well-known", "oauth-protected-resource", "%2E", ".", "..", "", "x", "%2e%2e", ";a=b",
+    "_gateway;x", "%2Fhealthz", "jwks", "api",
+]  # fmt: skip
+
+
+def _request(path: str) -> web.Request:
+    """A request as aiohttp's parser makes it from an origin-form target (`//x` is a path)."""
+    request = make_mocked_request("GET", "/", headers={"Host": "gw"}, app=APP)
+    request = request.clone(rel_url=URL.build(path=path, encoded=True))
+    # The parser keeps the target as sent; str(URL) would spell a leading `//` as `////`.
+    request._message = request._message._replace(path=path)
+    return request
+
+
+def _app() -> web.Application:
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "routes": [{"path": "/", "upstream": "http://127.0.0.1:1", "auth": "public"}],
+                "admin": {"token": "t" * 40, "public": True},
+            }
+        )
+    )
+    app = build_app(config)
+    app.freeze()
+    return app
+
+
+APP = _app()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), min_size=1, max_size=4), st.booleans())
+async def test_a_path_taken_directly_is_one_the_router_gives_to_the_proxy(
+    segments: list[str], trailing: bool
+) -> None:
+    path = "/" + "/".join(segments) + ("/" if trailing else "")
+    request = _request(path)
+    assert request.raw_path == path
+    if _is_proxied(request, PREFIX):
+        match = await APP.router.resolve(request)
+        assert match.route.handler is proxy_handler, path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/_gateway/healthz",
+        "/%5Fgateway/healthz",
+        "/_gateway%2Fhealthz",
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/api",
+        "/_gateway",
+    ],
+)
+async def test_the_gateways_own_paths_go_to_the_application(path: str) -> None:
+    seen: list[str] = []
+
+    async def application(request: web.BaseRequest) -> web.StreamResponse:
+        seen.append(request.raw_path)
+        return web.Response(text="app")
+
+    dispatch = proxied_paths_first(APP, PREFIX, application)
+    await dispatch(_request(path))
+    assert seen == [path]
+
+
+def _exchange(port: int, head: bytes, body: bytes) -> tuple[bytes, bytes]:
+    """Send ``head``; read the interim answer; send ``body``; read the final answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head)
+        interim = sock.recv(4096)
+        sock.sendall(body)
+        final = b""
+        while b"\r\n\r\n" not in final or not final.endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            final += chunk
+    return interim, final
+
+
+def test_expect_100_continue_on_a_proxied_path_is_answered_then_forwarded(
+    gateway_factory: Any, upstream: str
+) -> None:
+    gateway: GatewayProcess = gateway_factory(
+        {"routes": [{"path": "/", "upstream": upstream, "auth": "public"}]}
+    )
+    body = b'{"hello": "world"}'
+    head = (
+        b"POST /echo HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    interim, final = _exchange(gateway.port, head, body)
+    assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+    assert final.startswith(b"HTTP/1.1 200 ")
+    echoed = json.loads(final.partition(b"\r\n\r\n")[2])
+    assert echoed["path"] == "/echo"
+    assert echoed["body_length"] == len(body)  # the upstream read the whole body

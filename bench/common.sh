@@ -16,6 +16,9 @@ OP_TLS_PORT=9208            # nginx TLS front for the OP (mod_auth_openidc wants
 GW_PORT=9210                # gateway, Redis session store
 GW_MEM_PORT=9211            # gateway, memory session store
 FLOOR_PORT=9212             # bench/aiohttp_floor.py: aiohttp + the gateway's pool, nothing else
+GW_FA_PORT=9213             # native_plane.sh: the gateway answering nginx's forward-auth
+FA_PORT=9214                # native_plane.sh: nginx proxying, asking the gateway each time
+FA_CACHED_PORT=9215         # native_plane.sh: the same, keeping the gateway's 200s for 1 s
 GW_A_PORT=9220              # scale.sh: two gateways sharing redis
 GW_B_PORT=9221
 

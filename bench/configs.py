@@ -135,6 +135,7 @@ def main() -> None:
     gw.add_argument("--client-id", default=ENV.get("CLIENT_ID", ""))
     gw.add_argument("--cache-ttl", type=float, default=2.0)
     gw.add_argument("--redis-db", type=int, default=0)
+    gw.add_argument("--trusted-proxy", action="append", default=[], help="CIDR (forward-auth)")
     args = parser.parse_args()
     if args.what == "clients":
         data: Any = clients()
@@ -142,6 +143,8 @@ def main() -> None:
         data = gateway(
             args.port, args.store, args.workers, args.client_id, args.cache_ttl, args.redis_db
         )
+        if args.trusted_proxy:
+            data["trusted_proxies"] = args.trusted_proxy
     with open(args.file, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")

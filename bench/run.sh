@@ -11,7 +11,7 @@
 #
 # Installs what is missing (Debian apache2 libapache2-mod-auth-openidc nginx-light wrk
 # redis-server, `npm ci` in tests/op, the gateway with its `fast` extra), starts every
-# server on 127.0.0.1:9201-9211 (see common.sh), signs in and gets tokens, checks each
+# server on 127.0.0.1:9201-9217 (see common.sh), signs in and gets tokens, checks each
 # scenario answers 200 with the upstream's body, measures, and writes
 # bench/results/<timestamp>/: env.txt, raw/ (wrk output per run), results.jsonl, rss.txt,
 # summary.md.
@@ -68,6 +68,9 @@ ALL=(
   "gw-cookie-memory|$GWM/|cookie:$GWM/:gateway_session|apache-cookie|gateway session cookie, memory store (1 worker)"
   "gw-jwt|$GW/api/|bearer:jwt|apache-jwt|gateway JWT bearer, local check"
   "gw-introspect|$GW/api-opaque/|bearer:opaque|apache-introspect|gateway opaque bearer, cached introspection"
+  "fa-jwt|http://127.0.0.1:$FA_PORT/api/|bearer:jwt|apache-jwt|experiment: nginx proxies, asks the gateway by forward-auth, JWT"
+  "fa-jwt-cached|http://127.0.0.1:$FA_CACHED_PORT/api/|bearer:jwt|apache-jwt|experiment: the same, nginx keeps the gateway's 200 for 1 s per token"
+  "fa-introspect-cached|http://127.0.0.1:$FA_CACHED_PORT/api-opaque/|bearer:opaque|apache-introspect|experiment: the same, opaque token"
 )
 NAMES=() URLS=() CREDS=() PEERS=() WHATS=()
 for line in "${ALL[@]}"; do

@@ -36,7 +36,8 @@ ensure_tools() {
 render() {
   local sed_args=() v
   for v in RUN OP_PORT UPSTREAM_PORT NGINX_PROXY_PORT APACHE_PORT REDIS_PORT \
-           APACHE_INTROSPECT_PORT OP_TLS_PORT CLIENT_ID CLIENT_SECRET; do
+           APACHE_INTROSPECT_PORT OP_TLS_PORT CLIENT_ID CLIENT_SECRET \
+           GW_FA_PORT FA_PORT FA_CACHED_PORT; do
     sed_args+=(-e "s|@$v@|${!v}|g")
   done
   RUN=$RUN_DIR sed "${sed_args[@]}" "$1" >"$2"
@@ -115,13 +116,14 @@ start_apache() {
   log "apache: up on :$APACHE_PORT and :$APACHE_INTROSPECT_PORT"
 }
 
-# start_gateway NAME PORT STORE [WORKERS] [CLIENT_ID] [REDIS_DB]
+# start_gateway NAME PORT STORE [WORKERS] [CLIENT_ID] [REDIS_DB] [configs.py options...]
 start_gateway() {
   local name=$1 port=$2 store=$3 workers=${4:-2} client=${5:-$CLIENT_ID} db=${6:-0} i
+  shift $(($# < 6 ? $# : 6))
   pid_alive "$RUN_DIR/$name.pid" && return 0
   busy "$port" "$name" && return 1
   "$PYTHON" "$BENCH_DIR/configs.py" gateway "$RUN_DIR/$name.yaml" --port "$port" \
-    --store "$store" --workers "$workers" --client-id "$client" --redis-db "$db"
+    --store "$store" --workers "$workers" --client-id "$client" --redis-db "$db" "$@"
   PYTHONUNBUFFERED=1 nohup "$PYTHON" -m gateway run -c "$RUN_DIR/$name.yaml" \
     >>"$RUN_DIR/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$name.pid"
@@ -161,6 +163,10 @@ start_all() {
   start_gateway gw-redis "$GW_PORT" redis 2
   start_gateway gw-memory "$GW_MEM_PORT" memory 1
   start_floor
+  # the native-plane experiment: nginx proxies, the gateway decides by forward-auth
+  start_gateway gw-fa "$GW_FA_PORT" redis 2 "$CLIENT_ID" 0 --trusted-proxy 127.0.0.1/32
+  render "$BENCH_DIR/conf/forward-auth-locations.conf" "$RUN_DIR/forward-auth-locations.conf"
+  start_nginx forward-auth "$FA_PORT"
 }
 
 # stop_pidfile NAME PIDFILE

@@ -5,7 +5,9 @@ endpoints before the catch-all) and wraps the handler in each middleware per req
 A proxied path needs neither: it is answered by ``context_middleware`` around
 ``proxy_handler``, called directly, with the catch-all's match info so that the request
 looks exactly as the Application would have made it. Everything else (the gateway's own
-endpoints, absolute-form targets, ``Expect``) still goes through the Application.
+endpoints, absolute-form targets, ``Expect``; everything while tracing is on, as its
+middleware must wrap every request) still goes through the Application. A CONNECT is
+answered there and its connection closed.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 def proxied_paths_first(
-    app: web.Application, prefix: str, fallback: RequestHandler
+    app: web.Application, prefix: str, fallback: RequestHandler, *, direct: bool = True
 ) -> RequestHandler:
-    """A handler serving proxied paths directly and every other request with ``fallback``
-    (the Application's own); ``app`` must be frozen (its runner set up)."""
+    """A handler serving proxied paths directly (unless not ``direct``) and every other
+    request with ``fallback`` (the Application's own); ``app`` must be frozen."""
     catch_all = _catch_all_route(app)
     match_info = UrlMappingMatchInfo({"tail": ""}, catch_all)
     match_info.add_app(app)
@@ -34,7 +36,12 @@ def proxied_paths_first(
     reserved = prefix.rstrip("/")
 
     async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
-        if not _is_proxied(request, reserved) or hdrs.EXPECT in request.headers:
+        if request.method == hdrs.METH_CONNECT:
+            response = await fallback(request)  # no path in its target: the router's 404
+            # What follows a CONNECT head is a tunnel's bytes: never read them as requests.
+            response.force_close()
+            return response
+        if not direct or not _is_proxied(request, reserved) or hdrs.EXPECT in request.headers:
             return await fallback(request)
         assert isinstance(request, web.Request)  # the Application's request factory made it
         request._match_info = match_info
@@ -48,6 +55,10 @@ def _is_proxied(request: web.BaseRequest, reserved: str) -> bool:
     if not request.raw_path.startswith("/"):
         return False  # absolute-form: the Application's path handling decides
     path = request.path
+    # CONNECT's target is an authority (`/x` included): the router finds no path in it and
+    # answers 404; it must never be forwarded, as its body would frame the next request.
+    if not path.startswith("/") or request.method == hdrs.METH_CONNECT:
+        return False
     return not (path.startswith(reserved) or path.startswith(WELL_KNOWN))
 
 

@@ -92,11 +92,9 @@ async def _start(runner: web.AppRunner, config: Config, reuse_port: bool) -> Non
         raise StartupError([f"cannot start: {_os_reason(exc)}"]) from None
     server = runner.server
     assert server is not None
-    if not config.tracing.enabled:
-        # The tracing middleware must wrap every request: with it on, all go the long way.
-        server.request_handler = proxied_paths_first(
-            runner.app, config.prefix, server.request_handler
-        )
+    server.request_handler = proxied_paths_first(
+        runner.app, config.prefix, server.request_handler, direct=not config.tracing.enabled
+    )
     # Our own site: aiohttp's TCPSite has no deadline for request heads and no bound on
     # connections (see connections.py); idle keep-alive time is aiohttp's own setting.
     site = bounded_site(

@@ -3,6 +3,7 @@ router gives to a gateway endpoint is ever taken for a proxied path."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from typing import Any
@@ -20,6 +21,7 @@ from gateway.web.app import build_app
 from gateway.web.dispatch import _is_proxied, proxied_paths_first
 from gateway.web.handlers.proxy import proxy_handler
 from tests.support.gateway import GatewayProcess
+from tests.support.raw_http import RawUpstream
 
 PREFIX = "/_gateway"
 # Pieces of paths that come near the gateway's own endpoints, in several spellings.
@@ -124,3 +126,80 @@ def test_expect_100_continue_on_a_proxied_path_is_answered_then_forwarded(
     echoed = json.loads(final.partition(b"\r\n\r\n")[2])
     assert echoed["path"] == "/echo"
     assert echoed["body_length"] == len(body)  # the upstream read the whole body
+
+
+def _connect_request(target: str) -> web.Request:
+    """CONNECT as aiohttp's parser makes it: the target is an authority, even `/x`."""
+    request = make_mocked_request("CONNECT", "/", headers={"Host": "gw"}, app=APP)
+    request = request.clone(rel_url=URL.build(authority=target, encoded=True))
+    request._message = request._message._replace(path=target)
+    return request
+
+
+@pytest.mark.parametrize("target", ["/foo", "/_gateway/healthz", "example.com:443"])
+async def test_connect_goes_to_the_application_whatever_its_target(target: str) -> None:
+    request = _connect_request(target)
+    assert not _is_proxied(request, PREFIX)
+    match = await APP.router.resolve(request)
+    assert match.http_exception is not None
+    assert match.http_exception.status == 404
+
+
+async def test_connect_is_refused_by_the_gateway_and_never_reaches_the_upstream(
+    gateway_factory: Any,
+) -> None:
+    upstream = RawUpstream({})
+    await upstream.start()
+    try:
+        gateway: GatewayProcess = gateway_factory(
+            {
+                "routes": [
+                    {
+                        "path": "/",
+                        "upstream": f"http://127.0.0.1:{upstream.port}",
+                        "auth": "public",
+                        "timeouts": {"read": 3},
+                    }
+                ]
+            }
+        )
+        # A body the upstream would take for the start of the next request on its connection.
+        smuggled = b"GET /smuggled HTTP/1.1\r\nHost: gw\r\n\r\n"
+        head = b"CONNECT /foo HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(head + smuggled)
+        status = await asyncio.wait_for(reader.readline(), 10)
+        writer.close()
+        assert status.startswith(b"HTTP/1.1 404 "), status
+        # The positive control: an ordinary request is forwarded, and it is all that arrived.
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        writer.write(b"GET /after HTTP/1.1\r\nHost: gw\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(4096), 10)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"ok /after")
+        assert [(method, path) for _, method, path in upstream.seen] == [("GET", "/after")]
+    finally:
+        await upstream.close()
+
+
+async def test_with_tracing_on_every_request_goes_through_the_application() -> None:
+    seen: list[str] = []
+
+    async def application(request: web.BaseRequest) -> web.StreamResponse:
+        seen.append(request.raw_path)
+        return web.Response(text="app")
+
+    dispatch = proxied_paths_first(APP, PREFIX, application, direct=False)
+    await dispatch(_request("/app/page"))
+    assert seen == ["/app/page"]
+
+
+async def test_a_connect_answer_closes_its_connection() -> None:
+    async def application(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response(status=404)
+
+    for direct in (True, False):
+        dispatch = proxied_paths_first(APP, PREFIX, application, direct=direct)
+        response = await dispatch(_connect_request("/foo"))
+        assert response.keep_alive is False

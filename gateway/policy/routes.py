@@ -8,7 +8,7 @@ server and then a location. Paths are canonical (gateway.policy.canonical).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.config.model import Policy, Route
 from gateway.policy.canonical import CanonicalPath, PathRefused
@@ -22,6 +22,11 @@ class CompiledRoute:
     name: str
     prefix: str
     config: Route
+    # No requirement beyond the route's auth: every caller it lets in is allowed.
+    open_policy: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "open_policy", self.config.policy == Policy())
 
     def matches_path(self, path: str) -> bool:
         if self.prefix == "/" or path == self.prefix or path == self.prefix.rstrip("/"):
@@ -33,7 +38,7 @@ class CompiledRoute:
     @property
     def unrestricted(self) -> bool:
         """Public with no policy: reaching it under another reading gains nothing."""
-        return self.config.auth == "public" and self.config.policy == Policy()
+        return self.config.auth == "public" and self.open_policy
 
     def paths_below(self, path: CanonicalPath) -> tuple[str, ...]:
         """The path below the prefix, for the decoded path and each other reading an

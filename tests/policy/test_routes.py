@@ -317,3 +317,24 @@ def test_policy_paths_are_the_paths_below_the_prefix_in_every_reading(
         iter(RouteTable([Route(path=prefix, upstream="http://u", case_sensitive=case_sensitive)]))
     )
     assert below == route.paths_below(canonical_path(raw))
+
+
+@pytest.mark.parametrize(
+    ("policy", "open_policy"),
+    [
+        ({}, True),
+        ({"methods": ["GET"]}, False),
+        ({"groups": ["staff"]}, False),
+        ({"scopes_all": ["read"]}, False),
+        ({"client_ids": ["app"]}, False),
+        ({"deny": [{"path": {"prefix": "/archive"}}]}, False),
+    ],
+)
+def test_only_a_route_without_any_requirement_has_an_open_policy(
+    policy: dict[str, object], open_policy: bool
+) -> None:
+    route = Route(path="/", upstream="http://u", auth="bearer", policy=policy)
+    compiled = next(iter(RouteTable([route])))
+    assert compiled.open_policy is open_policy
+    # Only a public route without requirements may be reached under another reading.
+    assert compiled.unrestricted is False

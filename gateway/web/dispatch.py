@@ -29,25 +29,46 @@ def proxied_paths_first(
 ) -> RequestHandler:
     """A handler serving proxied paths directly (unless not ``direct``) and every other
     request with ``fallback`` (the Application's own); ``app`` must be frozen."""
-    catch_all = _catch_all_route(app)
-    match_info = UrlMappingMatchInfo({"tail": ""}, catch_all)
+    match_info = UrlMappingMatchInfo({"tail": ""}, _catch_all_route(app))
     match_info.add_app(app)
     match_info.freeze()
-    reserved = prefix.rstrip("/")
+    return Dispatch(match_info, prefix.rstrip("/"), fallback, direct=direct)
 
-    async def dispatch(request: web.BaseRequest) -> web.StreamResponse:
+
+class Dispatch:
+    """The listener's request handler (a class, not a closure, so that mutation testing
+    reaches its decisions)."""
+
+    __slots__ = ("_direct", "_fallback", "_match_info", "_reserved")
+
+    def __init__(
+        self,
+        match_info: UrlMappingMatchInfo,
+        reserved: str,
+        fallback: RequestHandler,
+        *,
+        direct: bool,
+    ) -> None:
+        self._match_info = match_info
+        self._reserved = reserved
+        self._fallback = fallback
+        self._direct = direct
+
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method == hdrs.METH_CONNECT:
-            response = await fallback(request)  # no path in its target: the router's 404
+            response = await self._fallback(request)  # no path in its target: the router's 404
             # What follows a CONNECT head is a tunnel's bytes: never read them as requests.
             response.force_close()
             return response
-        if not direct or not _is_proxied(request, reserved) or hdrs.EXPECT in request.headers:
-            return await fallback(request)
+        if (
+            not self._direct
+            or not _is_proxied(request, self._reserved)
+            or hdrs.EXPECT in request.headers
+        ):
+            return await self._fallback(request)
         assert isinstance(request, web.Request)  # the Application's request factory made it
-        request._match_info = match_info
+        request._match_info = self._match_info
         return await context_middleware(request, proxy_handler)
-
-    return dispatch
 
 
 def _is_proxied(request: web.BaseRequest, reserved: str) -> bool:

@@ -29,7 +29,7 @@ def proxied_paths_first(
 ) -> RequestHandler:
     """A handler serving proxied paths directly (unless not ``direct``) and every other
     request with ``fallback`` (the Application's own); ``app`` must be frozen."""
-    match_info = UrlMappingMatchInfo({"tail": ""}, _catch_all_route(app))
+    match_info = UrlMappingMatchInfo({}, _catch_all_route(app))
     match_info.add_app(app)
     match_info.freeze()
     return Dispatch(match_info, prefix.rstrip("/"), fallback, direct=direct)
@@ -76,10 +76,8 @@ def _is_proxied(request: web.BaseRequest, reserved: str) -> bool:
     if not request.raw_path.startswith("/"):
         return False  # absolute-form: the Application's path handling decides
     path = request.path
-    # CONNECT's target is an authority (`/x` included): the router finds no path in it and
-    # answers 404; it must never be forwarded, as its body would frame the next request.
-    if not path.startswith("/") or request.method == hdrs.METH_CONNECT:
-        return False
+    if not path.startswith("/"):
+        return False  # e.g. CONNECT's authority-form target, `/x` included: the router's 404
     return not (path.startswith(reserved) or path.startswith(WELL_KNOWN))
 
 

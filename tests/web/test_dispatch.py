@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import yaml
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from yarl import URL
@@ -195,11 +196,87 @@ async def test_with_tracing_on_every_request_goes_through_the_application() -> N
     assert seen == ["/app/page"]
 
 
-async def test_a_connect_answer_closes_its_connection() -> None:
+async def test_a_connect_is_answered_by_the_application_and_closes_its_connection() -> None:
+    seen: list[str] = []
+
     async def application(request: web.BaseRequest) -> web.StreamResponse:
+        seen.append(request.method)
         return web.Response(status=404)
 
     for direct in (True, False):
         dispatch = proxied_paths_first(APP, PREFIX, application, direct=direct)
         response = await dispatch(_connect_request("/foo"))
         assert response.keep_alive is False
+    assert seen == ["CONNECT", "CONNECT"]
+
+
+def test_an_application_without_the_proxy_route_is_refused() -> None:
+    async def other(request: web.Request) -> web.Response:
+        return web.Response()
+
+    async def other_handler(request: web.BaseRequest) -> web.StreamResponse:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", other)
+    with pytest.raises(LookupError, match=r"^the application has no proxy catch-all route$"):
+        proxied_paths_first(app, PREFIX, other_handler)
+
+
+class InProcess:
+    """A gateway app served in-process with the dispatcher, counting what the Application
+    itself was given; ``client`` talks to it."""
+
+    def __init__(self, client: TestClient[Any, Any], long_way: list[str]) -> None:
+        self.client = client
+        self.long_way = long_way
+
+
+@pytest.fixture
+async def in_process(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], upstream: str
+) -> InProcess:
+    config = parse_config(
+        yaml.safe_dump(
+            {
+                "prefix": "/gw/",
+                "routes": [{"path": "/", "upstream": upstream, "auth": "public"}],
+                "metrics": {"listen": None},
+            }
+        )
+    )
+    app = build_app(config)
+    client = await aiohttp_client(app)
+    runner = client.server.runner
+    assert runner is not None
+    server = runner.server
+    assert server is not None
+    application = server.request_handler
+    long_way: list[str] = []
+
+    async def counted(request: web.BaseRequest) -> web.StreamResponse:
+        long_way.append(request.raw_path)
+        return await application(request)
+
+    # Connections made from now on take the dispatcher, as the gateway's listener does.
+    server.request_handler = proxied_paths_first(app, config.prefix, counted)
+    return InProcess(client, long_way)
+
+
+async def test_a_proxied_path_is_answered_by_the_upstream_without_the_application(
+    in_process: InProcess,
+) -> None:
+    response = await in_process.client.get("/app/page?x=1")
+    assert response.status == 200
+    echoed = await response.json()
+    assert echoed["path"] == "/app/page"
+    assert echoed["query"] == "x=1"
+    assert echoed["headers"]["X-Request-ID"] == response.headers["X-Request-ID"]
+    assert in_process.long_way == []
+
+
+@pytest.mark.parametrize("path", ["/gw", "/gw/healthz", "/gw/nothing-here"])
+async def test_paths_under_the_prefix_take_the_long_way(in_process: InProcess, path: str) -> None:
+    response = await in_process.client.get(path)
+    assert response.status == (200 if path == "/gw/healthz" else 404)
+    assert in_process.long_way == [path]

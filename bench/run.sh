@@ -60,6 +60,7 @@ ALL=(
   "nginx-proxy|http://127.0.0.1:$NGINX_PROXY_PORT/|none||nginx reverse proxy, no auth"
   "apache-plain|$AP/plain/|none||Apache, no auth"
   "aiohttp-floor|http://127.0.0.1:$FLOOR_PORT/plain/|none||bare aiohttp proxy, gateway's upstream pool, nothing else (2 processes)"
+  "raw-floor|http://127.0.0.1:$RAW_FLOOR_PORT/plain/|none||the same without aiohttp: httptools server, no HTTP library (2 processes)"
   "apache-cookie|$AP/|cookie:$AP/:mod_auth_openidc_session||mod_auth_openidc session cookie (redis)"
   "apache-jwt|$AP/api/|bearer:jwt||mod_auth_openidc JWT bearer (JWKS)"
   "apache-introspect|http://127.0.0.1:$APACHE_INTROSPECT_PORT/api/|bearer:opaque||mod_auth_openidc opaque bearer, cached introspection"

@@ -137,16 +137,16 @@ start_gateway() {
   log "$name: up on :$port ($store store, $workers worker(s), pid $(cat "$RUN_DIR/$name.pid"))"
 }
 
-# start_floor: bench/aiohttp_floor.py, 2 processes like the gateway's workers
+# start_floor NAME PORT SERVER: bench/floor.py, 2 processes like the gateway's workers
 start_floor() {
-  local i
-  pid_alive "$RUN_DIR/gw-floor.pid" && return 0
-  busy "$FLOOR_PORT" aiohttp-floor && return 1
-  PYTHONPATH="$ROOT_DIR" nohup "$PYTHON" "$BENCH_DIR/aiohttp_floor.py" --port "$FLOOR_PORT" \
-    --upstream-port "$UPSTREAM_PORT" --workers 2 >>"$RUN_DIR/aiohttp-floor.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/gw-floor.pid"
-  wait_port "$FLOOR_PORT" 20 || { log "aiohttp-floor: did not start (see run/aiohttp-floor.log)"; return 1; }
-  log "aiohttp-floor: up on :$FLOOR_PORT"
+  local name=$1 port=$2 server=$3
+  pid_alive "$RUN_DIR/gw-$name.pid" && return 0
+  busy "$port" "$name" && return 1
+  PYTHONPATH="$ROOT_DIR" nohup "$PYTHON" "$BENCH_DIR/floor.py" --port "$port" --server "$server" \
+    --upstream-port "$UPSTREAM_PORT" --workers 2 >>"$RUN_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/gw-$name.pid"
+  wait_port "$port" 20 || { log "$name: did not start (see run/$name.log)"; return 1; }
+  log "$name: up on :$port"
 }
 
 # start_all: everything run.sh measures
@@ -162,7 +162,8 @@ start_all() {
   # by one worker would be unknown to the other
   start_gateway gw-redis "$GW_PORT" redis 2
   start_gateway gw-memory "$GW_MEM_PORT" memory 1
-  start_floor
+  start_floor aiohttp-floor "$FLOOR_PORT" aiohttp
+  start_floor raw-floor "$RAW_FLOOR_PORT" raw
   # the native-plane experiment: nginx proxies, the gateway decides by forward-auth
   start_gateway gw-fa "$GW_FA_PORT" redis 2 "$CLIENT_ID" 0 --trusted-proxy 127.0.0.1/32
   render "$BENCH_DIR/conf/forward-auth-locations.conf" "$RUN_DIR/forward-auth-locations.conf"

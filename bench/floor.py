@@ -31,7 +31,8 @@ from multidict import CIMultiDict
 Fetch = Callable[[str], Awaitable[tuple[int, bytes]]]
 
 
-def _fetcher(upstream_port: int) -> Fetch:
+def pool_fetcher(upstream_port: int) -> Fetch:
+    """GET a path from 127.0.0.1:``upstream_port`` through the gateway's upstream pool."""
     from gateway.proxy.upstream_client import encode_head, send
     from gateway.proxy.upstream_pool import Origin, UpstreamPool
 
@@ -118,7 +119,7 @@ async def _serve(kind: str, port: int, upstream_port: int) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     serve = _serve_raw if kind == "raw" else _serve_aiohttp
-    await serve(port, _fetcher(upstream_port), stop)
+    await serve(port, pool_fetcher(upstream_port), stop)
 
 
 def main() -> None:

@@ -104,35 +104,9 @@ async def _client(candidate: str, upstream: str):  # type: ignore[no-untyped-def
                 return response.status, bytes(await response.bytes())
 
         return fetch_pyreqwest
-    from multidict import CIMultiDict
+    from bench.floor import pool_fetcher
 
-    from gateway.proxy.upstream_client import encode_head, send
-    from gateway.proxy.upstream_pool import Origin, UpstreamPool
-
-    pool = UpstreamPool()
-    host, port = upstream.removeprefix("http://").split(":")
-    origin = Origin(host, int(port), None)
-
-    async def fetch_gateway(path: str) -> tuple[int, bytes]:
-        headers = CIMultiDict({"Host": f"{host}:{port}"})
-        protocol = await send(
-            pool,
-            origin,
-            (5.0, 60.0),
-            "GET",
-            encode_head("GET", path, headers),
-            None,
-            chunked=False,
-        )
-        try:
-            parts = []
-            while chunk := await protocol.read_chunk(60.0):
-                parts.append(chunk)
-            return protocol.status, b"".join(parts)
-        finally:
-            pool.release(origin, protocol)
-
-    return fetch_gateway
+    return pool_fetcher(int(upstream.rsplit(":", 1)[1]))
 
 
 def wait_port(port: int) -> None:

@@ -6,12 +6,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from gateway.config.model import ClaimRule, Condition, Policy
 from gateway.policy.claim_paths import MISSING, read_claim
 from gateway.policy.conditions import Facts, Indeterminate, compare, describe, holds, why_not
 from gateway.types import Principal
+
+# Query pairs: '&', and ';' too (some frameworks split on it).
+_PAIRS = re.compile(r"[&;]")
 
 METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -118,10 +121,29 @@ def method_allowed(methods: list[str] | None, method: str) -> bool:
 
 def override_methods(query_string: str) -> list[str]:
     """Methods a `_method` query parameter asks for (Express method-override, Laravel,
-    Rails, Symfony turn a POST into that method): each must pass `policy.methods` too."""
-    if "_method" not in query_string:
+    Rails, Symfony turn a POST into that method): each must pass `policy.methods` too.
+
+    The name counts in every spelling a framework reads as `_method`: percent-encoded
+    (`%5Fmethod`), PHP's (`.method`, `[method`), nested (`_method[]`), in any case; pairs
+    split on `&` and `;`."""
+    if "method" not in query_string.lower() and "%" not in query_string:
         return []
-    return [value.upper() for value in parse_qs(query_string).get("_method", [])]
+    methods = []
+    for pair in _PAIRS.split(query_string):
+        name, _, value = pair.partition("=")
+        if _framework_name(unquote_plus(name)).lower() == "_method":
+            methods.append(unquote_plus(value).strip().upper())
+    return methods
+
+
+def _framework_name(name: str) -> str:
+    """A parameter name as PHP registers it (and Rack or qs nest it): leading spaces
+    dropped, `name[...]` read as `name`, and a '.', a space or an unmatched '[' as '_'."""
+    name = name.lstrip(" ")
+    head, bracket, rest = name.partition("[")
+    if bracket and "]" in rest:
+        name = head
+    return name.replace(".", "_").replace(" ", "_").replace("[", "_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,19 @@ def _methods() -> list[Attack]:
     for value in ("DELETE", "delete", "PUT"):
         out.append(Attack(f"override-query-_method-{value}", f"/ro/x?_method={value}",
                           method="POST"))  # fmt: skip
+    # On a route that allows POST: names a framework decodes to `_method` (qs, PHP).
+    for name in (
+        "_method",
+        "%5Fmethod",
+        "%5fmethod",
+        "_%6Dethod",
+        ".method",
+        "%2Emethod",
+        "[method",
+        "_method[]",
+    ):
+        out.append(Attack(f"override-query-{name}-on-post-route", f"/rw/x?{name}=DELETE",
+                          method="POST"))  # fmt: skip
     for name in ("X-Original-URL", "X-Rewrite-URL", "x-original-url", "X_Original_URL"):
         out.append(Attack(f"rewrite-{name}", "/x", headers=(f"{name}: /admin/secret",)))
     return out
@@ -281,6 +294,11 @@ def problems(attack: Attack, reply: Reply) -> list[str]:
         found.append(f"upstream executed {probe.get('method')} for a {attack.method}")
     if attack.target.startswith("/ro/") and str(probe.get("method")).upper() != "GET":
         found.append(f"public GET-only route let {probe.get('method')} through")
+    if attack.target.startswith("/rw/") and str(probe.get("method")).upper() not in (
+        "GET",
+        "POST",
+    ):
+        found.append(f"public GET/POST route let {probe.get('method')} through")
     if probe.get("scheme", "http") != "http":
         found.append(f"upstream believes the client came over {probe['scheme']}")
     read = probe.get("read", {})

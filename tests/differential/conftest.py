@@ -86,6 +86,8 @@ def proxy_routes(upstream: str) -> list[dict[str, Any]]:
         {"path": "/admin", "upstream": upstream, "auth": "login"},
         {"path": "/ro/", "upstream": upstream, "auth": "public",
          "policy": {"methods": ["GET"]}},
+        {"path": "/rw/", "upstream": upstream, "auth": "public",
+         "policy": {"methods": ["GET", "POST"]}},
         {"path": "/api/", "upstream": upstream, "auth": "bearer",
          "identity_headers": {"X-Api-User": "sub"}},
     ]  # fmt: skip
@@ -153,7 +155,9 @@ FORWARD_AUTH_ROUTES: list[dict[str, Any]] = [
     {"path": "/", "upstream": None, "auth": "public"},
     {"path": "/admin", "upstream": None, "auth": "login"},
     {"path": "/ro/", "upstream": None, "auth": "public", "policy": {"methods": ["GET"]}},
-]
+    {"path": "/rw/", "upstream": None, "auth": "public",
+     "policy": {"methods": ["GET", "POST"]}},
+]  # fmt: skip
 
 
 def documented_block(language: str) -> str:

@@ -266,6 +266,22 @@ def test_an_empty_methods_list_is_reported_in_full() -> None:
         ("x=1&_method=put&_method=Patch", ["PUT", "PATCH"]),
         ("_method_x=delete", []),
         ("x_method=delete", []),
+        ("method=card", []),
+        ("%5Fmethod=delete", ["DELETE"]),  # Express's qs, Rack, PHP decode the name
+        ("%5fmethod=put", ["PUT"]),
+        ("_%6Dethod=DELETE", ["DELETE"]),
+        ("_METHOD=delete", ["DELETE"]),
+        (".method=delete", ["DELETE"]),  # PHP: '.', ' ' and an unmatched '[' read as '_'
+        ("%2Emethod=delete", ["DELETE"]),
+        ("[method=delete", ["DELETE"]),
+        ("+_method=delete", ["DELETE"]),  # PHP drops leading spaces
+        ("+method=delete", []),
+        ("_method[]=delete", ["DELETE"]),  # qs and PHP nest it: _method is ['delete']
+        ("_method[=delete", []),  # PHP: _method_
+        ("a=1;_method=delete", ["DELETE"]),
+        ("_method=%20patch%20", ["PATCH"]),
+        ("_method", [""]),  # no value: never an allowed method, so refused where listed
+        ("%5Fmethod%3Ddelete", []),  # the name is cut at a literal "=" before decoding
     ],
 )
 def test_method_overrides_in_the_query_are_found(query: str, methods: list[str]) -> None:

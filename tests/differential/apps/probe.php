@@ -13,6 +13,13 @@ if ($method === 'POST') {
     foreach (['X-HTTP-Method-Override', 'X-Method-Override', 'X-HTTP-Method'] as $h) {
         if (!empty($_SERVER[$var($h)])) { $method = strtoupper($_SERVER[$var($h)]); break; }
     }
+    // Symfony's getMethod() with method override on (Laravel's default): `_method` from
+    // $_GET, whose names PHP has decoded and mangled ('.', ' ', '[' read as '_').
+    if ($method === 'POST' && isset($_GET['_method']) && is_string($_GET['_method'])) {
+        $method = strtoupper($_GET['_method']);
+    } elseif ($method === 'POST' && isset($_GET['_method'][0])) {
+        $method = strtoupper($_GET['_method'][0]);
+    }
 }
 $host = $_SERVER['HTTP_HOST'] ?? '';
 // PROBE_SITE=admin: this instance is the admin site as a whole

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 READ = json.loads((Path(__file__).parent / "read-headers.json").read_text())
 SITE = os.environ.get("PROBE_SITE", "main")  # "admin": this instance is the admin site itself
@@ -39,6 +40,10 @@ def resolve(environ: dict[str, Any]) -> dict[str, Any]:
             if environ.get(_variable(header)):
                 method = environ[_variable(header)].upper()
                 break
+        else:
+            # A `_method` query parameter, its name decoded (as werkzeug and Django do).
+            asked = parse_qs(environ.get("QUERY_STRING", "")).get("_method")
+            method = asked[0].upper() if asked else method
     host = environ.get("HTTP_HOST", "")
     if SITE == "admin" or host.lower().startswith("admin."):
         resource = "admin-host"

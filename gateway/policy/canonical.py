@@ -12,7 +12,8 @@ Path rules (each refused case is a 400, never a guess):
   parameter or escape out of what the gateway decided on.
 
 Besides the decoded path that routes match, `readings` lists the other paths a common
-upstream may resolve the same target to: case-folded (Express, IIS), trailing dots and
+upstream may resolve the same target to: case-folded (Express, IIS; Java's
+case-insensitive comparisons, for which `ı` and `İ` are `i`), trailing dots and
 spaces trimmed (IIS, Windows), decoded a second time, and NFKC-folded (fullwidth
 letters, slashes, dots and '%'), alone or combined in either order; then slashes merged
 and dot segments resolved. Route matching refuses a target whose readings reach a
@@ -171,10 +172,21 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     for base in bases:
         trimmed = _trimmed(base)
         kept.update(dict.fromkeys((base, trimmed)))
-        folded.update(dict.fromkeys((base.lower(), trimmed.lower())))
+        folded.update(dict.fromkeys((_folded(base), _folded(trimmed))))
     kept.pop(path, None)
     folded.pop(path, None)
     return tuple(kept), tuple(r for r in folded if r not in kept)
+
+
+# Letters outside ASCII that Java's case-insensitive comparisons (equalsIgnoreCase,
+# regionMatches) equate with an ASCII one, which lower() alone does not: dotless ı and
+# dotted İ with i, long ſ with s (Kelvin K lower-cases to k already).
+_JAVA_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
+
+
+def _folded(path: str) -> str:
+    """``path`` as an upstream comparing case-insensitively reads it."""
+    return path.translate(_JAVA_FOLD).lower()
 
 
 def _forms(path: str) -> dict[str, None]:

@@ -343,3 +343,20 @@ def test_never_laxer_than_any_modelled_upstream(pieces: list[str]) -> None:
             f"{raw!r} passed as {route.name}; {name} serves {reading(path.encoded)!r} "
             f"of route {served.name}"
         )
+
+
+@pytest.mark.parametrize(
+    ("raw", "reading", "only_folded"),
+    [
+        ("/adm%C4%B1n", "/admin", True),  # dotless ı: Java's equalsIgnoreCase equates it with i
+        ("/adm%C4%B0n", "/admin", True),  # dotted İ (lower() gives 'i' + a combining dot)
+        ("/%C5%BFecret", "/secret", False),  # long ſ (NFKC-folds to s as well)
+        ("/x/%E2%84%AAey", "/x/key", True),  # Kelvin K lower-cases to k (NFKC gives K)
+    ],
+)
+def test_java_case_insensitive_readings_are_among_the_folded_ones(
+    raw: str, reading: str, only_folded: bool
+) -> None:
+    path = canonical_path(raw)
+    assert reading in path.readings_for(case_sensitive=False)
+    assert (reading not in path.readings_for(case_sensitive=True)) is only_folded

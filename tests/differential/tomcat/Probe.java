@@ -1,6 +1,7 @@
 // Tomcat upstream for tests/differential: mapped twice in web.xml (/admin/* as "admin",
 // / as "public"), so the resource is the servlet Tomcat's own mapper chose after its
-// decoding, `;parameter` stripping and dot-segment normalisation; the vhost from getServerName.
+// decoding, `;parameter` stripping and dot-segment normalisation, or an application check that
+// ignores case; the vhost from getServerName.
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -25,6 +26,10 @@ public class Probe extends HttpServlet {
         String server = req.getServerName() == null ? "" : req.getServerName().toLowerCase();
         if ("admin".equals(System.getProperty("probe.site")) || server.startsWith("admin.")) resource = "admin-host";
         String path = req.getServletPath() + (req.getPathInfo() == null ? "" : req.getPathInfo());
+        // An application check that ignores case, as Spring's case-insensitive matchers do
+        // (String.regionMatches(true, ...): dotless ı and dotted İ equal i there).
+        if ("public".equals(resource) && path.regionMatches(true, 0, "/admin", 0, 6)
+                && (path.length() == 6 || path.charAt(6) == '/')) resource = "admin";
         StringBuilder read = new StringBuilder("{");
         String names = System.getProperty("probe.read", "");
         for (String name : names.split(",")) {

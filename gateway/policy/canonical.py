@@ -13,7 +13,7 @@ Path rules (each refused case is a 400, never a guess):
 
 Besides the decoded path that routes match, `readings` lists the other paths a common
 upstream may resolve the same target to: case-folded (Express, IIS; Java's
-case-insensitive comparisons, for which `ı` and `İ` are `i`), trailing dots and
+case-insensitive comparisons, for which U+0131 and U+0130 are `i`), trailing dots and
 spaces trimmed (IIS, Windows), decoded a second time, and NFKC-folded (fullwidth
 letters, slashes, dots and '%'), alone or combined in either order; then slashes merged
 and dot segments resolved. Route matching refuses a target whose readings reach a
@@ -179,8 +179,9 @@ def _readings(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 # Letters outside ASCII that Java's case-insensitive comparisons (equalsIgnoreCase,
-# regionMatches) equate with an ASCII one, which lower() alone does not: dotless ı and
-# dotted İ with i, long ſ with s (Kelvin K lower-cases to k already).
+# regionMatches) equate with an ASCII one, which lower() alone does not: dotless i
+# (U+0131) and dotted capital I (U+0130) with i, long s (U+017F) with s (the Kelvin sign
+# lower-cases to k already).
 _JAVA_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
 
 

@@ -64,7 +64,7 @@ def _paths() -> list[Attack]:
         "case-upper": "/ADMIN/secret",
         "case-title": "/Admin",
         "case-mixed": "/aDmIn/secret",
-        "case-dotless-i": "/adm%C4%B1n/secret",  # Java's equalsIgnoreCase: ı is i
+        "case-dotless-i": "/adm%C4%B1n/secret",  # Java's equalsIgnoreCase: U+0131 is i
         "case-dotted-capital-i": "/adm%C4%B0n/secret",
         "trailing-dot": "/admin./secret",
         "trailing-dot-bare": "/admin.",

@@ -348,9 +348,9 @@ def test_never_laxer_than_any_modelled_upstream(pieces: list[str]) -> None:
 @pytest.mark.parametrize(
     ("raw", "reading", "only_folded"),
     [
-        ("/adm%C4%B1n", "/admin", True),  # dotless ı: Java's equalsIgnoreCase equates it with i
-        ("/adm%C4%B0n", "/admin", True),  # dotted İ (lower() gives 'i' + a combining dot)
-        ("/%C5%BFecret", "/secret", False),  # long ſ (NFKC-folds to s as well)
+        ("/adm%C4%B1n", "/admin", True),  # U+0131: Java's equalsIgnoreCase reads i
+        ("/adm%C4%B0n", "/admin", True),  # U+0130 (lower() gives i + a combining dot)
+        ("/%C5%BFecret", "/secret", False),  # long s, U+017F (NFKC-folds to s as well)
         ("/x/%E2%84%AAey", "/x/key", True),  # Kelvin K lower-cases to k (NFKC gives K)
     ],
 )

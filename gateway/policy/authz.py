@@ -138,12 +138,13 @@ def override_methods(query_string: str) -> list[str]:
 
 def _framework_name(name: str) -> str:
     """A parameter name as PHP registers it (and Rack or qs nest it): leading spaces
-    dropped, `name[...]` read as `name`, and a '.', a space or an unmatched '[' as '_'."""
+    dropped, `name[...]` read as `name`, and a '.' or an unmatched '[' as '_' (PHP's
+    space to '_' cannot make `_method` once leading spaces are gone)."""
     name = name.lstrip(" ")
     head, bracket, rest = name.partition("[")
     if bracket and "]" in rest:
         name = head
-    return name.replace(".", "_").replace(" ", "_").replace("[", "_")
+    return name.replace(".", "_").replace("[", "_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -278,6 +278,9 @@ def test_an_empty_methods_list_is_reported_in_full() -> None:
         ("+method=delete", []),
         ("_method[]=delete", ["DELETE"]),  # qs and PHP nest it: _method is ['delete']
         ("_method[=delete", []),  # PHP: _method_
+        ("_method[a][b]=delete", ["DELETE"]),
+        ("%09_method=delete", []),  # only spaces are dropped
+        ("X_method=delete", []),
         ("a=1;_method=delete", ["DELETE"]),
         ("_method=%20patch%20", ["PATCH"]),
         ("_method", [""]),  # no value: never an allowed method, so refused where listed

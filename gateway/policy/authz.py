@@ -124,27 +124,34 @@ def override_methods(query_string: str) -> list[str]:
     Rails, Symfony turn a POST into that method): each must pass `policy.methods` too.
 
     The name counts in every spelling a framework reads as `_method`: percent-encoded
-    (`%5Fmethod`), PHP's (`.method`, `[method`), nested (`_method[]`), in any case; pairs
-    split on `&` and `;`."""
+    (`%5Fmethod`), PHP's (`.method`, `[method`, cut at a NUL), nested (`_method[]`),
+    qs's bracketed (`[_method]`), after a stray `?`, in any case; pairs split on `&` and
+    `;`."""
     if "method" not in query_string.lower() and "%" not in query_string:
         return []
     methods = []
     for pair in _PAIRS.split(query_string):
         name, _, value = pair.partition("=")
-        if _framework_name(unquote_plus(name)).lower() == "_method":
+        if "_method" in _framework_names(unquote_plus(name)):
             methods.append(unquote_plus(value).strip().upper())
     return methods
 
 
-def _framework_name(name: str) -> str:
-    """A parameter name as PHP registers it (and Rack or qs nest it): leading spaces
-    dropped, `name[...]` read as `name`, and a '.' or an unmatched '[' as '_' (PHP's
-    space to '_' cannot make `_method` once leading spaces are gone)."""
+def _framework_names(name: str) -> set[str]:
+    """The names frameworks register a query parameter under, lower-cased: PHP's (cut at
+    a NUL, leading spaces dropped, `name[...]` read as `name`, a '.' or an unmatched '['
+    as '_'; PHP's space to '_' cannot make `_method` once leading spaces are gone) and
+    qs's (`[name]...` read as `name`), with a leading `?` dropped (PHP's built-in server)."""
+    name = name.partition("\x00")[0].lstrip("?")
+    names = set()
+    if name.startswith("[") and "]" in name:
+        names.add(name[1 : name.index("]")].lower())
     name = name.lstrip(" ")
     head, bracket, rest = name.partition("[")
     if bracket and "]" in rest:
         name = head
-    return name.replace(".", "_").replace("[", "_")
+    names.add(name.replace(".", "_").replace("[", "_").lower())
+    return names
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,8 +186,9 @@ _JAVA_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
 
 
 def _folded(path: str) -> str:
-    """``path`` as an upstream comparing case-insensitively reads it."""
-    return path.translate(_JAVA_FOLD).lower()
+    """``path`` as an upstream comparing case-insensitively reads it: full case folding
+    (Python's casefold, Java's toUpperCase: U+00DF and U+1E9E are `ss`)."""
+    return path.translate(_JAVA_FOLD).casefold()
 
 
 def _forms(path: str) -> dict[str, None]:

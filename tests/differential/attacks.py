@@ -145,6 +145,10 @@ def _methods() -> list[Attack]:
         "%2Emethod",
         "[method",
         "_method[]",
+        "_method%00",
+        "?_method",
+        "[_method]",
+        "%5B_method%5D",
     ):
         out.append(Attack(f"override-query-{name}-on-post-route", f"/rw/x?{name}=DELETE",
                           method="POST"))  # fmt: skip

@@ -281,6 +281,15 @@ def test_an_empty_methods_list_is_reported_in_full() -> None:
         ("_method[a][b]=delete", ["DELETE"]),
         ("%09_method=delete", []),  # only spaces are dropped
         ("X_method=delete", []),
+        ("_method%00=delete", ["DELETE"]),  # PHP cuts a name at a NUL
+        ("_method%00x=delete", ["DELETE"]),
+        ("?_method=delete", ["DELETE"]),  # `??_method`: PHP's built-in server drops a '?'
+        ("[_method]=delete", ["DELETE"]),  # qs: a bracketed key with nothing before it
+        ("%5B_method%5D=delete", ["DELETE"]),
+        ("[%5Fmethod][0]=delete", ["DELETE"]),
+        ("[_method]x=delete", ["DELETE"]),
+        ("[x]=delete", []),
+        ("]_method=delete", []),
         ("a=1;_method=delete", ["DELETE"]),
         ("_method=%20patch%20", ["PATCH"]),
         ("_method", [""]),  # no value: never an allowed method, so refused where listed

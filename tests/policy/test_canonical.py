@@ -352,6 +352,8 @@ def test_never_laxer_than_any_modelled_upstream(pieces: list[str]) -> None:
         ("/adm%C4%B0n", "/admin", True),  # U+0130 (lower() gives i + a combining dot)
         ("/%C5%BFecret", "/secret", False),  # long s, U+017F (NFKC-folds to s as well)
         ("/x/%E2%84%AAey", "/x/key", True),  # Kelvin K lower-cases to k (NFKC gives K)
+        ("/pa%C3%9Fword", "/password", True),  # U+00DF: casefold and toUpperCase give ss
+        ("/PA%E1%BA%9EWORD", "/password", True),  # U+1E9E, capital sharp s
     ],
 )
 def test_java_case_insensitive_readings_are_among_the_folded_ones(

@@ -76,6 +76,8 @@ def gw(gateway_factory: Any, oidc_provider: OidcProvider, upstream: str) -> Any:
         "/admin%3Fdelete=1",  # a decoded '?' ends the path at nginx `$uri` re-read
         "/admin%EF%BC%9F",  # a fullwidth '?', folded
         "/%2Fadmin",
+        "/adm%C4%B1n",  # U+0131: Java's equalsIgnoreCase reads /admin
+        "/adm%C4%B0n/secret",  # U+0130, the same
     ],
 )
 async def test_readings_of_admin_never_reach_the_upstream_without_login(
@@ -86,6 +88,24 @@ async def test_readings_of_admin_never_reach_the_upstream_without_login(
     reply = await raw(gw.port, request(target, "Accept: application/json"))
     assert status_of(reply) in (400, 401), reply[:200]
     assert b'"raw_path"' not in reply
+
+
+@pytest.mark.parametrize("target", ["/pa%C3%9Fword", "/PA%E1%BA%9EWORD/reset"])
+async def test_a_sharp_s_never_reaches_a_stricter_route_through_a_public_one(
+    gateway_factory: Any, oidc_provider: OidcProvider, upstream: str, target: str
+) -> None:
+    """Case-folded fully (Python's casefold, Java's toUpperCase), U+00DF is `ss`: the
+    path reads as /password upstream, so the public route must not forward it."""
+    routes = [
+        {"name": "public", "path": "/", "upstream": upstream, "auth": "public"},
+        {"name": "password", "path": "/password", "upstream": upstream, "auth": "login"},
+    ]
+    gateway, _ = start_login_gateway(gateway_factory, oidc_provider, upstream, routes=routes)
+    reply = await raw(gateway.port, request(target, "Accept: application/json"))
+    assert status_of(reply) == 400, reply[:200]
+    assert b'"raw_path"' not in reply
+    # The positive control: a public path of the same shape is served.
+    assert echoed(await raw(gateway.port, request("/pa%C3%9Fage")))["path"] == "/pa\u00dfage"
 
 
 @pytest.mark.parametrize(

@@ -140,11 +140,11 @@ start_gateway() {
 # start_floor NAME PORT SERVER: bench/floor.py, 2 processes like the gateway's workers
 start_floor() {
   local name=$1 port=$2 server=$3
-  pid_alive "$RUN_DIR/gw-$name.pid" && return 0
+  pid_alive "$RUN_DIR/$name.pid" && return 0
   busy "$port" "$name" && return 1
   PYTHONPATH="$ROOT_DIR" nohup "$PYTHON" "$BENCH_DIR/floor.py" --port "$port" --server "$server" \
     --upstream-port "$UPSTREAM_PORT" --workers 2 >>"$RUN_DIR/$name.log" 2>&1 </dev/null &
-  echo $! >"$RUN_DIR/gw-$name.pid"
+  echo $! >"$RUN_DIR/$name.pid"
   wait_port "$port" 20 || { log "$name: did not start (see run/$name.log)"; return 1; }
   log "$name: up on :$port"
 }
@@ -183,7 +183,9 @@ stop_pidfile() {
 
 stop_all() {
   local f
-  for f in "$RUN_DIR"/gw-*.pid; do [[ -e $f ]] && stop_pidfile "$(basename "$f" .pid)" "$f"; done
+  for f in "$RUN_DIR"/gw-*.pid "$RUN_DIR"/*-floor.pid; do
+    [[ -e $f ]] && stop_pidfile "$(basename "$f" .pid)" "$f"
+  done
   stop_pidfile apache "$RUN_DIR/apache.pid"
   for f in "$RUN_DIR"/nginx-*.pid; do [[ -e $f ]] && stop_pidfile "$(basename "$f" .pid)" "$f"; done
   stop_pidfile op "$RUN_DIR/op.pid"

@@ -6,15 +6,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 from gateway.config.model import ClaimRule, Condition, Policy
 from gateway.policy.claim_paths import MISSING, read_claim
 from gateway.policy.conditions import Facts, Indeterminate, compare, describe, holds, why_not
+from gateway.policy.query import framework_names, query_pairs
 from gateway.types import Principal
-
-# Query pairs: '&', and ';' too (some frameworks split on it).
-_PAIRS = re.compile(r"[&;]")
 
 METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
@@ -129,29 +126,11 @@ def override_methods(query_string: str) -> list[str]:
     `;`."""
     if "method" not in query_string.lower() and "%" not in query_string:
         return []
-    methods = []
-    for pair in _PAIRS.split(query_string):
-        name, _, value = pair.partition("=")
-        if "_method" in _framework_names(unquote_plus(name)):
-            methods.append(unquote_plus(value).strip().upper())
-    return methods
-
-
-def _framework_names(name: str) -> set[str]:
-    """The names frameworks register a query parameter under, lower-cased: PHP's (cut at
-    a NUL, leading spaces dropped, `name[...]` read as `name`, a '.' or an unmatched '['
-    as '_'; PHP's space to '_' cannot make `_method` once leading spaces are gone) and
-    qs's (`[name]...` read as `name`), with a leading `?` dropped (PHP's built-in server)."""
-    name = name.partition("\x00")[0].lstrip("?")
-    names = set()
-    if name.startswith("[") and "]" in name:
-        names.add(name[1 : name.index("]")].lower())
-    name = name.lstrip(" ")
-    head, bracket, rest = name.partition("[")
-    if bracket and "]" in rest:
-        name = head
-    names.add(name.replace(".", "_").replace("[", "_").lower())
-    return names
+    return [
+        value.strip().upper()
+        for name, value in query_pairs(query_string)
+        if "_method" in framework_names(name)
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import unquote_plus
 
 from gateway.errors import BadRequest, InvalidToken
+from gateway.policy.query import query_pairs
 
 MAX_TOKEN_HEADER_BYTES = 8 * 1024
 # credentials = "Bearer" 1*SP b64token; b64token = 1*(ALPHA / DIGIT / "-._~+/") *"="
@@ -59,8 +59,8 @@ def refuse_token_in_query(query_string: str) -> None:
     """Raise BadRequest when the URL carries `access_token` (RFC 6750 2.3 is not supported)."""
     if "access" not in query_string.lower() and "%" not in query_string:
         return
-    for pair in re.split(r"[&;]", query_string):  # ';' too: some upstreams split on it
-        if unquote_plus(pair.split("=", 1)[0]).strip().lower() == "access_token":
+    for name, _ in query_pairs(query_string):
+        if name.strip().lower() == "access_token":
             raise BadRequest(
                 "access_token in the query string",
                 public="Send the access token in the Authorization header, not in the URL.",

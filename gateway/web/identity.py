@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -138,19 +139,21 @@ async def _bearer_principal(
         raise
 
 
-def _check_methods(route: CompiledRoute, method: str, query_string: str) -> None:
-    """405 unless the method, and any method a `_method` parameter asks for, is allowed."""
+def _check_methods(route: CompiledRoute, asked: Sequence[str]) -> None:
+    """405 unless each method ``asked`` (the request's, then any `_method` override) is
+    allowed."""
     methods = route.config.policy.methods
     if methods is None:
         return
-    for asked in (method, *override_methods(query_string)):
-        if not method_allowed(methods, asked):
-            raise MethodNotAllowed(f"method {asked.upper()[:20]} not allowed on {route.name}")
+    for method in asked:
+        if not method_allowed(methods, method):
+            raise MethodNotAllowed(f"method {method.upper()[:20]} not allowed on {route.name}")
 
 
 def authorize_public(route: CompiledRoute, method: str, query_string: str) -> None:
     """A public route's policy: only its methods can be decided without a caller."""
-    _check_methods(route, method, query_string)
+    if route.config.policy.methods is not None:  # no query parsing on most public routes
+        _check_methods(route, (method, *override_methods(query_string)))
 
 
 def authorize(
@@ -165,11 +168,12 @@ def authorize(
     """Apply the route's policy; raise the matching 403/405.
 
     Without ``target`` / ``client_ip`` conditions on path / network refuse (fail closed)."""
-    _check_methods(route, method, query_string)
     if route.open_policy:
-        return  # nothing to decide: the hot path of most API routes
+        return  # no methods, nothing to decide: the hot path of most API routes
+    asked = (method, *override_methods(query_string))
+    _check_methods(route, asked)
     facts = RequestFacts(
-        (method, *override_methods(query_string)),
+        asked,
         route.paths_below(target) if target is not None else None,
         client_ip,
     )

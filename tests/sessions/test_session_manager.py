@@ -1048,18 +1048,23 @@ async def test_create_and_load_name_the_user_in_the_log_context(manager: Session
 # -- what a real Redis holds -----------------------------------------------------------
 
 
+def redis_manager(
+    server: RedisServer, prefix: str, clock: FakeClock, **settings: object
+) -> SessionManager:
+    """A manager on the real Redis alone (the ``store`` fixture runs every store in turn)."""
+    values: dict[str, object] = {"cache_ttl": 0, **settings}
+    return SessionManager(
+        redis_store(server, prefix), KeyRing([SECRET]), Sessions.model_validate(values), clock
+    )
+
+
 async def test_redis_expires_each_key_with_its_session(
     redis_server: RedisServer, prefix: str, clock: FakeClock
 ) -> None:
     """Redis drops a session at its idle limit or expiry, whichever comes first, and its
     index keys at its absolute expiry; a refresh lock lives max(30 s, twice the wait)."""
-    settings = {"idle_timeout": IDLE, "absolute_timeout": ABSOLUTE, "cache_ttl": 0}
-    manager = SessionManager(
-        redis_store(redis_server, prefix),
-        KeyRing([SECRET]),
-        Sessions.model_validate({**settings, "refresh_lock_wait": 20}),
-        clock,
-    )
+    settings = {"idle_timeout": IDLE, "absolute_timeout": ABSOLUTE}
+    manager = redis_manager(redis_server, prefix, clock, **settings, refresh_lock_wait=20)
     try:
         ticket = await manager.create(record("alice", "sid-1"))
         short = await manager.create(
@@ -1086,12 +1091,7 @@ async def test_redis_expires_each_key_with_its_session(
             assert raw.exists(lock) == 0
     finally:
         await manager.close()
-    brief = SessionManager(
-        redis_store(redis_server, prefix),
-        KeyRing([SECRET]),
-        Sessions.model_validate({**settings, "refresh_lock_wait": 5}),
-        clock,
-    )
+    brief = redis_manager(redis_server, prefix, clock, **settings, refresh_lock_wait=5)
     try:
         async with brief.refresh_lock("session-s") as held:
             assert held
@@ -1107,12 +1107,7 @@ async def test_a_session_whose_index_redis_lost_is_refused(
 ) -> None:
     """A neighbour DELs every index key under the prefix: every session is refused on its
     next read (here as in test_a_session_missing_from_its_user_index_is_refused)."""
-    manager = SessionManager(
-        redis_store(redis_server, prefix),
-        KeyRing([SECRET]),
-        Sessions.model_validate({"cache_ttl": 0}),
-        clock,
-    )
+    manager = redis_manager(redis_server, prefix, clock)
     try:
         tickets = [await manager.create(record(f"user-{i}", f"sid-{i}")) for i in range(3)]
         assert [await manager.load(t) is not None for t in tickets] == [True] * 3
